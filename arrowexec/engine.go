@@ -1,0 +1,332 @@
+package arrowexec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ferrisstreams/ferris/arrowexec/resource"
+)
+
+// ErrUpstreamFailed is wrapped by the error of a query whose input stream
+// ended because the query or source producing it failed.
+var ErrUpstreamFailed = errors.New("upstream failed")
+
+// SourceNode is a source connector producing the stream Stream.
+type SourceNode struct {
+	Stream string
+	Op     Operator
+}
+
+// Subscription connects a stream to an Inlet of a query.
+type Subscription struct {
+	Stream string
+	Inlet  *Inlet
+}
+
+// QueryNode is one continuous query: an operator tree whose leaves are
+// Inlets, writing to sinks and, when Output is set, producing a stream other
+// queries read.
+type QueryNode struct {
+	Name   string
+	Root   Operator
+	Inputs []Subscription
+	Sinks  []Sink
+	Output string
+	Stats  QueryStats
+}
+
+// QueryStats are live counters of a query, safe to read concurrently.
+type QueryStats struct {
+	RowsOut   atomic.Int64
+	Batches   atomic.Int64
+	Watermark atomic.Int64
+	State     atomic.Int32 // a QueryState
+}
+
+// QueryState is the lifecycle state of a query.
+type QueryState int32
+
+const (
+	QueryPending QueryState = iota
+	QueryRunning
+	QueryFinished
+	QueryFailed
+	QueryCancelled
+)
+
+func (s QueryState) String() string {
+	return [...]string{"pending", "running", "finished", "failed", "cancelled"}[s]
+}
+
+// SourceStats are live counters of a source.
+type SourceStats struct {
+	RowsIn  atomic.Int64
+	Batches atomic.Int64
+}
+
+// Topology is a runnable pipeline: sources and the queries reading them.
+type Topology struct {
+	Sources []*SourceNode
+	Queries []*QueryNode
+	// Resources, when set, turns memory-limit panics of a query's allocator
+	// into that query's error.
+	Resources *resource.Manager
+
+	sourceStats map[string]*SourceStats
+	stopMu      sync.Mutex
+	stopCh      chan struct{}
+	stopped     bool
+}
+
+// stopChan returns the channel Stop closes, creating it on first use.
+func (t *Topology) stopChan() chan struct{} {
+	t.stopMu.Lock()
+	defer t.stopMu.Unlock()
+	if t.stopCh == nil {
+		t.stopCh = make(chan struct{})
+	}
+	return t.stopCh
+}
+
+// Stop asks a running topology to drain: sources stop at the next batch
+// boundary and end their streams (without a final watermark), queries
+// process what is in flight, sinks flush, and Run returns nil. It is safe to
+// call from any goroutine, more than once, and before Run.
+func (t *Topology) Stop() {
+	ch := t.stopChan()
+	t.stopMu.Lock()
+	defer t.stopMu.Unlock()
+	if !t.stopped {
+		t.stopped = true
+		close(ch)
+	}
+}
+
+// SourceStats returns the counters of the named source stream (nil before Run).
+func (t *Topology) SourceStats(stream string) *SourceStats { return t.sourceStats[stream] }
+
+// Run runs the topology until every source ends and every query has drained,
+// or ctx is cancelled. A source error cancels the whole run; a query error
+// fails that query (and queries reading its output) while the others go on.
+// Run returns the errors joined, each naming its source or query; it returns
+// nil after a clean end of bounded input, and ctx.Err() after cancellation.
+// Every operator and sink is closed before Run returns.
+func (t *Topology) Run(ctx context.Context) error {
+	subs := map[string][]*Inlet{}
+	produced := map[string]bool{}
+	for _, s := range t.Sources {
+		produced[s.Stream] = true
+	}
+	for _, q := range t.Queries {
+		for _, in := range q.Inputs {
+			subs[in.Stream] = append(subs[in.Stream], in.Inlet)
+		}
+		if q.Output != "" {
+			produced[q.Output] = true
+		}
+	}
+	for _, q := range t.Queries {
+		for _, in := range q.Inputs {
+			if !produced[in.Stream] {
+				return fmt.Errorf("query %q reads stream %q, which nothing produces", q.Name, in.Stream)
+			}
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopCh := t.stopChan()
+	srcCtx, stopSources := context.WithCancel(ctx)
+	defer stopSources()
+	go func() {
+		select {
+		case <-stopCh:
+			stopSources()
+		case <-ctx.Done():
+		}
+	}()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	t.sourceStats = map[string]*SourceStats{}
+	for _, s := range t.Sources {
+		st := &SourceStats{}
+		t.sourceStats[s.Stream] = st
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := runSource(ctx, srcCtx, s, st, subs[s.Stream]); err != nil {
+				fail(fmt.Errorf("source %q: %w", s.Stream, err))
+				cancel()
+			}
+		}()
+	}
+	for _, q := range t.Queries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := runQuery(ctx, q, subs[q.Output]); err != nil {
+				fail(fmt.Errorf("query %q: %w", q.Name, err))
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// fanout hands msg to every subscriber, retaining the batch once per extra
+// subscriber; it consumes msg.
+func fanout(ctx context.Context, msg Message, to []*Inlet) error {
+	if len(to) == 0 {
+		msg.Release()
+		return nil
+	}
+	for range to[1:] {
+		if msg.Batch != nil {
+			msg.Batch.Retain()
+		}
+	}
+	var err error
+	for _, in := range to {
+		if err != nil {
+			msg.Release() // a reference no subscriber will take
+			continue
+		}
+		err = in.Push(ctx, msg)
+	}
+	return err
+}
+
+func finish(to []*Inlet, err error) {
+	for _, in := range to {
+		if err != nil {
+			in.Fail(fmt.Errorf("%w: %v", ErrUpstreamFailed, err))
+		} else {
+			in.Finish()
+		}
+	}
+}
+
+// runSource drives one source. srcCtx is cancelled by Stop: the source then
+// ends its stream cleanly, while ctx still governs delivery downstream.
+func runSource(ctx, srcCtx context.Context, s *SourceNode, st *SourceStats, to []*Inlet) (err error) {
+	defer func() {
+		if err != nil && ctx.Err() == nil && srcCtx.Err() != nil {
+			err = nil // stopped by Stop: a clean, drained end
+		}
+		finish(to, err)
+	}()
+	defer func() {
+		if cerr := s.Op.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	if err := s.Op.Open(srcCtx); err != nil {
+		return err
+	}
+	last := NoWatermark
+	for {
+		if srcCtx.Err() != nil {
+			return srcCtx.Err()
+		}
+		msg, err := s.Op.Next(srcCtx)
+		if errors.Is(err, io.EOF) {
+			if last != FinalWatermark {
+				return fanout(ctx, Message{Watermark: FinalWatermark}, to)
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		st.RowsIn.Add(msg.Rows())
+		st.Batches.Add(1)
+		if msg.Watermark < last {
+			msg.Watermark = last // never backwards
+		}
+		last = msg.Watermark
+		if err := fanout(ctx, msg, to); err != nil {
+			return err
+		}
+	}
+}
+
+func runQuery(ctx context.Context, q *QueryNode, to []*Inlet) (err error) {
+	q.Stats.State.Store(int32(QueryRunning))
+	q.Stats.Watermark.Store(NoWatermark)
+	defer func() {
+		switch {
+		case err == nil:
+			q.Stats.State.Store(int32(QueryFinished))
+		case errors.Is(err, context.Canceled):
+			q.Stats.State.Store(int32(QueryCancelled))
+		default:
+			q.Stats.State.Store(int32(QueryFailed))
+		}
+	}()
+	defer func() { finish(to, err) }()
+	defer func() {
+		for _, s := range q.Sinks {
+			if cerr := s.Close(); err == nil && cerr != nil {
+				err = fmt.Errorf("closing sink: %w", cerr)
+			}
+		}
+	}()
+	defer func() {
+		if cerr := q.Root.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	defer resource.Recover(&err)
+
+	for _, s := range q.Sinks {
+		if err := s.Open(ctx); err != nil {
+			return fmt.Errorf("opening sink: %w", err)
+		}
+	}
+	if err := q.Root.Open(ctx); err != nil {
+		return err
+	}
+	for {
+		msg, err := q.Root.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			for _, s := range q.Sinks {
+				if err := s.Flush(ctx); err != nil {
+					return fmt.Errorf("flushing sink: %w", err)
+				}
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		q.Stats.RowsOut.Add(msg.Rows())
+		if msg.Batch != nil {
+			q.Stats.Batches.Add(1)
+		}
+		q.Stats.Watermark.Store(msg.Watermark)
+		for _, s := range q.Sinks {
+			if err := s.Write(ctx, msg); err != nil {
+				msg.Release()
+				return fmt.Errorf("writing sink: %w", err)
+			}
+		}
+		if err := fanout(ctx, msg, to); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,422 @@
+package expr
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/ferrisstreams/ferris/kernels"
+	"github.com/ferrisstreams/ferris/kernels/sqltypes"
+)
+
+// IsNull builds x IS NULL (x IS NOT NULL when not is set); never NULL.
+func IsNull(x Expr, not bool) Expr {
+	name := "IS NULL"
+	if not {
+		name = "IS NOT NULL"
+	}
+	return &opExpr{name: name, args: []Expr{x}, typ: sqltypes.Boolean, kernel: func(ctx *Context, a []arrow.Array, n int) (arrow.Array, error) {
+		return kernels.IsNull(ctx.Alloc, a[0], not), nil
+	}}
+}
+
+// IsBool builds x IS [NOT] TRUE / FALSE for a BOOLEAN x; never NULL: NULL
+// IS TRUE is false and NULL IS NOT TRUE is true.
+func IsBool(x Expr, value, not bool) (Expr, error) {
+	if x.Type().ID() != arrow.BOOL && !isNullType(x.Type()) {
+		return nil, fmt.Errorf("cannot apply IS %v to %s", strings.ToUpper(fmt.Sprint(value)), typeName(x.Type()))
+	}
+	x = implicitCast(x, sqltypes.Boolean)
+	name := "IS " + strings.ToUpper(fmt.Sprint(value))
+	if not {
+		name = "IS NOT " + strings.ToUpper(fmt.Sprint(value))
+	}
+	return &opExpr{name: name, args: []Expr{x}, typ: sqltypes.Boolean, kernel: func(ctx *Context, a []arrow.Array, n int) (arrow.Array, error) {
+		return kernels.IsBool(ctx.Alloc, a[0], value, not), nil
+	}}, nil
+}
+
+// InList builds x [NOT] IN (list...) with SQL NULL rules: true when x
+// equals an element, else NULL when x or any element is NULL, else false
+// (so 1 IN (2, NULL) is NULL and 1 NOT IN (2, NULL) is NULL too). It is
+// the OR of the equalities x = e.
+func InList(x Expr, list []Expr, not bool) (Expr, error) {
+	if len(list) == 0 {
+		return nil, fmt.Errorf("IN list is empty")
+	}
+	var out Expr
+	for _, e := range list {
+		eq, err := Binary("=", x, e)
+		if err != nil {
+			return nil, fmt.Errorf("IN: %w", err)
+		}
+		if out == nil {
+			out = eq
+		} else if out, err = Binary("OR", out, eq); err != nil {
+			return nil, err
+		}
+	}
+	if not {
+		return Unary("NOT", out)
+	}
+	return out, nil
+}
+
+// Between builds x [NOT] BETWEEN lo AND hi, inclusive: x >= lo AND x <= hi
+// (NOT BETWEEN is its three-valued negation).
+func Between(x, lo, hi Expr, not bool) (Expr, error) {
+	ge, err := Binary(">=", x, lo)
+	if err != nil {
+		return nil, fmt.Errorf("BETWEEN: %w", err)
+	}
+	le, err := Binary("<=", x, hi)
+	if err != nil {
+		return nil, fmt.Errorf("BETWEEN: %w", err)
+	}
+	out, err := Binary("AND", ge, le)
+	if err != nil || !not {
+		return out, err
+	}
+	return Unary("NOT", out)
+}
+
+// ---- CASE and COALESCE ----
+
+// caseExpr evaluates branch values only on the rows that select them, so
+// that errors of rows a branch does not produce cannot surface (CASE WHEN
+// x = 0 THEN 0 ELSE 100 / x END and CASE WHEN s ~ '^[0-9]+$' THEN CAST(s
+// AS INT) END are safe). With coalesce set, conds is empty and each value
+// is tried on the rows where the previous ones were NULL.
+type caseExpr struct {
+	conds    []Expr // searched CASE conditions
+	vals     []Expr // THEN values (len(conds)), or COALESCE arguments
+	els      Expr   // ELSE value, nil for NULL
+	typ      arrow.DataType
+	coalesce bool
+}
+
+var _ node = (*caseExpr)(nil)
+
+func (c *caseExpr) lazy() {}
+
+func (c *caseExpr) Type() arrow.DataType { return c.typ }
+
+func (c *caseExpr) children() []Expr {
+	ch := append(append([]Expr{}, c.conds...), c.vals...)
+	return append(ch, c.els)
+}
+
+func (c *caseExpr) withChildren(ch []Expr) Expr {
+	n := *c
+	k := len(c.conds)
+	n.conds = ch[:k:k]
+	n.vals = ch[k : k+len(c.vals) : k+len(c.vals)]
+	n.els = ch[len(ch)-1]
+	return &n
+}
+
+func (c *caseExpr) String() string {
+	var sb strings.Builder
+	if c.coalesce {
+		sb.WriteString("COALESCE(")
+		for i, v := range c.vals {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString(v.String())
+		}
+		sb.WriteString(")")
+		return sb.String()
+	}
+	sb.WriteString("CASE")
+	for i, w := range c.conds {
+		fmt.Fprintf(&sb, " WHEN %s THEN %s", w, c.vals[i])
+	}
+	if c.els != nil {
+		fmt.Fprintf(&sb, " ELSE %s", c.els)
+	}
+	sb.WriteString(" END")
+	return sb.String()
+}
+
+// Case builds a CASE expression. With operand nil it is a searched CASE
+// (WHEN conditions are BOOLEAN); otherwise WHEN values are compared with
+// operand by =. els may be nil (NULL). The result type is the common type
+// of the THEN and ELSE values (see commonType).
+func Case(operand Expr, whens, thens []Expr, els Expr) (Expr, error) {
+	if len(whens) == 0 || len(whens) != len(thens) {
+		return nil, fmt.Errorf("CASE needs WHEN ... THEN pairs")
+	}
+	conds := make([]Expr, len(whens))
+	for i, w := range whens {
+		if operand != nil {
+			eq, err := Binary("=", operand, w)
+			if err != nil {
+				return nil, fmt.Errorf("CASE: %w", err)
+			}
+			w = eq
+		} else if w.Type().ID() != arrow.BOOL && !isNullType(w.Type()) {
+			return nil, fmt.Errorf("CASE WHEN condition must be BOOLEAN, got %s", typeName(w.Type()))
+		}
+		conds[i] = implicitCast(w, sqltypes.Boolean)
+	}
+	branches := append([]Expr{}, thens...)
+	if els != nil {
+		branches = append(branches, els)
+	}
+	t, err := commonType("CASE", branches)
+	if err != nil {
+		return nil, err
+	}
+	vals := make([]Expr, len(thens))
+	for i, v := range thens {
+		vals[i] = implicitCast(v, t)
+	}
+	if els != nil {
+		els = implicitCast(els, t)
+	}
+	return &caseExpr{conds: conds, vals: vals, els: els, typ: t}, nil
+}
+
+// Coalesce builds COALESCE(args...): the first non-NULL argument, later
+// arguments being evaluated only on the rows still NULL.
+func Coalesce(args []Expr) (Expr, error) {
+	if len(args) == 0 {
+		return nil, fmt.Errorf("function coalesce expects at least 1 argument")
+	}
+	t, err := commonType("COALESCE", args)
+	if err != nil {
+		return nil, err
+	}
+	vals := make([]Expr, len(args))
+	for i, a := range args {
+		vals[i] = implicitCast(a, t)
+	}
+	return &caseExpr{vals: vals, typ: t, coalesce: true}, nil
+}
+
+// subset is a batch of some of the rows of the input batch.
+type subset struct {
+	batch arrow.RecordBatch
+	rows  []int32 // input row of each subset row; nil means identity
+}
+
+func (s subset) orig(j int32) int32 {
+	if s.rows == nil {
+		return j
+	}
+	return s.rows[j]
+}
+
+// split returns the sub-batch of s made of rows sel (indexes into s).
+func (s subset) take(alloc memory.Allocator, sel []int32) (subset, error) {
+	if int64(len(sel)) == s.batch.NumRows() {
+		s.batch.Retain()
+		return subset{batch: s.batch, rows: s.rows}, nil
+	}
+	b, err := kernels.TakeBatch(alloc, s.batch, sel)
+	if err != nil {
+		return subset{}, err
+	}
+	rows := make([]int32, len(sel))
+	for i, j := range sel {
+		rows[i] = s.orig(j)
+	}
+	return subset{batch: b, rows: rows}, nil
+}
+
+func (c *caseExpr) Eval(ctx *Context, batch arrow.RecordBatch) (arrow.Array, error) {
+	n := int(batch.NumRows())
+	src := make([]int32, n)
+	pos := make([]int32, n)
+	for i := range src {
+		src[i] = -1
+	}
+	var parts []arrow.Array
+	defer func() { releaseAll(parts) }()
+	batch.Retain()
+	cur := subset{batch: batch}
+	defer func() { cur.batch.Release() }()
+
+	// decide assigns the rows sel of cur to value part v (positions posOf).
+	decide := func(sel []int32, v arrow.Array, posOf func(j int) int32) {
+		parts = append(parts, v)
+		for j, s := range sel {
+			o := cur.orig(s)
+			src[o] = int32(len(parts) - 1)
+			pos[o] = posOf(j)
+		}
+	}
+	// advance keeps the rows of cur not in sel.
+	advance := func(sel []int32) error {
+		rest := complement(sel, int(cur.batch.NumRows()))
+		next, err := cur.take(ctx.Alloc, rest)
+		if err != nil {
+			return err
+		}
+		cur.batch.Release()
+		cur = next
+		return nil
+	}
+	steps := len(c.vals)
+	for k := 0; k < steps && cur.batch.NumRows() > 0; k++ {
+		if c.coalesce {
+			v, err := c.vals[k].Eval(ctx, cur.batch)
+			if err != nil {
+				return nil, err
+			}
+			sel := validRows(v)
+			decide(sel, v, func(j int) int32 { return sel[j] })
+			if err := advance(sel); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		cond, err := c.conds[k].Eval(ctx, cur.batch)
+		if err != nil {
+			return nil, err
+		}
+		sel := kernels.Selection(cond.(*array.Boolean), nil)
+		cond.Release()
+		if len(sel) == 0 {
+			continue
+		}
+		sub, err := cur.take(ctx.Alloc, sel)
+		if err != nil {
+			return nil, err
+		}
+		v, err := c.vals[k].Eval(ctx, sub.batch)
+		sub.batch.Release()
+		if err != nil {
+			return nil, err
+		}
+		decide(sel, v, func(j int) int32 { return int32(j) })
+		if err := advance(sel); err != nil {
+			return nil, err
+		}
+	}
+	if c.els != nil && cur.batch.NumRows() > 0 {
+		v, err := c.els.Eval(ctx, cur.batch)
+		if err != nil {
+			return nil, err
+		}
+		all := complement(nil, int(cur.batch.NumRows()))
+		decide(all, v, func(j int) int32 { return int32(j) })
+	}
+	if isNullType(c.typ) {
+		return array.NewNull(n), nil
+	}
+	if len(parts) == 0 {
+		return array.MakeArrayOfNull(ctx.Alloc, c.typ, n), nil
+	}
+	return kernels.Interleave(ctx.Alloc, c.typ, parts, src, pos)
+}
+
+// complement returns the indexes in [0, n) not in the sorted sel.
+func complement(sel []int32, n int) []int32 {
+	out := make([]int32, 0, n-len(sel))
+	k := 0
+	for i := 0; i < n; i++ {
+		if k < len(sel) && sel[k] == int32(i) {
+			k++
+			continue
+		}
+		out = append(out, int32(i))
+	}
+	return out
+}
+
+// validRows returns the indexes of the non-NULL rows of a.
+func validRows(a arrow.Array) []int32 {
+	out := make([]int32, 0, a.Len())
+	for i := 0; i < a.Len(); i++ {
+		if a.IsValid(i) && a.DataType().ID() != arrow.NULL {
+			out = append(out, int32(i))
+		}
+	}
+	return out
+}
+
+// ---- LIKE ----
+
+type likeExpr struct {
+	x, pattern Expr
+	not, ci    bool
+	compiled   *kernels.LikePattern // set when the pattern is a constant
+}
+
+var _ node = (*likeExpr)(nil)
+
+func (l *likeExpr) Type() arrow.DataType { return sqltypes.Boolean }
+func (l *likeExpr) children() []Expr     { return []Expr{l.x, l.pattern} }
+func (l *likeExpr) withChildren(ch []Expr) Expr {
+	e, err := Like(ch[0], ch[1], l.not, l.ci)
+	if err != nil { // cannot happen: the pattern was valid or not constant
+		return &likeExpr{x: ch[0], pattern: ch[1], not: l.not, ci: l.ci}
+	}
+	return e
+}
+
+func (l *likeExpr) String() string {
+	op := "LIKE"
+	if l.ci {
+		op = "ILIKE"
+	}
+	if l.not {
+		op = "NOT " + op
+	}
+	return "(" + l.x.String() + " " + op + " " + l.pattern.String() + ")"
+}
+
+// Like builds x [NOT] LIKE pattern (ILIKE when caseInsensitive): % matches
+// any characters, _ one character, backslash escapes the next character. A
+// constant pattern is compiled once, here (so a pattern ending with a
+// backslash is an error now); NULL in gives NULL.
+func Like(x, pattern Expr, not, caseInsensitive bool) (Expr, error) {
+	for _, e := range []Expr{x, pattern} {
+		if e.Type().ID() != arrow.STRING && !isNullType(e.Type()) {
+			return nil, fmt.Errorf("cannot apply LIKE to %s and %s", typeName(x.Type()), typeName(pattern.Type()))
+		}
+	}
+	x, pattern = implicitCast(x, sqltypes.Varchar), implicitCast(pattern, sqltypes.Varchar)
+	e := &likeExpr{x: x, pattern: pattern, not: not, ci: caseInsensitive}
+	if v, ok := IsConst(pattern); ok && v != nil {
+		p, err := kernels.CompileLike(v.(string), caseInsensitive)
+		if err != nil {
+			return nil, err
+		}
+		e.compiled = p
+	}
+	return e, nil
+}
+
+func (l *likeExpr) Eval(ctx *Context, batch arrow.RecordBatch) (arrow.Array, error) {
+	n := int(batch.NumRows())
+	xa, err := l.x.Eval(ctx, batch)
+	if err != nil {
+		return nil, err
+	}
+	defer xa.Release()
+	pa, err := evalOperand(ctx, batch, l.pattern)
+	if err != nil {
+		return nil, err
+	}
+	defer pa.Release()
+	xs, ps := xa.(*array.String), pa.(*array.String)
+	p := l.compiled
+	last := ""
+	return kernels.MapBool(ctx.Alloc, n, []arrow.Array{xa, pa}, func(i int) (bool, bool, error) {
+		if l.compiled == nil {
+			if pat := ps.Value(kernels.Broadcast(ps, n, i)); p == nil || pat != last {
+				var err error
+				if p, err = kernels.CompileLike(pat, l.ci); err != nil {
+					return false, false, err
+				}
+				last = pat
+			}
+		}
+		return p.Match(xs.Value(i)) != l.not, true, nil
+	})
+}

@@ -1,0 +1,200 @@
+package arrowexec
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/ferrisstreams/ferris/arrowexec/expr"
+	"github.com/ferrisstreams/ferris/kernels"
+)
+
+// unary holds what every single-input operator shares.
+type unary struct {
+	input  Operator
+	alloc  memory.Allocator
+	closed bool
+}
+
+func (u *unary) Open(ctx context.Context) error { return u.input.Open(ctx) }
+
+func (u *unary) Close() error {
+	if u.closed {
+		return nil
+	}
+	u.closed = true
+	return u.input.Close()
+}
+
+func (u *unary) evalContext() *expr.Context {
+	return &expr.Context{Alloc: u.alloc, Now: time.Now()}
+}
+
+// FilterOp keeps the rows for which a BOOLEAN predicate is TRUE (NULL and
+// FALSE rows are dropped) and compacts them into a new batch. Empty results
+// are not emitted as batches, but their watermark is.
+type FilterOp struct {
+	unary
+	pred expr.Expr
+}
+
+var _ Operator = (*FilterOp)(nil)
+
+// NewFilter returns a filter over input. pred must be BOOLEAN.
+func NewFilter(alloc memory.Allocator, input Operator, pred expr.Expr) (*FilterOp, error) {
+	if pred.Type().ID() != arrow.BOOL {
+		return nil, fmt.Errorf("filter predicate %s is %s, not BOOLEAN", pred, pred.Type())
+	}
+	return &FilterOp{unary: unary{input: input, alloc: alloc}, pred: pred}, nil
+}
+
+// Schema implements Operator.
+func (f *FilterOp) Schema() *arrow.Schema { return f.input.Schema() }
+
+// Next implements Operator.
+func (f *FilterOp) Next(ctx context.Context) (Message, error) {
+	msg, err := f.input.Next(ctx)
+	if err != nil || msg.Batch == nil {
+		return msg, err
+	}
+	defer msg.Release()
+	mask, err := f.pred.Eval(f.evalContext(), msg.Batch)
+	if err != nil {
+		return Message{}, fmt.Errorf("filter %s: %w", f.pred, err)
+	}
+	defer mask.Release()
+	out, err := kernels.Filter(f.alloc, msg.Batch, mask.(*array.Boolean))
+	if err != nil {
+		return Message{}, fmt.Errorf("filter %s: %w", f.pred, err)
+	}
+	if out.NumRows() == 0 {
+		out.Release()
+		return Message{Watermark: msg.Watermark}, nil
+	}
+	return Message{Batch: out, Watermark: msg.Watermark}, nil
+}
+
+// String describes the operator for explain output.
+func (f *FilterOp) String() string { return "Filter " + f.pred.String() }
+
+// ProjectOp computes one output column per expression.
+type ProjectOp struct {
+	unary
+	exprs  []expr.Expr
+	schema *arrow.Schema
+}
+
+var _ Operator = (*ProjectOp)(nil)
+
+// NewProject returns a projection of input; names label the output columns.
+func NewProject(alloc memory.Allocator, input Operator, exprs []expr.Expr, names []string) *ProjectOp {
+	fields := make([]arrow.Field, len(exprs))
+	for i, e := range exprs {
+		fields[i] = arrow.Field{Name: names[i], Type: e.Type(), Nullable: true}
+	}
+	return &ProjectOp{unary: unary{input: input, alloc: alloc}, exprs: exprs, schema: arrow.NewSchema(fields, nil)}
+}
+
+// Schema implements Operator.
+func (p *ProjectOp) Schema() *arrow.Schema { return p.schema }
+
+// Next implements Operator.
+func (p *ProjectOp) Next(ctx context.Context) (Message, error) {
+	msg, err := p.input.Next(ctx)
+	if err != nil || msg.Batch == nil {
+		return msg, err
+	}
+	defer msg.Release()
+	ec := p.evalContext()
+	cols := make([]arrow.Array, len(p.exprs))
+	defer func() {
+		for _, c := range cols {
+			if c != nil {
+				c.Release()
+			}
+		}
+	}()
+	for i, e := range p.exprs {
+		if cols[i], err = e.Eval(ec, msg.Batch); err != nil {
+			return Message{}, fmt.Errorf("project %s: %w", e, err)
+		}
+	}
+	return Message{Batch: array.NewRecordBatch(p.schema, cols, msg.Batch.NumRows()), Watermark: msg.Watermark}, nil
+}
+
+// LimitOp passes the first n rows and then ends the stream.
+type LimitOp struct {
+	unary
+	left int64
+}
+
+var _ Operator = (*LimitOp)(nil)
+
+// NewLimit returns an operator passing at most n rows of input.
+func NewLimit(input Operator, n int64) *LimitOp {
+	return &LimitOp{unary: unary{input: input}, left: n}
+}
+
+// Schema implements Operator.
+func (l *LimitOp) Schema() *arrow.Schema { return l.input.Schema() }
+
+// Next implements Operator. After n rows it returns a FinalWatermark message
+// and then io.EOF, closing its input early.
+func (l *LimitOp) Next(ctx context.Context) (Message, error) {
+	if l.left <= 0 {
+		if l.left == 0 {
+			l.left = -1
+			_ = l.Close()
+			return Message{Watermark: FinalWatermark}, nil
+		}
+		return Message{}, io.EOF
+	}
+	msg, err := l.input.Next(ctx)
+	if err != nil || msg.Batch == nil {
+		return msg, err
+	}
+	if n := msg.Batch.NumRows(); n > l.left {
+		sliced := msg.Batch.NewSlice(0, l.left)
+		msg.Release()
+		msg.Batch = sliced
+	}
+	l.left -= msg.Batch.NumRows()
+	return msg, nil
+}
+
+// ValuesOp produces one row with no columns and then ends: the input of a
+// SELECT without FROM.
+type ValuesOp struct {
+	done bool
+}
+
+var _ Operator = (*ValuesOp)(nil)
+
+// NewValues returns a ValuesOp.
+func NewValues() *ValuesOp { return &ValuesOp{} }
+
+// Schema implements Operator.
+func (*ValuesOp) Schema() *arrow.Schema { return arrow.NewSchema(nil, nil) }
+
+// Open implements Operator.
+func (*ValuesOp) Open(context.Context) error { return nil }
+
+// Next implements Operator.
+func (v *ValuesOp) Next(ctx context.Context) (Message, error) {
+	if err := ctx.Err(); err != nil {
+		return Message{}, err
+	}
+	if v.done {
+		return Message{}, io.EOF
+	}
+	v.done = true
+	return Message{Batch: array.NewRecordBatch(v.Schema(), nil, 1), Watermark: FinalWatermark}, nil
+}
+
+// Close implements Operator.
+func (*ValuesOp) Close() error { return nil }

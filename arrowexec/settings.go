@@ -1,0 +1,182 @@
+package arrowexec
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Settings are the engine settings of DESIGN.md ("the seed's StreamingConfig
+// fields in snake_case"). They come, lowest precedence first, from defaults,
+// a config file, FERRIS_* environment variables, SET statements and --set
+// flags; each layer calls Set.
+type Settings struct {
+	MaxMemoryMB          int64         // max_memory_mb: global memory limit, 0 = unlimited
+	MaxConnections       int           // max_connections: concurrent API/Flight connections
+	CheckpointIntervalMS int64         // checkpoint_interval_ms
+	StateDir             string        // state_dir
+	BatchSize            int           // batch_size: rows per batch from sources
+	Linger               time.Duration // linger_ms: flush a partial batch after this long
+	LateData             string        // late_data: default late-data strategy
+	ChannelDepth         int           // channel_depth: batches buffered between stages
+	DeadLetterPath       string        // dead_letter_path: default dead-letter file
+}
+
+// DefaultSettings returns the built-in defaults.
+func DefaultSettings() Settings {
+	return Settings{
+		MaxConnections:       1000,
+		CheckpointIntervalMS: 10000,
+		StateDir:             "state",
+		BatchSize:            4096,
+		Linger:               100 * time.Millisecond,
+		LateData:             "drop",
+		ChannelDepth:         4,
+	}
+}
+
+// LateDataStrategies are the accepted values of late_data.
+var LateDataStrategies = []string{"drop", "dead_letter", "include_in_next_window", "update_previous"}
+
+type setting struct {
+	set func(s *Settings, v string) error
+	get func(s *Settings) string
+}
+
+func intSetting(min int64, field func(*Settings) *int64) setting {
+	return setting{
+		set: func(s *Settings, v string) error {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil || n < min {
+				return fmt.Errorf("want an integer >= %d, got %q", min, v)
+			}
+			*field(s) = n
+			return nil
+		},
+		get: func(s *Settings) string { return strconv.FormatInt(*field(s), 10) },
+	}
+}
+
+var settingsTable = map[string]setting{
+	"max_memory_mb":          intSetting(0, func(s *Settings) *int64 { return &s.MaxMemoryMB }),
+	"checkpoint_interval_ms": intSetting(0, func(s *Settings) *int64 { return &s.CheckpointIntervalMS }),
+	"max_connections": {
+		set: func(s *Settings, v string) error { return setInt(&s.MaxConnections, v, 1) },
+		get: func(s *Settings) string { return strconv.Itoa(s.MaxConnections) },
+	},
+	"batch_size": {
+		set: func(s *Settings, v string) error { return setInt(&s.BatchSize, v, 1) },
+		get: func(s *Settings) string { return strconv.Itoa(s.BatchSize) },
+	},
+	"channel_depth": {
+		set: func(s *Settings, v string) error { return setInt(&s.ChannelDepth, v, 0) },
+		get: func(s *Settings) string { return strconv.Itoa(s.ChannelDepth) },
+	},
+	"linger_ms": {
+		set: func(s *Settings, v string) error {
+			var ms int
+			if err := setInt(&ms, v, 0); err != nil {
+				return err
+			}
+			s.Linger = time.Duration(ms) * time.Millisecond
+			return nil
+		},
+		get: func(s *Settings) string { return strconv.FormatInt(s.Linger.Milliseconds(), 10) },
+	},
+	"state_dir": {
+		set: func(s *Settings, v string) error { s.StateDir = v; return nil },
+		get: func(s *Settings) string { return s.StateDir },
+	},
+	"dead_letter_path": {
+		set: func(s *Settings, v string) error { s.DeadLetterPath = v; return nil },
+		get: func(s *Settings) string { return s.DeadLetterPath },
+	},
+	"late_data": {
+		set: func(s *Settings, v string) error {
+			if err := CheckOneOf("late_data", v, LateDataStrategies...); err != nil {
+				return err
+			}
+			s.LateData = strings.ToLower(v)
+			return nil
+		},
+		get: func(s *Settings) string { return s.LateData },
+	},
+}
+
+func setInt(dst *int, v string, min int) error {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < min {
+		return fmt.Errorf("want an integer >= %d, got %q", min, v)
+	}
+	*dst = n
+	return nil
+}
+
+// CheckOneOf returns an error unless v (case-insensitive) is one of allowed.
+func CheckOneOf(name, v string, allowed ...string) error {
+	for _, a := range allowed {
+		if strings.EqualFold(v, a) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s must be one of %s, got %q", name, strings.Join(allowed, ", "), v)
+}
+
+// Set assigns a setting by its snake_case name.
+func (s *Settings) Set(name, value string) error {
+	st, ok := settingsTable[strings.ToLower(name)]
+	if !ok {
+		return fmt.Errorf("unknown setting %q (known: %s)", name, strings.Join(SettingNames(), ", "))
+	}
+	if err := st.set(s, value); err != nil {
+		return fmt.Errorf("setting %s: %w", name, err)
+	}
+	return nil
+}
+
+// Get returns a setting's value as text.
+func (s *Settings) Get(name string) (string, bool) {
+	st, ok := settingsTable[strings.ToLower(name)]
+	if !ok {
+		return "", false
+	}
+	return st.get(s), true
+}
+
+// SettingNames lists every setting name, sorted.
+func SettingNames() []string { return sortedKeys(settingsTable) }
+
+// ApplyEnv applies FERRIS_<NAME> variables from environ (os.Environ form).
+func (s *Settings) ApplyEnv(environ []string) error {
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(k, "FERRIS_") {
+			continue
+		}
+		name := strings.ToLower(strings.TrimPrefix(k, "FERRIS_"))
+		if _, known := settingsTable[name]; !known {
+			continue // FERRIS_ variables of other components
+		}
+		if err := s.Set(name, v); err != nil {
+			return fmt.Errorf("environment %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// MemoryLimitBytes is max_memory_mb in bytes (0: unlimited).
+func (s *Settings) MemoryLimitBytes() int64 { return s.MaxMemoryMB << 20 }
+
+// String lists the settings as name=value lines, sorted.
+func (s *Settings) String() string {
+	names := SettingNames()
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		v, _ := s.Get(n)
+		fmt.Fprintf(&b, "%s=%s\n", n, v)
+	}
+	return b.String()
+}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func ferris(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestQuickstartRuns(t *testing.T) {
+	code, out, errOut := ferris(t, "run", "../../examples/quickstart.sql")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) == 0 || lines[0] == "" {
+		t.Fatalf("no output; stderr: %s", errOut)
+	}
+	for _, l := range lines {
+		var row struct {
+			Ticker    string      `json:"ticker"`
+			Price     json.Number `json:"price"`
+			Volume    int64       `json:"volume"`
+			Notional  json.Number `json:"notional"`
+			SizeClass string      `json:"size_class"`
+			TradeTime string      `json:"trade_time"`
+		}
+		dec := json.NewDecoder(strings.NewReader(l))
+		dec.UseNumber()
+		if err := dec.Decode(&row); err != nil {
+			t.Fatalf("bad line %q: %v", l, err)
+		}
+		if row.Volume <= 1000 {
+			t.Fatalf("filter let through %q", l)
+		}
+		if want := "large"; row.Volume >= 5000 {
+			want = "block"
+			if row.SizeClass != want {
+				t.Fatalf("size class wrong in %q", l)
+			}
+		} else if row.SizeClass != want {
+			t.Fatalf("size class wrong in %q", l)
+		}
+		// price has scale 4, notional = price * volume exactly, scale 4.
+		if p := row.Price.String(); len(p) < 6 || p[len(p)-5] != '.' {
+			t.Fatalf("price %s not printed with scale 4", p)
+		}
+		if !strings.HasSuffix(row.TradeTime, "Z") || len(row.TradeTime) != len("2024-01-01T00:00:00.000Z") {
+			t.Fatalf("trade_time %q not RFC 3339 ms UTC", row.TradeTime)
+		}
+	}
+	if !strings.Contains(errOut, "rows read") {
+		t.Fatalf("no summary on stderr: %s", errOut)
+	}
+	// Deterministic: the same seed gives the same output.
+	_, again, _ := ferris(t, "run", "../../examples/quickstart.sql")
+	if again != out {
+		t.Fatal("quickstart output differs between runs")
+	}
+	// And the same at batch size 1.
+	_, small, _ := ferris(t, "run", "--set", "batch_size=1", "../../examples/quickstart.sql")
+	if small != out {
+		t.Fatal("quickstart output differs at batch_size=1")
+	}
+}
+
+func TestExamplesValidateAndExplain(t *testing.T) {
+	files, _ := filepath.Glob("../../examples/*.sql")
+	if len(files) < 2 {
+		t.Fatalf("examples: %v", files)
+	}
+	for _, f := range files {
+		if code, out, errOut := ferris(t, "validate", f); code != 0 || !strings.Contains(out, "ok") {
+			t.Errorf("validate %s: exit %d %s %s", f, code, out, errOut)
+		}
+		code, out, errOut := ferris(t, "explain", f)
+		if code != 0 || !strings.Contains(out, "physical plan:") || !strings.Contains(out, "optimised plan:") {
+			t.Errorf("explain %s: exit %d %s %s", f, code, out, errOut)
+		}
+	}
+}
+
+func TestValidateReportsEveryError(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bad.sql")
+	src := `CREATE STREAM trades (ticker VARCHAR, price DECIMAL(18,4)) WITH (connector = 'generator');
+SELECT tickr FROM trades;
+SELECT price FROM trade;
+`
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := ferris(t, "validate", path)
+	if code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{
+		path + `: line 2, column 8: unknown column "tickr" in stream "trades" (did you mean "ticker"?)`,
+		path + `: line 3, column 19: unknown stream "trade" (did you mean "trades"?)`,
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("missing %q in:\n%s", want, errOut)
+		}
+	}
+}
+
+func TestRunPipelineWithFilesAndDeadLetters(t *testing.T) {
+	dir := t.TempDir()
+	data := `{"ticker":"AAPL","price":191.34,"volume":1200}
+{"ticker":"BAD","price":"x","volume":5}
+{"ticker":"JPM","price":170.1,"volume":5400}
+`
+	sql := `SET batch_size = 2;
+CREATE STREAM trades (ticker VARCHAR, price DECIMAL(18,4), volume BIGINT)
+WITH (connector = 'file', path = 'in/trades.jsonl', format = 'json');
+CREATE STREAM big AS SELECT ticker, price * volume AS notional FROM trades WHERE volume > 1000
+WITH (connector = 'file', path = 'out/big.csv', format = 'csv');
+`
+	os.MkdirAll(filepath.Join(dir, "in"), 0o755)
+	os.WriteFile(filepath.Join(dir, "in", "trades.jsonl"), []byte(data), 0o644)
+	os.WriteFile(filepath.Join(dir, "p.sql"), []byte(sql), 0o644)
+	code, out, errOut := ferris(t, "run", filepath.Join(dir, "p.sql"))
+	if code != 0 || out != "" {
+		t.Fatalf("exit %d, stdout %q, stderr %s", code, out, errOut)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "out", "big.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "ticker,notional\nAAPL,229608.0000\nJPM,918540.0000\n"; string(got) != want {
+		t.Fatalf("csv output:\n%s\nwant:\n%s", got, want)
+	}
+	dead, err := os.ReadFile(filepath.Join(dir, "p.dead_letter.jsonl"))
+	if err != nil {
+		t.Fatalf("no dead-letter file: %v (stderr %s)", err, errOut)
+	}
+	if !strings.Contains(string(dead), `"line 2"`) || !strings.Contains(string(dead), `"field":"price"`) {
+		t.Fatalf("dead letter: %s", dead)
+	}
+	if !strings.Contains(errOut, "1 bad records written to dead-letter file") {
+		t.Fatalf("summary does not report the dead letter: %s", errOut)
+	}
+}
+
+func TestUsageAndUnknownCommand(t *testing.T) {
+	if code, _, _ := ferris(t, "frobnicate"); code != 2 {
+		t.Fatalf("unknown command exit %d", code)
+	}
+	if code, out, _ := ferris(t, "--help"); code != 0 || !strings.Contains(out, "ferris run") {
+		t.Fatal("help")
+	}
+	if code, _, _ := ferris(t, "run", "/nonexistent.sql"); code != 1 {
+		t.Fatal("missing file should exit 1")
+	}
+	if code, out, _ := ferris(t, "settings", "--set", "batch_size=7"); code != 0 || !strings.Contains(out, "batch_size=7") {
+		t.Fatalf("settings: %s", out)
+	}
+}

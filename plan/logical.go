@@ -1,0 +1,162 @@
+package plan
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/ferrisstreams/ferris/arrowexec"
+	"github.com/ferrisstreams/ferris/arrowexec/expr"
+	"github.com/ferrisstreams/ferris/kernels/sqltypes"
+	"github.com/ferrisstreams/ferris/plan/ast"
+)
+
+// RelationKind says where a relation's rows come from.
+type RelationKind int
+
+const (
+	SourceStream  RelationKind = iota // CREATE STREAM ... WITH (connector = ...)
+	SourceTable                       // CREATE TABLE ... WITH (connector = ...)
+	DerivedStream                     // CREATE STREAM ... AS SELECT
+)
+
+func (k RelationKind) String() string {
+	return [...]string{"source stream", "source table", "derived stream"}[k]
+}
+
+// Relation is a named stream or table of the catalog.
+type Relation struct {
+	Name       string
+	Kind       RelationKind
+	Schema     *arrow.Schema
+	At         ast.Pos
+	Options    arrowexec.Options
+	PrimaryKey []string
+	// EventTime is the event-time column ("" for processing time) and
+	// WatermarkDelayMS the bounded out-of-orderness of its watermark.
+	EventTime        string
+	WatermarkDelayMS int64
+}
+
+// noun is how errors name the relation: "stream" or "table".
+func (r *Relation) noun() string {
+	if r.Kind == SourceTable {
+		return "table"
+	}
+	return "stream"
+}
+
+// Node is a logical plan operator.
+type Node interface {
+	Schema() *arrow.Schema
+	Children() []Node
+	describe() string
+}
+
+// Scan reads a relation. Columns, when non-nil, lists the relation columns
+// the query needs (projection push-down), in output order.
+type Scan struct {
+	Relation *Relation
+	Columns  []int
+	schema   *arrow.Schema
+}
+
+// Values produces one row with no columns (SELECT without FROM) and ends.
+type Values struct{}
+
+// Filter keeps rows where Pred is TRUE.
+type Filter struct {
+	Input Node
+	Pred  expr.Expr
+}
+
+// Project computes Exprs, named Names.
+type Project struct {
+	Input  Node
+	Exprs  []expr.Expr
+	Names  []string
+	schema *arrow.Schema
+}
+
+// Limit passes the first N rows.
+type Limit struct {
+	Input Node
+	N     int64
+}
+
+func newScan(r *Relation, cols []int) *Scan {
+	s := &Scan{Relation: r, Columns: cols}
+	if cols == nil {
+		s.schema = r.Schema
+	} else {
+		fields := make([]arrow.Field, len(cols))
+		for i, c := range cols {
+			fields[i] = r.Schema.Field(c)
+		}
+		s.schema = arrow.NewSchema(fields, nil)
+	}
+	return s
+}
+
+func newProject(in Node, exprs []expr.Expr, names []string) *Project {
+	fields := make([]arrow.Field, len(exprs))
+	for i, e := range exprs {
+		fields[i] = arrow.Field{Name: names[i], Type: e.Type(), Nullable: true}
+	}
+	return &Project{Input: in, Exprs: exprs, Names: names, schema: arrow.NewSchema(fields, nil)}
+}
+
+var emptySchema = arrow.NewSchema(nil, nil)
+
+func (s *Scan) Schema() *arrow.Schema    { return s.schema }
+func (*Values) Schema() *arrow.Schema    { return emptySchema }
+func (f *Filter) Schema() *arrow.Schema  { return f.Input.Schema() }
+func (p *Project) Schema() *arrow.Schema { return p.schema }
+func (l *Limit) Schema() *arrow.Schema   { return l.Input.Schema() }
+
+func (*Scan) Children() []Node      { return nil }
+func (*Values) Children() []Node    { return nil }
+func (f *Filter) Children() []Node  { return []Node{f.Input} }
+func (p *Project) Children() []Node { return []Node{p.Input} }
+func (l *Limit) Children() []Node   { return []Node{l.Input} }
+
+func (s *Scan) describe() string {
+	cols := make([]string, s.schema.NumFields())
+	for i, f := range s.schema.Fields() {
+		cols[i] = f.Name
+	}
+	return fmt.Sprintf("Scan %s %s [%s]", s.Relation.noun(), s.Relation.Name, strings.Join(cols, ", "))
+}
+func (*Values) describe() string   { return "Values (one row)" }
+func (f *Filter) describe() string { return "Filter " + f.Pred.String() }
+func (p *Project) describe() string {
+	items := make([]string, len(p.Exprs))
+	for i, e := range p.Exprs {
+		items[i] = fmt.Sprintf("%s AS %s %s", e, p.Names[i], sqltypes.Name(e.Type()))
+	}
+	return "Project " + strings.Join(items, ", ")
+}
+func (l *Limit) describe() string { return fmt.Sprintf("Limit %d", l.N) }
+
+// FormatTree renders a plan as an indented tree, one node per line.
+func FormatTree(n Node) string {
+	var b strings.Builder
+	var walk func(n Node, depth int)
+	walk = func(n Node, depth int) {
+		fmt.Fprintf(&b, "%s%s\n", strings.Repeat("  ", depth), n.describe())
+		for _, c := range n.Children() {
+			walk(c, depth+1)
+		}
+	}
+	walk(n, 0)
+	return b.String()
+}
+
+func schemaString(s *arrow.Schema) string {
+	parts := make([]string, s.NumFields())
+	for i, f := range s.Fields() {
+		parts[i] = f.Name + " " + sqltypes.Name(f.Type)
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,163 @@
+package plan
+
+import (
+	"slices"
+
+	"github.com/ferrisstreams/ferris/arrowexec/expr"
+)
+
+// optimize applies the logical rewrites, in order: constant folding, filter
+// merging and push-down through projections, and projection push-down into
+// scans. It never changes the output schema.
+func optimize(n Node) (Node, error) {
+	n, err := fold(n)
+	if err != nil {
+		return nil, err
+	}
+	n = pushFilters(n)
+	all := make([]int, n.Schema().NumFields())
+	for i := range all {
+		all[i] = i
+	}
+	n, _ = prune(n, all)
+	return n, nil
+}
+
+// fold replaces constant sub-expressions by literals and removes filters
+// that are constantly TRUE.
+func fold(n Node) (Node, error) {
+	var err error
+	switch n := n.(type) {
+	case *Filter:
+		in, err := fold(n.Input)
+		if err != nil {
+			return nil, err
+		}
+		pred, err := expr.Fold(n.Pred)
+		if err != nil {
+			return nil, err
+		}
+		if v, ok := expr.IsConst(pred); ok && v == true {
+			return in, nil
+		}
+		return &Filter{Input: in, Pred: pred}, nil
+	case *Project:
+		in, err := fold(n.Input)
+		if err != nil {
+			return nil, err
+		}
+		exprs := make([]expr.Expr, len(n.Exprs))
+		for i, e := range n.Exprs {
+			if exprs[i], err = expr.Fold(e); err != nil {
+				return nil, err
+			}
+		}
+		return newProject(in, exprs, n.Names), nil
+	case *Limit:
+		in, err := fold(n.Input)
+		if err != nil {
+			return nil, err
+		}
+		return &Limit{Input: in, N: n.N}, nil
+	}
+	return n, err
+}
+
+// pushFilters merges adjacent filters and moves filters below projections
+// whose columns they only read through plain column references, so rows are
+// dropped before expressions are computed for them.
+func pushFilters(n Node) Node {
+	switch n := n.(type) {
+	case *Filter:
+		in := pushFilters(n.Input)
+		if inner, ok := in.(*Filter); ok {
+			and, err := expr.Binary("AND", inner.Pred, n.Pred)
+			if err == nil {
+				return &Filter{Input: inner.Input, Pred: and}
+			}
+		}
+		if p, ok := in.(*Project); ok {
+			mapping := map[int]int{}
+			pushable := true
+			for _, c := range expr.Columns(n.Pred) {
+				src, ok := columnSource(p.Exprs[c])
+				if !ok {
+					pushable = false
+					break
+				}
+				mapping[c] = src
+			}
+			if pushable {
+				pushed := pushFilters(&Filter{Input: p.Input, Pred: expr.Remap(n.Pred, mapping)})
+				return newProject(pushed, p.Exprs, p.Names)
+			}
+		}
+		return &Filter{Input: in, Pred: n.Pred}
+	case *Project:
+		return newProject(pushFilters(n.Input), n.Exprs, n.Names)
+	case *Limit:
+		return &Limit{Input: pushFilters(n.Input), N: n.N}
+	}
+	return n
+}
+
+// columnSource reports the input column a plain column reference reads.
+func columnSource(e expr.Expr) (int, bool) { return expr.ColumnIndex(e) }
+
+// prune narrows n to the output columns in needed (sorted, distinct) and
+// returns the new node and, for each kept old output index, its new index.
+func prune(n Node, needed []int) (Node, map[int]int) {
+	switch n := n.(type) {
+	case *Scan:
+		mapping := make(map[int]int, len(needed))
+		cols := make([]int, len(needed))
+		for i, c := range needed {
+			src := c
+			if n.Columns != nil {
+				src = n.Columns[c]
+			}
+			cols[i] = src
+			mapping[c] = i
+		}
+		if len(cols) == n.Relation.Schema.NumFields() && slices.IsSorted(cols) {
+			cols = nil // every column, in order
+		}
+		return newScan(n.Relation, cols), mapping
+	case *Values:
+		return n, map[int]int{}
+	case *Filter:
+		// The filter passes its input's columns: the ones its parent needs
+		// and the ones its predicate reads.
+		in, m := prune(n.Input, union(needed, expr.Columns(n.Pred)))
+		return &Filter{Input: in, Pred: expr.Remap(n.Pred, m)}, m
+	case *Project:
+		var childNeed []int
+		for _, c := range needed {
+			childNeed = union(childNeed, expr.Columns(n.Exprs[c]))
+		}
+		in, m := prune(n.Input, childNeed)
+		exprs := make([]expr.Expr, len(needed))
+		names := make([]string, len(needed))
+		out := make(map[int]int, len(needed))
+		for i, c := range needed {
+			exprs[i] = expr.Remap(n.Exprs[c], m)
+			names[i] = n.Names[c]
+			out[c] = i
+		}
+		return newProject(in, exprs, names), out
+	case *Limit:
+		in, m := prune(n.Input, needed)
+		return &Limit{Input: in, N: n.N}, m
+	}
+	identity := map[int]int{}
+	for _, c := range needed {
+		identity[c] = c
+	}
+	return n, identity
+}
+
+func union(a, b []int) []int {
+	out := append(append([]int(nil), a...), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}

@@ -1,0 +1,235 @@
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/ferrisstreams/ferris/arrowexec"
+	"github.com/ferrisstreams/ferris/arrowexec/expr"
+	"github.com/ferrisstreams/ferris/arrowexec/resource"
+)
+
+// BuildEnv is what building a runnable topology needs besides the plan.
+type BuildEnv struct {
+	Connectors *arrowexec.Connectors
+	Resources  *resource.Manager
+	// BaseDir is the folder relative paths in WITH options resolve against
+	// (the pipeline file's folder).
+	BaseDir string
+	// DeadLetter returns the dead-letter sink for a path option ("" for the
+	// pipeline default).
+	DeadLetter func(path string) arrowexec.DeadLetter
+}
+
+// Build instantiates connectors and operators for every query. Nothing is
+// opened: the topology does I/O only when it runs. On error, whatever was
+// built is closed.
+func (p *Pipeline) Build(env BuildEnv) (topo *arrowexec.Topology, err error) {
+	topo = &arrowexec.Topology{Resources: env.Resources}
+	defer func() {
+		if err != nil {
+			closeTopology(topo)
+			topo = nil
+		}
+	}()
+	deadLetter := func(opts arrowexec.Options) arrowexec.DeadLetter {
+		if env.DeadLetter == nil {
+			return nil
+		}
+		return env.DeadLetter(opts["dead_letter_path"])
+	}
+	read := map[string]bool{}
+	for _, q := range p.Queries {
+		node := &arrowexec.QueryNode{Name: q.Name, Output: q.Output}
+		topo.Queries = append(topo.Queries, node)
+		alloc := env.Resources.Query(q.Name)
+		b := &opBuilder{alloc: alloc, depth: p.Settings.ChannelDepth, node: node}
+		if node.Root, err = b.build(q.Plan); err != nil {
+			return topo, at(q.At, fmt.Errorf("query %s: %w", q.Name, err))
+		}
+		for _, in := range node.Inputs {
+			read[in.Stream] = true
+		}
+		if q.Sink != nil {
+			factory, err := env.Connectors.Sink(q.Sink.Connector)
+			if err != nil {
+				return topo, at(q.At, err)
+			}
+			sink, err := factory(arrowexec.SinkSpec{
+				Name: q.Name, Schema: q.Plan.Schema(), Options: q.Sink.Options,
+				BaseDir: env.BaseDir, Alloc: alloc, DeadLetter: deadLetter(q.Sink.Options),
+			})
+			if err != nil {
+				return topo, at(q.At, fmt.Errorf("sink of %s: %w", q.Name, err))
+			}
+			node.Sinks = append(node.Sinks, sink)
+		}
+	}
+	for _, r := range p.Relations {
+		if r.Kind == DerivedStream {
+			continue
+		}
+		factory, err := env.Connectors.Source(r.Options["connector"])
+		if err != nil {
+			return topo, at(r.At, err)
+		}
+		batch := p.Settings.BatchSize
+		if v, ok := r.Options["batch_size"]; ok {
+			batch, _ = strconv.Atoi(v)
+		}
+		linger := p.Settings.Linger
+		if v, ok := r.Options["linger_ms"]; ok {
+			linger, _ = ParseDuration(v)
+		}
+		op, err := factory(arrowexec.SourceSpec{
+			Name: r.Name, Schema: r.Schema, Options: r.Options, BaseDir: env.BaseDir,
+			BatchSize: batch, Linger: linger, Alloc: env.Resources.Query("source:" + r.Name),
+			DeadLetter: deadLetter(r.Options),
+		})
+		if err != nil {
+			return topo, at(r.At, fmt.Errorf("%s %s: %w", r.noun(), r.Name, err))
+		}
+		if !read[r.Name] {
+			_ = op.Close() // validated, but nobody reads it: never opened
+			continue
+		}
+		topo.Sources = append(topo.Sources, &arrowexec.SourceNode{Stream: r.Name, Op: op})
+	}
+	return topo, nil
+}
+
+// closeTopology closes everything a partially built topology holds.
+func closeTopology(t *arrowexec.Topology) {
+	for _, s := range t.Sources {
+		_ = s.Op.Close()
+	}
+	for _, q := range t.Queries {
+		if q.Root != nil {
+			_ = q.Root.Close()
+		}
+		for _, s := range q.Sinks {
+			_ = s.Close()
+		}
+	}
+}
+
+// opBuilder turns one query's logical plan into operators.
+type opBuilder struct {
+	alloc memory.Allocator
+	depth int
+	node  *arrowexec.QueryNode
+}
+
+func (b *opBuilder) build(n Node) (arrowexec.Operator, error) {
+	switch n := n.(type) {
+	case *Scan:
+		in := arrowexec.NewInlet(n.Relation.Schema, b.depth)
+		b.node.Inputs = append(b.node.Inputs, arrowexec.Subscription{Stream: n.Relation.Name, Inlet: in})
+		if n.Columns == nil {
+			return in, nil
+		}
+		exprs := make([]expr.Expr, len(n.Columns))
+		names := make([]string, len(n.Columns))
+		for i, c := range n.Columns {
+			f := n.Relation.Schema.Field(c)
+			exprs[i], names[i] = expr.Col(c, f.Name, f.Type), f.Name
+		}
+		return arrowexec.NewProject(b.alloc, in, exprs, names), nil
+	case *Values:
+		return arrowexec.NewValues(), nil
+	case *Filter:
+		in, err := b.build(n.Input)
+		if err != nil {
+			return nil, err
+		}
+		return arrowexec.NewFilter(b.alloc, in, n.Pred)
+	case *Project:
+		in, err := b.build(n.Input)
+		if err != nil {
+			return nil, err
+		}
+		return arrowexec.NewProject(b.alloc, in, n.Exprs, n.Names), nil
+	case *Limit:
+		in, err := b.build(n.Input)
+		if err != nil {
+			return nil, err
+		}
+		return arrowexec.NewLimit(in, n.N), nil
+	}
+	return nil, errors.New("no physical operator for " + n.describe())
+}
+
+// physicalTree describes the operators Build creates for a plan.
+func physicalTree(n Node, depth int, b *strings.Builder) {
+	pad := strings.Repeat("  ", depth)
+	switch n := n.(type) {
+	case *Scan:
+		if n.Columns != nil {
+			fmt.Fprintf(b, "%sSelectColumns %v (zero-copy)\n", pad, n.Columns)
+			pad += "  "
+		}
+		fmt.Fprintf(b, "%sInlet %s (bounded channel)\n", pad, n.Relation.Name)
+		return
+	case *Values:
+		fmt.Fprintf(b, "%sValues (one row)\n", pad)
+		return
+	case *Filter:
+		fmt.Fprintf(b, "%sFilterOp %s (vectorised mask, compacting)\n", pad, n.Pred)
+	case *Project:
+		fmt.Fprintf(b, "%sProjectOp %d columns (vectorised)\n", pad, len(n.Exprs))
+	case *Limit:
+		fmt.Fprintf(b, "%sLimitOp %d\n", pad, n.N)
+	}
+	for _, c := range n.Children() {
+		physicalTree(c, depth+1, b)
+	}
+}
+
+// Explain renders the pipeline: settings that differ from the defaults,
+// relations, and for each query its logical plan as bound, after rewrites,
+// and the physical operators.
+func (p *Pipeline) Explain() string {
+	var b strings.Builder
+	for _, r := range p.Relations {
+		if r.Kind == DerivedStream {
+			continue
+		}
+		fmt.Fprintf(&b, "%s %s (%s)", r.Kind, r.Name, schemaString(r.Schema))
+		if r.EventTime != "" {
+			fmt.Fprintf(&b, " event_time=%s watermark_delay=%dms", r.EventTime, r.WatermarkDelayMS)
+		}
+		fmt.Fprintf(&b, " connector=%s\n", r.Options["connector"])
+	}
+	for _, q := range p.Queries {
+		fmt.Fprintf(&b, "\nquery %s", q.Name)
+		switch {
+		case q.Output != "" && q.Sink != nil:
+			fmt.Fprintf(&b, " -> stream %s, sink %s", q.Output, q.Sink.Connector)
+		case q.Output != "":
+			fmt.Fprintf(&b, " -> internal stream %s", q.Output)
+		default:
+			fmt.Fprintf(&b, " -> sink %s", q.Sink.Connector)
+		}
+		fmt.Fprintf(&b, "\n  output: %s\n  logical plan:\n%s  optimised plan:\n%s  physical plan:\n",
+			schemaString(q.Plan.Schema()), indent(FormatTree(q.Logical), "    "), indent(FormatTree(q.Plan), "    "))
+		var phys strings.Builder
+		physicalTree(q.Plan, 0, &phys)
+		b.WriteString(indent(phys.String(), "    "))
+	}
+	return b.String()
+}
+
+func indent(s, pad string) string {
+	lines := strings.SplitAfter(s, "\n")
+	var b strings.Builder
+	for _, l := range lines {
+		if l != "" {
+			b.WriteString(pad + l)
+		}
+	}
+	return b.String()
+}

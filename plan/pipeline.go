@@ -1,0 +1,421 @@
+// Package plan turns SQL text into runnable pipelines: it parses (plan/sql),
+// binds names and types against the declared streams, builds and rewrites
+// logical plans, and builds arrowexec operator topologies from them.
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/ferrisstreams/ferris/arrowexec"
+	"github.com/ferrisstreams/ferris/arrowexec/expr"
+	"github.com/ferrisstreams/ferris/kernels/sqltypes"
+	"github.com/ferrisstreams/ferris/plan/ast"
+	"github.com/ferrisstreams/ferris/plan/sql"
+)
+
+// Pipeline is a compiled pipeline file: its settings, the relations it
+// declares and the continuous queries it runs, in file order.
+type Pipeline struct {
+	Settings  arrowexec.Settings
+	Relations []*Relation
+	Queries   []*Query
+}
+
+// Query is one continuous query.
+type Query struct {
+	Name    string
+	At      ast.Pos
+	Logical Node // as bound
+	Plan    Node // after rewrites; what runs
+	// Output is the stream this query defines (CREATE STREAM x AS ...), or
+	// "" for a bare SELECT.
+	Output string
+	// Sink is where rows go: nil for an internal stream.
+	Sink *SinkDef
+}
+
+// SinkDef is a sink connector and its options.
+type SinkDef struct {
+	Connector string
+	Options   arrowexec.Options
+}
+
+// Relation returns the named relation or nil.
+func (p *Pipeline) Relation(name string) *Relation {
+	for _, r := range p.Relations {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// Compile parses and plans a pipeline. base holds the settings from lower
+// precedence layers (defaults, config file, environment); SET statements
+// apply on top, then overrides (the --set flags). All errors found are
+// returned joined, each naming its line and column.
+func Compile(src string, base arrowexec.Settings, overrides map[string]string) (*Pipeline, error) {
+	stmts, err := sql.Parse(src)
+	if err != nil {
+		return nil, err
+	}
+	return CompileStatements(stmts, base, overrides)
+}
+
+// CompileStatements is Compile for parsed statements.
+func CompileStatements(stmts []ast.Statement, base arrowexec.Settings, overrides map[string]string) (*Pipeline, error) {
+	p := &Pipeline{Settings: base}
+	var errs []error
+	for _, st := range stmts {
+		if s, ok := st.(*ast.Set); ok {
+			if err := p.Settings.Set(s.Name.Name, s.Value); err != nil {
+				errs = append(errs, at(s.At, err))
+			}
+		}
+	}
+	for k, v := range overrides {
+		if err := p.Settings.Set(k, v); err != nil {
+			errs = append(errs, fmt.Errorf("--set %s: %w", k, err))
+		}
+	}
+	selects := 0
+	for _, st := range stmts {
+		var err error
+		switch s := st.(type) {
+		case *ast.CreateSource:
+			err = p.addSource(s)
+		case *ast.CreateAs:
+			err = p.addQuery(s.Name.Name, s.At, s.Query, s.With, true, s.Table)
+		case *ast.SelectStatement:
+			selects++
+			err = p.addQuery(fmt.Sprintf("select_%d", selects), s.Query.At, s.Query, s.With, false, false)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return p, nil
+}
+
+func (p *Pipeline) declare(name ast.Ident) error {
+	if old := p.Relation(name.Name); old != nil {
+		return errorf(name.At, "%s %q is already defined at %s", old.noun(), name.Name, old.At)
+	}
+	return nil
+}
+
+func (p *Pipeline) addSource(s *ast.CreateSource) error {
+	if err := p.declare(s.Name); err != nil {
+		return err
+	}
+	r := &Relation{Name: s.Name.Name, Kind: SourceStream, At: s.At, Options: arrowexec.Options{}}
+	if s.Table {
+		r.Kind = SourceTable
+	}
+	if len(s.Columns) == 0 {
+		return errorf(s.Name.At, "%s %q declares no columns", r.noun(), r.Name)
+	}
+	fields := make([]arrow.Field, len(s.Columns))
+	seen := map[string]bool{}
+	for i, c := range s.Columns {
+		if seen[c.Name.Name] {
+			return errorf(c.Name.At, "column %q declared twice", c.Name.Name)
+		}
+		seen[c.Name.Name] = true
+		t, err := bindType(c.Type)
+		if err != nil {
+			return err
+		}
+		fields[i] = arrow.Field{Name: c.Name.Name, Type: t, Nullable: !c.NotNull && !c.PrimaryKey}
+		if c.PrimaryKey {
+			r.PrimaryKey = append(r.PrimaryKey, c.Name.Name)
+		}
+	}
+	for _, k := range s.PrimaryKey {
+		if !seen[k.Name] {
+			return errorf(k.At, "PRIMARY KEY column %q is not declared%s", k.Name, suggest(k.Name, fieldNames(fields)))
+		}
+		r.PrimaryKey = append(r.PrimaryKey, k.Name)
+	}
+	r.Schema = arrow.NewSchema(fields, nil)
+	if len(r.PrimaryKey) > 0 && !s.Table {
+		return errorf(s.At, "PRIMARY KEY is only valid on CREATE TABLE")
+	}
+	opts, err := optionMap(s.With)
+	if err != nil {
+		return err
+	}
+	r.Options = opts
+	if _, ok := opts["connector"]; !ok {
+		return errorf(s.Name.At, "%s %q needs WITH (connector = ...): one of file, generator, kafka", r.noun(), r.Name)
+	}
+	if err := validateSourceOptions(r, s.With); err != nil {
+		return err
+	}
+	if s.Watermark != nil {
+		if err := bindWatermark(r, s.Watermark); err != nil {
+			return err
+		}
+	}
+	p.Relations = append(p.Relations, r)
+	return nil
+}
+
+// bindWatermark reads `WATERMARK FOR col AS col [- INTERVAL ...]`.
+func bindWatermark(r *Relation, w *ast.WatermarkDef) error {
+	idx := r.Schema.FieldIndices(w.Column.Name)
+	if len(idx) == 0 {
+		return errorf(w.Column.At, "unknown column %q in %s %q%s", w.Column.Name, r.noun(), r.Name, suggest(w.Column.Name, fieldNames(r.Schema.Fields())))
+	}
+	if t := r.Schema.Field(idx[0]).Type; t.ID() != arrow.TIMESTAMP {
+		return errorf(w.Column.At, "WATERMARK FOR column %q must be TIMESTAMP, not %s", w.Column.Name, sqltypes.Name(t))
+	}
+	if ev, ok := r.Options["event_time"]; ok && ev != w.Column.Name {
+		return errorf(w.At, "WATERMARK FOR %s conflicts with option event_time = %q", w.Column.Name, ev)
+	}
+	r.EventTime = w.Column.Name
+	isCol := func(e ast.Expr) bool {
+		c, ok := e.(*ast.ColumnRef)
+		return ok && c.Name == w.Column.Name
+	}
+	switch e := w.Expr.(type) {
+	case *ast.ColumnRef:
+		if isCol(e) {
+			return nil
+		}
+	case *ast.Binary:
+		if lit, ok := e.R.(*ast.Literal); ok && e.Op == "-" && isCol(e.L) && lit.Kind == ast.IntervalLit {
+			ms, err := intervalMillis(lit)
+			if err != nil {
+				return err
+			}
+			r.WatermarkDelayMS = ms
+			return nil
+		}
+	}
+	return errorf(w.Expr.Position(), "WATERMARK expression must be %s or %s - INTERVAL '...' unit", w.Column.Name, w.Column.Name)
+}
+
+func fieldNames(fields []arrow.Field) []string {
+	out := make([]string, len(fields))
+	for i, f := range fields {
+		out[i] = f.Name
+	}
+	return out
+}
+
+func optionMap(with []ast.Option) (arrowexec.Options, error) {
+	opts := arrowexec.Options{}
+	for _, o := range with {
+		if _, dup := opts[o.Key.Name]; dup {
+			return nil, errorf(o.Key.At, "option %q given twice", o.Key.Name)
+		}
+		opts[o.Key.Name] = o.Value
+	}
+	return opts, nil
+}
+
+func (p *Pipeline) addQuery(name string, pos ast.Pos, sel *ast.Select, with []ast.Option, named, table bool) error {
+	if named {
+		if err := p.declare(ast.Ident{At: pos, Name: name}); err != nil {
+			return err
+		}
+		if table {
+			return notSupported(pos, "CREATE TABLE ... AS SELECT")
+		}
+	}
+	b := &selectBinder{p: p}
+	logical, err := b.bindSelect(sel)
+	if err != nil {
+		return err
+	}
+	opts, err := optionMap(with)
+	if err != nil {
+		return err
+	}
+	if err := validateSinkOptions(with); err != nil {
+		return err
+	}
+	optimized, err := optimize(logical)
+	if err != nil {
+		return at(pos, err)
+	}
+	q := &Query{Name: name, At: pos, Logical: logical, Plan: optimized}
+	if conn, ok := opts["connector"]; ok {
+		q.Sink = &SinkDef{Connector: conn, Options: opts}
+	} else if len(opts) > 0 {
+		return errorf(with[0].Key.At, "sink options need connector = ... (file, stdout, kafka)")
+	}
+	if named {
+		q.Output = name
+		p.Relations = append(p.Relations, &Relation{Name: name, Kind: DerivedStream, Schema: q.Plan.Schema(), At: pos, Options: opts})
+	} else if q.Sink == nil {
+		q.Sink = &SinkDef{Connector: "stdout", Options: arrowexec.Options{"connector": "stdout", "format": "json"}}
+	}
+	p.Queries = append(p.Queries, q)
+	return nil
+}
+
+type selectBinder struct {
+	p *Pipeline
+}
+
+func (b *selectBinder) bindSelect(sel *ast.Select) (Node, error) {
+	switch {
+	case sel.Union != nil:
+		return nil, notSupported(sel.Union.At, "UNION")
+	case sel.Distinct:
+		return nil, notSupported(sel.At, "SELECT DISTINCT")
+	case sel.Window != nil:
+		return nil, notSupported(sel.Window.At, "WINDOW "+sel.Window.Kind)
+	case len(sel.GroupBy) > 0:
+		return nil, notSupported(sel.GroupBy[0].Position(), "GROUP BY")
+	case sel.Having != nil:
+		return nil, notSupported(sel.Having.Position(), "HAVING")
+	case len(sel.OrderBy) > 0:
+		return nil, notSupported(sel.OrderBy[0].Expr.Position(), "ORDER BY over a stream (outside a window)")
+	case sel.Emit != "":
+		return nil, notSupported(sel.At, "EMIT "+sel.Emit+" (it applies to aggregations)")
+	}
+	input, sc, err := b.bindFrom(sel.From)
+	if err != nil {
+		return nil, err
+	}
+
+	var exprs []expr.Expr
+	var names []string
+	var namePos []ast.Pos
+	sc.aliases = map[string]expr.Expr{}
+	for i, item := range sel.Items {
+		if item.Star {
+			n := 0
+			for _, c := range sc.cols {
+				if item.StarQualifier != "" && !containsFold(c.qualifiers, item.StarQualifier) {
+					continue
+				}
+				exprs = append(exprs, expr.Col(c.index, c.name, c.typ))
+				names = append(names, c.name)
+				namePos = append(namePos, item.At)
+				n++
+			}
+			if n == 0 && item.StarQualifier != "" {
+				return nil, errorf(item.At, "unknown stream or alias %q", item.StarQualifier)
+			}
+			continue
+		}
+		e, err := bindExpr(item.Expr, sc)
+		if err != nil {
+			return nil, err
+		}
+		name := implicitName(item.Expr, i)
+		if item.Alias != nil {
+			name = item.Alias.Name
+			sc.aliases[name] = e
+		}
+		exprs = append(exprs, e)
+		names = append(names, name)
+		namePos = append(namePos, item.At)
+	}
+	seen := map[string]bool{}
+	for i, n := range names {
+		if seen[n] {
+			return nil, errorf(namePos[i], "duplicate output column %q; rename one with AS", n)
+		}
+		seen[n] = true
+	}
+
+	node := input
+	if sel.Where != nil {
+		pred, err := bindExpr(sel.Where, sc)
+		if err != nil {
+			return nil, err
+		}
+		if pred.Type().ID() != arrow.BOOL && pred.Type().ID() != arrow.NULL {
+			return nil, errorf(sel.Where.Position(), "WHERE must be BOOLEAN, not %s", sqltypes.Name(pred.Type()))
+		}
+		node = &Filter{Input: node, Pred: pred}
+	}
+	node = newProject(node, exprs, names)
+	if sel.Limit != nil {
+		lit, ok := sel.Limit.(*ast.Literal)
+		n, err := strconv.ParseInt(litValue(lit), 10, 64)
+		if !ok || lit.Kind != ast.NumberLit || err != nil || n < 0 {
+			return nil, errorf(sel.Limit.Position(), "LIMIT must be a non-negative integer")
+		}
+		node = &Limit{Input: node, N: n}
+	}
+	return node, nil
+}
+
+func litValue(l *ast.Literal) string {
+	if l == nil {
+		return ""
+	}
+	return l.Value
+}
+
+// implicitName names an unaliased select item: a column keeps its name, a
+// function call takes the function's, a cast its operand's; anything else
+// is expr_<position>.
+func implicitName(e ast.Expr, i int) string {
+	switch e := e.(type) {
+	case *ast.ColumnRef:
+		return e.Name
+	case *ast.FuncCall:
+		return e.Name
+	case *ast.Cast:
+		return implicitName(e.X, i)
+	}
+	return fmt.Sprintf("expr_%d", i+1)
+}
+
+func (b *selectBinder) bindFrom(from ast.FromItem) (Node, *scope, error) {
+	switch f := from.(type) {
+	case nil:
+		return &Values{}, &scope{}, nil
+	case *ast.TableRef:
+		r := b.p.Relation(f.Name.Name)
+		if r == nil {
+			var names []string
+			for _, r := range b.p.Relations {
+				names = append(names, r.Name)
+			}
+			return nil, nil, errorf(f.Name.At, "unknown stream %q%s", f.Name.Name, suggest(f.Name.Name, names))
+		}
+		quals := []string{r.Name}
+		if f.Alias != nil {
+			quals = []string{f.Alias.Name}
+		}
+		sc := &scope{owner: fmt.Sprintf("%s %q", r.noun(), r.Name)}
+		for i, fld := range r.Schema.Fields() {
+			sc.cols = append(sc.cols, scopeCol{qualifiers: quals, name: fld.Name, typ: fld.Type, index: i})
+		}
+		return newScan(r, nil), sc, nil
+	case *ast.SubqueryRef:
+		inner, err := b.bindSelect(f.Query)
+		if err != nil {
+			return nil, nil, err
+		}
+		var quals []string
+		owner := "subquery"
+		if f.Alias != nil {
+			quals = []string{f.Alias.Name}
+			owner = fmt.Sprintf("subquery %q", f.Alias.Name)
+		}
+		sc := &scope{owner: owner}
+		for i, fld := range inner.Schema().Fields() {
+			sc.cols = append(sc.cols, scopeCol{qualifiers: quals, name: fld.Name, typ: fld.Type, index: i})
+		}
+		return inner, sc, nil
+	case *ast.Join:
+		return nil, nil, notSupported(f.At, f.Kind+" JOIN")
+	}
+	return nil, nil, errorf(from.Position(), "unsupported FROM item %T", from)
+}
