@@ -3,7 +3,9 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: build test race bench lint demo clean
+SHELL := /bin/bash
+
+.PHONY: build test race bench bench-e2e lint demo clean
 
 build:
 	$(GO) build -o bin/ferris ./cmd/ferris
@@ -18,6 +20,12 @@ race:
 
 bench:
 	GOMAXPROCS=1 $(GO) test -run '^$$' -bench . -benchmem ./bench/ ./arrowexec/... ./sources/... ./kernels/...
+
+# End to end through the binary on a 10-million-row JSON-lines file (made
+# once by the generator): prints rows/s and user+system CPU seconds.
+bench-e2e: build
+	test -f bench/e2e/trades.jsonl || ./bin/ferris run bench/e2e/generate.sql
+	time GOMAXPROCS=1 ./bin/ferris run bench/e2e/filter_project.sql
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

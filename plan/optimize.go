@@ -77,18 +77,17 @@ func pushFilters(n Node) Node {
 			}
 		}
 		if p, ok := in.(*Project); ok {
-			mapping := map[int]int{}
+			repl := map[int]expr.Expr{}
 			pushable := true
 			for _, c := range expr.Columns(n.Pred) {
-				src, ok := columnSource(p.Exprs[c])
-				if !ok {
+				if _, isCol := expr.ColumnIndex(p.Exprs[c]); !isCol {
 					pushable = false
 					break
 				}
-				mapping[c] = src
+				repl[c] = p.Exprs[c]
 			}
 			if pushable {
-				pushed := pushFilters(&Filter{Input: p.Input, Pred: expr.Remap(n.Pred, mapping)})
+				pushed := pushFilters(&Filter{Input: p.Input, Pred: expr.Substitute(n.Pred, repl)})
 				return newProject(pushed, p.Exprs, p.Names)
 			}
 		}
@@ -100,9 +99,6 @@ func pushFilters(n Node) Node {
 	}
 	return n
 }
-
-// columnSource reports the input column a plain column reference reads.
-func columnSource(e expr.Expr) (int, bool) { return expr.ColumnIndex(e) }
 
 // prune narrows n to the output columns in needed (sorted, distinct) and
 // returns the new node and, for each kept old output index, its new index.

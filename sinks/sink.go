@@ -230,9 +230,11 @@ func (s *fileSink) Write(_ context.Context, msg arrowexec.Message) error {
 		s.buf = CSVEncoder{Delim: s.delim}.AppendBatch(s.buf[:0], b)
 		_, err = s.bw.Write(s.buf)
 	case "arrow":
+		b = withSchema(b, s.spec.Schema)
 		err = s.ipc.Write(b)
+		b.Release()
 	case "parquet":
-		b = durationsAsInt64(b)
+		b = durationsAsInt64(withSchema(b, s.spec.Schema))
 		err = s.pq.WriteBuffered(b)
 		b.Release()
 	}
@@ -302,8 +304,19 @@ func parquetSchema(sc *arrow.Schema) *arrow.Schema {
 	return arrow.NewSchema(fields, &md)
 }
 
-// durationsAsInt64 returns b with duration columns reinterpreted as int64
-// (zero-copy). The caller releases the result.
+// withSchema returns b (retained) labelled with the sink's schema, which
+// the Arrow and Parquet writers require exactly; the columns are shared.
+func withSchema(b arrow.RecordBatch, sc *arrow.Schema) arrow.RecordBatch {
+	if b.Schema().Equal(sc) {
+		b.Retain()
+		return b
+	}
+	return array.NewRecordBatch(sc, b.Columns(), b.NumRows())
+}
+
+// durationsAsInt64 takes ownership of b and returns it with duration
+// columns reinterpreted as int64 (zero-copy). The caller releases the
+// result.
 func durationsAsInt64(b arrow.RecordBatch) arrow.RecordBatch {
 	cols := make([]arrow.Array, b.NumCols())
 	for i, c := range b.Columns() {
@@ -321,5 +334,6 @@ func durationsAsInt64(b arrow.RecordBatch) arrow.RecordBatch {
 	for _, c := range cols {
 		c.Release()
 	}
+	b.Release()
 	return out
 }

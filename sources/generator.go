@@ -229,7 +229,8 @@ func (g *generator) Next(ctx context.Context) (arrowexec.Message, error) {
 
 // due is the wall time row i may be emitted at.
 func (g *generator) due(i int64) time.Time {
-	return g.t0.Add(time.Duration(i) * time.Second / time.Duration(g.rate))
+	// split to avoid overflowing int64 nanoseconds on long runs
+	return g.t0.Add(time.Duration(i/g.rate)*time.Second + time.Duration(i%g.rate)*time.Second/time.Duration(g.rate))
 }
 
 // wait blocks until a batch is due and returns its size (1..want).
@@ -239,7 +240,8 @@ func (g *generator) wait(ctx context.Context, want int64) (int64, error) {
 	}
 	for {
 		now := time.Now()
-		dueRows := int64(now.Sub(g.t0))*g.rate/int64(time.Second) + 1 - g.next
+		el := now.Sub(g.t0)
+		dueRows := int64(el/time.Second)*g.rate + int64(el%time.Second)*g.rate/int64(time.Second) + 1 - g.next
 		if dueRows >= want || (dueRows > 0 && !now.Before(g.due(g.next).Add(g.linger))) {
 			return min(dueRows, want), nil
 		}

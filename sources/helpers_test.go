@@ -3,7 +3,6 @@ package sources
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -134,5 +133,3 @@ func openFile(t *testing.T, mem memory.Allocator, schema *arrow.Schema, format, 
 }
 
 func dec(p, s int32) arrow.DataType { return sqltypes.Decimal(p, s) }
-
-var _ = fmt.Sprint

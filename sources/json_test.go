@@ -111,23 +111,23 @@ func TestJSONBadRecords(t *testing.T) {
 		field("ok", sqltypes.Boolean, true),
 	}, nil)
 	input := strings.Join([]string{
-		`{"ticker":"A","volume":1}`,                  // 1 ok
-		`{"ticker":"B","volume":"abc"}`,              // 2 wrong type
-		`{"ticker":"C","volume":1`,                   // 3 truncated
-		`{"volume":3}`,                               // 4 NOT NULL missing
-		`{"ticker":null}`,                            // 5 NOT NULL null
-		`{"ticker":"D","qty":2147483648}`,            // 6 out of range
-		`{"ticker":"E","price":12345.6}`,             // 7 precision overflow
-		`{"ticker":"F","ts":"yesterday"}`,            // 8 bad timestamp
-		`{"ticker":"G","ok":1.5}`,                    // 9 bad bool
-		`["ticker"]`,                                 // 10 not an object
-		`{"ticker":"H"} x`,                           // 11 trailing data
-		`{"ticker":"I","volume":1.5}`,                // 12 fraction in BIGINT
-		`{"ticker":"J","volume":01x}`,                // 13 invalid number
-		`{"ticker":"K","volume":{"a":1}}`,            // 14 object into BIGINT
-		`{"ticker":"L","price":9999.995}`,            // 15 rounds to 10000.00: overflow
+		`{"ticker":"A","volume":1}`,       // 1 ok
+		`{"ticker":"B","volume":"abc"}`,   // 2 wrong type
+		`{"ticker":"C","volume":1`,        // 3 truncated
+		`{"volume":3}`,                    // 4 NOT NULL missing
+		`{"ticker":null}`,                 // 5 NOT NULL null
+		`{"ticker":"D","qty":2147483648}`, // 6 out of range
+		`{"ticker":"E","price":12345.6}`,  // 7 precision overflow
+		`{"ticker":"F","ts":"yesterday"}`, // 8 bad timestamp
+		`{"ticker":"G","ok":1.5}`,         // 9 bad bool
+		`["ticker"]`,                      // 10 not an object
+		`{"ticker":"H"} x`,                // 11 trailing data
+		`{"ticker":"I","volume":1.5}`,     // 12 fraction in BIGINT
+		`{"ticker":"J","volume":01x}`,     // 13 invalid number
+		`{"ticker":"K","volume":{"a":1}}`, // 14 object into BIGINT
+		`{"ticker":"L","price":9999.995}`, // 15 rounds to 10000.00: overflow
 		`{"ticker":"M","price":"9999.994","ts":"2024-01-01T00:00:00Z"}`, // 16 ok
-		`{"ticker":"N\x01"}`,                         // 17 control char in string
+		`{"ticker":"N\x01"}`, // 17 control char in string
 	}, "\n")
 	input = strings.Replace(input, `\x01`, "\x01", 1)
 	type bad struct{ pos, field, reason string }
@@ -351,6 +351,21 @@ func TestUnknownOptionAndFormat(t *testing.T) {
 	for _, name := range []string{"file", "generator"} {
 		if _, err := c.Source(name); err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+func TestBOMAndCRLF(t *testing.T) {
+	schema := arrow.NewSchema([]arrow.Field{field("s", sqltypes.Varchar, true)}, nil)
+	for _, format := range []string{"json", "csv"} {
+		mem := checkedAlloc(t)
+		in := "\xef\xbb\xbf{\"s\":\"x\"}\r\n{\"s\":\"y\"}"
+		if format == "csv" {
+			in = "\xef\xbb\xbfs\r\nx\r\ny"
+		}
+		got, err := drain(t, openFile(t, mem, schema, format, in, nil), 0)
+		if err != nil || strings.Join(got, ",") != `"x","y"` {
+			t.Errorf("%s: %v %v", format, got, err)
 		}
 	}
 }

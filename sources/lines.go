@@ -167,13 +167,7 @@ func (lr *lineReader) next(ctx context.Context, deadline time.Time) (line []byte
 				lr.skipping = false
 				return lr.longPrefix, true, nil
 			}
-			if n := len(line); n > 0 && line[n-1] == '\r' {
-				line = line[:n-1]
-			}
-			if len(line) > lr.max {
-				return line[:min(len(line), longPrefixBytes)], true, nil
-			}
-			return line, false, nil
+			return lr.trim(line)
 		}
 		lr.scanned = lr.end
 		if lr.eof {
@@ -186,13 +180,7 @@ func (lr *lineReader) next(ctx context.Context, deadline time.Time) (line []byte
 				line = lr.buf[lr.start:lr.end]
 				lr.start = lr.end
 				lr.line++
-				if n := len(line); n > 0 && line[n-1] == '\r' {
-					line = line[:n-1]
-				}
-				if len(line) > lr.max {
-					return line[:min(len(line), longPrefixBytes)], true, nil
-				}
-				return line, false, nil
+				return lr.trim(line)
 			}
 			return nil, false, io.EOF
 		}
@@ -208,6 +196,23 @@ func (lr *lineReader) next(ctx context.Context, deadline time.Time) (line []byte
 		}
 	}
 }
+
+// trim drops a trailing '\r' and, on line 1, a UTF-8 byte order mark, and
+// reports an over-long line.
+func (lr *lineReader) trim(line []byte) ([]byte, bool, error) {
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	if lr.line == 1 && bytes.HasPrefix(line, utf8BOM) {
+		line = line[len(utf8BOM):]
+	}
+	if len(line) > lr.max {
+		return line[:min(len(line), longPrefixBytes)], true, nil
+	}
+	return line, false, nil
+}
+
+var utf8BOM = []byte{0xef, 0xbb, 0xbf}
 
 // fill reads more input, compacting or growing the buffer first.
 func (lr *lineReader) fill(ctx context.Context, deadline time.Time) error {

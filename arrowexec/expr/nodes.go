@@ -231,11 +231,31 @@ func Columns(e Expr) []int {
 // Remap returns e with every column index i replaced by mapping[i] (indexes
 // missing from mapping are kept).
 func Remap(e Expr, mapping map[int]int) Expr {
-	if c, ok := e.(*colExpr); ok {
+	return rewriteColumns(e, func(c *colExpr) Expr {
 		if j, found := mapping[c.index]; found {
 			return &colExpr{index: j, name: c.name, typ: c.typ}
 		}
 		return c
+	})
+}
+
+// Substitute returns e with every reference to column i replaced by
+// repl[i] (columns missing from repl are kept). The planner uses it to move
+// an expression below a projection: repl holds the projection's expressions.
+func Substitute(e Expr, repl map[int]Expr) Expr {
+	return rewriteColumns(e, func(c *colExpr) Expr {
+		if r, found := repl[c.index]; found {
+			return r
+		}
+		return c
+	})
+}
+
+// rewriteColumns rebuilds e with every column reference replaced by f's
+// result.
+func rewriteColumns(e Expr, f func(*colExpr) Expr) Expr {
+	if c, ok := e.(*colExpr); ok {
+		return f(c)
 	}
 	n, ok := e.(node)
 	if !ok {
@@ -248,7 +268,7 @@ func Remap(e Expr, mapping map[int]int) Expr {
 	nc := make([]Expr, len(ch))
 	for i, c := range ch {
 		if c != nil {
-			nc[i] = Remap(c, mapping)
+			nc[i] = rewriteColumns(c, f)
 		}
 	}
 	return n.withChildren(nc)
