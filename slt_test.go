@@ -261,15 +261,7 @@ func (r *sltRunner) compileAndBuild(stmts []ast.Statement) (*plan.Pipeline, erro
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range topo.Sources {
-		_ = s.Op.Close()
-	}
-	for _, q := range topo.Queries {
-		_ = q.Root.Close()
-		for _, s := range q.Sinks {
-			_ = s.Close()
-		}
-	}
+	topo.Discard()
 	return p, nil
 }
 

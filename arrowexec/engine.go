@@ -109,6 +109,23 @@ func (t *Topology) Stop() {
 // SourceStats returns the counters of the named source stream (nil before Run).
 func (t *Topology) SourceStats(stream string) *SourceStats { return t.sourceStats[stream] }
 
+// Discard closes every source, operator and sink of a topology that was
+// built but will not run (validation, or a failed build). Do not call it
+// after Run, which closes everything itself.
+func (t *Topology) Discard() {
+	for _, s := range t.Sources {
+		_ = s.Op.Close()
+	}
+	for _, q := range t.Queries {
+		if q.Root != nil {
+			_ = q.Root.Close()
+		}
+		for _, s := range q.Sinks {
+			_ = s.Close()
+		}
+	}
+}
+
 // Run runs the topology until every source ends and every query has drained,
 // or ctx is cancelled. A source error cancels the whole run; a query error
 // fails that query (and queries reading its output) while the others go on.

@@ -32,7 +32,7 @@ func (p *Pipeline) Build(env BuildEnv) (topo *arrowexec.Topology, err error) {
 	topo = &arrowexec.Topology{Resources: env.Resources}
 	defer func() {
 		if err != nil {
-			closeTopology(topo)
+			topo.Discard()
 			topo = nil
 		}
 	}()
@@ -100,21 +100,6 @@ func (p *Pipeline) Build(env BuildEnv) (topo *arrowexec.Topology, err error) {
 		topo.Sources = append(topo.Sources, &arrowexec.SourceNode{Stream: r.Name, Op: op})
 	}
 	return topo, nil
-}
-
-// closeTopology closes everything a partially built topology holds.
-func closeTopology(t *arrowexec.Topology) {
-	for _, s := range t.Sources {
-		_ = s.Op.Close()
-	}
-	for _, q := range t.Queries {
-		if q.Root != nil {
-			_ = q.Root.Close()
-		}
-		for _, s := range q.Sinks {
-			_ = s.Close()
-		}
-	}
 }
 
 // opBuilder turns one query's logical plan into operators.

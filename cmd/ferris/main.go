@@ -133,7 +133,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			printErrors(stderr, path, err)
 			return 1
 		}
-		closeUnrun(topo)
+		topo.Discard()
 		dl.Close()
 		fmt.Fprintf(stdout, "%s: ok (%d relations, %d queries)\n", path, len(p.Relations), len(p.Queries))
 		return 0
@@ -235,19 +235,6 @@ func newBuildEnv(p *plan.Pipeline, path string, stdout io.Writer) (plan.BuildEnv
 		},
 	}
 	return env, dl
-}
-
-// closeUnrun releases a topology that was built but never run.
-func closeUnrun(t *arrowexec.Topology) {
-	for _, s := range t.Sources {
-		_ = s.Op.Close()
-	}
-	for _, q := range t.Queries {
-		_ = q.Root.Close()
-		for _, s := range q.Sinks {
-			_ = s.Close()
-		}
-	}
 }
 
 func runPipeline(ctx context.Context, p *plan.Pipeline, path string, stdout, stderr io.Writer) int {
