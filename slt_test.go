@@ -39,9 +39,11 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected results of testd
 //	file NAME              the following lines become file NAME in the test's folder
 //	statement ok           the SQL compiles and builds; it is kept for later records
 //	statement error RE     compiling, building or running the SQL fails with an error matching RE
-//	query [rowsort]        the SQL runs to the end of its inputs; its rows, as JSON
+//	query [rowsort] [batch_size=N]
+//	                       the SQL runs to the end of its inputs; its rows, as JSON
 //	                       lines, must equal the lines after ----, at batch sizes
-//	                       1, 3 and the default
+//	                       1, 3 and the default (or only N, for output that
+//	                       depends on batching, such as EMIT CHANGES)
 //	query error RE         like statement error, for a query
 //	deadletter             the dead-letter records of the previous query, as JSON
 //	                       without their time, must equal the lines after ----
@@ -194,8 +196,18 @@ func runSLTFile(t *testing.T, path string) {
 			}
 		case fields[0] == "query":
 			rowsort := slices.Contains(fields[1:], "rowsort")
+			batches := []int{1, 3, 0}
+			for _, f := range fields[1:] {
+				if v, ok := strings.CutPrefix(f, "batch_size="); ok {
+					n, err := strconv.Atoi(v)
+					if err != nil {
+						t.Fatalf("%s: bad %s", where, f)
+					}
+					batches = []int{n} // output depends on batching (EMIT CHANGES)
+				}
+			}
 			var first []string
-			for _, batch := range []int{1, 3, 0} {
+			for _, batch := range batches {
 				rows, err := r.run(body, batch)
 				if err != nil {
 					t.Errorf("%s (batch_size %d): %v", where, batch, err)

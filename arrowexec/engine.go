@@ -8,6 +8,9 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
 	"github.com/ferrisstreams/ferris/arrowexec/resource"
 )
 
@@ -35,8 +38,11 @@ type QueryNode struct {
 	Root   Operator
 	Inputs []Subscription
 	Sinks  []Sink
-	Output string
-	Stats  QueryStats
+	// SinkColumns, when non-zero, is how many leading columns sinks
+	// receive (hidden columns such as RowWatermarkColumn come last).
+	SinkColumns int
+	Output      string
+	Stats       QueryStats
 }
 
 // QueryStats are live counters of a query, safe to read concurrently.
@@ -336,14 +342,32 @@ func runQuery(ctx context.Context, q *QueryNode, to []*Inlet) (err error) {
 			q.Stats.Batches.Add(1)
 		}
 		q.Stats.Watermark.Store(msg.Watermark)
-		for _, s := range q.Sinks {
-			if err := s.Write(ctx, msg); err != nil {
-				msg.Release()
-				return fmt.Errorf("writing sink: %w", err)
-			}
+		if err := writeSinks(ctx, q, msg); err != nil {
+			msg.Release()
+			return err
 		}
 		if err := fanout(ctx, msg, to); err != nil {
 			return err
 		}
 	}
+}
+
+// writeSinks writes msg to every sink of q, without its hidden columns.
+func writeSinks(ctx context.Context, q *QueryNode, msg Message) error {
+	if len(q.Sinks) == 0 {
+		return nil
+	}
+	if q.SinkColumns > 0 && msg.Batch != nil && int(msg.Batch.NumCols()) > q.SinkColumns {
+		b := msg.Batch
+		fields := b.Schema().Fields()[:q.SinkColumns]
+		visible := array.NewRecordBatch(arrow.NewSchema(fields, nil), b.Columns()[:q.SinkColumns], b.NumRows())
+		defer visible.Release()
+		msg = Message{Batch: visible, Watermark: msg.Watermark}
+	}
+	for _, s := range q.Sinks {
+		if err := s.Write(ctx, msg); err != nil {
+			return fmt.Errorf("writing sink: %w", err)
+		}
+	}
+	return nil
 }

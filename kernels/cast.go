@@ -5,7 +5,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -129,7 +128,7 @@ func Cast(alloc memory.Allocator, x arrow.Array, to arrow.DataType) (arrow.Array
 		}
 	case arrow.TIMESTAMP: // to DATE
 		return castFixed(alloc, x, to, func(v int64) (int32, bool) {
-			return int32(floorDiv(v, MillisPerDay)), true
+			return int32(FloorDiv(v, MillisPerDay)), true
 		})
 	case arrow.DATE32: // to TIMESTAMP
 		return castFixed(alloc, x, to, func(v int32) (int64, bool) { return int64(v) * MillisPerDay, true })
@@ -145,14 +144,6 @@ func DecimalToFloat(v decimal128.Num, scale int32) float64 {
 	}
 	f, _ := strconv.ParseFloat(FormatDecimal(v, scale), 64)
 	return f
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
 }
 
 func castFromInt[I int32 | int64](alloc memory.Allocator, x arrow.Array, to arrow.DataType) (arrow.Array, error) {
@@ -246,12 +237,12 @@ func castFromString(alloc memory.Allocator, x *array.String, to arrow.DataType) 
 	switch to.ID() {
 	case arrow.INT32:
 		return parseFixed(alloc, x, to, func(s string) (int32, error) {
-			v, err := strconv.ParseInt(strings.TrimSpace(s), 10, 32)
+			v, err := parseInt(s, math.MinInt32, math.MaxInt32)
 			return int32(v), err
 		})
 	case arrow.INT64:
 		return parseFixed(alloc, x, to, func(s string) (int64, error) {
-			return strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+			return parseInt(s, math.MinInt64, math.MaxInt64)
 		})
 	case arrow.FLOAT64:
 		return parseFixed(alloc, x, to, ParseDouble)
@@ -289,6 +280,15 @@ func castFromString(alloc memory.Allocator, x *array.String, to arrow.DataType) 
 		return finish(to, n, validity, out), nil
 	}
 	return nil, fmt.Errorf("cannot cast VARCHAR to %s", sqltypes.Name(to))
+}
+
+// parseInt parses integer text for CAST, spaces trimmed, in [lo, hi].
+func parseInt(s string, lo, hi int64) (int64, error) {
+	v, st := ParseIntBytes(stringBytes(strings.TrimSpace(s)), lo, hi)
+	if st != ParseOK {
+		return 0, fmt.Errorf("invalid integer %q", s)
+	}
+	return v, nil
 }
 
 func parseFixed[O Fixed](alloc memory.Allocator, x *array.String, to arrow.DataType, parse func(string) (O, error)) (arrow.Array, error) {
@@ -352,7 +352,7 @@ func Text(x arrow.Array, i int) string {
 	case *array.Timestamp:
 		return FormatTimestamp(int64(a.Value(i)))
 	case *array.Date32:
-		return time.UnixMilli(int64(a.Value(i)) * MillisPerDay).UTC().Format(time.DateOnly)
+		return string(AppendDate(nil, int64(a.Value(i))))
 	case *array.Duration:
 		return FormatInterval(int64(a.Value(i)))
 	}
@@ -375,12 +375,6 @@ func FormatDouble(v float64) string {
 	return strconv.FormatFloat(v, 'e', -1, 64)
 }
 
-// FormatTimestamp renders milliseconds since the epoch as RFC 3339 UTC with
-// milliseconds, e.g. 2024-01-01T00:00:05.000Z.
-func FormatTimestamp(ms int64) string {
-	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")
-}
-
 // FormatInterval renders milliseconds as PostgreSQL renders an interval:
 // [-]N day[s] HH:MM:SS[.mmm].
 func FormatInterval(ms int64) string {
@@ -401,71 +395,6 @@ func FormatInterval(ms int64) string {
 		fmt.Fprintf(&sb, ".%03d", ms%1000)
 	}
 	return sb.String()
-}
-
-// ParseDouble parses DOUBLE text (spaces trimmed; NaN, Infinity, -inf
-// accepted case-insensitively).
-func ParseDouble(s string) (float64, error) {
-	return strconv.ParseFloat(strings.TrimSpace(s), 64)
-}
-
-// ParseBool parses BOOLEAN text as PostgreSQL does: true, t, yes, y, on, 1
-// and false, f, no, n, off, 0, case-insensitive, spaces trimmed.
-func ParseBool(s string) (bool, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "true", "t", "yes", "y", "on", "1":
-		return true, nil
-	case "false", "f", "no", "n", "off", "0":
-		return false, nil
-	}
-	return false, fmt.Errorf("invalid BOOLEAN %q", s)
-}
-
-// timestampLayouts are tried in order by ParseTimestamp. Go accepts a
-// fractional second after the seconds field even when the layout has none.
-var timestampLayouts = []string{
-	"2006-01-02T15:04:05Z07:00",
-	"2006-01-02 15:04:05Z07:00",
-	"2006-01-02T15:04:05Z0700",
-	"2006-01-02 15:04:05Z0700",
-	"2006-01-02T15:04:05Z07",
-	"2006-01-02 15:04:05Z07",
-	"2006-01-02T15:04:05",
-	"2006-01-02 15:04:05",
-	"2006-01-02T15:04Z07:00",
-	"2006-01-02 15:04Z07:00",
-	"2006-01-02T15:04",
-	"2006-01-02 15:04",
-	"2006-01-02 15:04:05 MST",
-	"2006-01-02",
-}
-
-// ParseTimestamp parses ISO 8601 / RFC 3339 text into milliseconds since
-// the epoch, normalised to UTC: a 'T' or a space between date and time,
-// optional fractional seconds (truncated to milliseconds), an optional
-// offset (Z, +hh, +hhmm, +hh:mm); text without an offset is UTC; a bare
-// date is midnight UTC.
-func ParseTimestamp(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	for _, layout := range timestampLayouts {
-		if len(t) < 10 {
-			break
-		}
-		if tm, err := time.Parse(layout, t); err == nil {
-			return tm.UnixMilli(), nil
-		}
-	}
-	return 0, fmt.Errorf("invalid TIMESTAMP %q", s)
-}
-
-// ParseDate parses YYYY-MM-DD (or a timestamp, keeping its UTC day) into
-// days since the epoch.
-func ParseDate(s string) (int32, error) {
-	ms, err := ParseTimestamp(s)
-	if err != nil {
-		return 0, fmt.Errorf("invalid DATE %q", s)
-	}
-	return int32(floorDiv(ms, MillisPerDay)), nil
 }
 
 var intervalUnits = map[string]int64{

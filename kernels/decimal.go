@@ -4,120 +4,12 @@ import (
 	"fmt"
 	"math/big"
 	"math/bits"
-	"strconv"
-	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
-
-// FormatDecimal renders the unscaled value n with scale digits after the
-// point, exactly and keeping the sign: FormatDecimal(-5000, 4) is
-// "-0.5000", FormatDecimal(19134, 2) is "191.34".
-func FormatDecimal(n decimal128.Num, scale int32) string {
-	u, neg := absNum(n)
-	var digits [48]byte
-	i := len(digits)
-	for !u.isZero() || len(digits)-i <= int(scale) {
-		var r uint64
-		if u.hi == 0 {
-			r = u.lo % 10
-			u.lo /= 10
-		} else {
-			u, r = u.divmod64(10)
-		}
-		i--
-		digits[i] = byte('0' + r)
-	}
-	intPart := digits[i : len(digits)-int(scale)]
-	var sb strings.Builder
-	sb.Grow(len(digits) - i + 2)
-	if neg {
-		sb.WriteByte('-')
-	}
-	sb.Write(intPart)
-	if scale > 0 {
-		sb.WriteByte('.')
-		sb.Write(digits[len(digits)-int(scale):])
-	}
-	return sb.String()
-}
-
-// ParseDecimal parses decimal text ("-12.345", "+1", ".5", "1e3",
-// surrounding spaces allowed) exactly, without going through float64, into
-// an unscaled value of the given scale. Extra fractional digits are rounded
-// half away from zero; a value that needs more than precision digits is an
-// error.
-func ParseDecimal(s string, precision, scale int32) (decimal128.Num, error) {
-	bad := func() (decimal128.Num, error) {
-		return decimal128.Num{}, fmt.Errorf("invalid DECIMAL value %q", s)
-	}
-	t := strings.TrimSpace(s)
-	neg := false
-	if t != "" && (t[0] == '-' || t[0] == '+') {
-		neg = t[0] == '-'
-		t = t[1:]
-	}
-	exp := 0
-	if i := strings.IndexAny(t, "eE"); i >= 0 {
-		e, err := strconv.Atoi(t[i+1:])
-		if err != nil || e > 100 || e < -100 {
-			return bad()
-		}
-		exp, t = e, t[:i]
-	}
-	intPart, frac, _ := strings.Cut(t, ".")
-	if intPart == "" && frac == "" {
-		return bad()
-	}
-	// digits = intPart+frac, value = digits * 10^(exp - len(frac))
-	var u u128
-	var overflow bool
-	shift := exp - len(frac) + int(scale) // power of ten to apply to digits
-	ndig := 0
-	var rest []byte // digits dropped by a negative shift
-	all := intPart + frac
-	keep := len(all)
-	if shift < 0 {
-		keep = max(len(all)+shift, 0)
-		rest = []byte(all[keep:])
-	}
-	for i := 0; i < len(all); i++ {
-		c := all[i]
-		if c < '0' || c > '9' {
-			return bad()
-		}
-		if i >= keep {
-			continue
-		}
-		if u.isZero() && c == '0' {
-			continue
-		}
-		ndig++
-		var o1, o2 bool
-		u, o1 = u.mul64(10)
-		u, o2 = u.add(u128{0, uint64(c - '0')})
-		overflow = overflow || o1 || o2 || ndig > 38
-	}
-	if shift > 0 {
-		if shift > 38 && !u.isZero() {
-			overflow = true
-		} else if !u.isZero() {
-			var o bool
-			u, o = u.scaleUp(int32(shift))
-			overflow = overflow || o
-		}
-	}
-	if len(rest) > 0 && rest[0] >= '5' && len(rest) == -shift {
-		u, _ = u.add(u128{0, 1})
-	}
-	if overflow || u.cmp(maxForPrecision[precision]) > 0 {
-		return decimal128.Num{}, fmt.Errorf("value %s overflows DECIMAL(%d,%d)", strings.TrimSpace(s), precision, scale)
-	}
-	return u.num(neg), nil
-}
 
 // decStatus is the outcome of one decimal operation.
 type decStatus uint8

@@ -7,8 +7,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 )
 
-// u128 is an unsigned 128-bit magnitude; decimal arithmetic works on
-// sign + magnitude so that overflow checks stay simple and exact.
+// u128 is an unsigned 128-bit magnitude, the one helper type behind
+// DECIMAL parsing, rendering and arithmetic: they work on sign + magnitude
+// so that overflow checks stay simple and exact.
 type u128 struct{ hi, lo uint64 }
 
 // pow10 holds 10^0 .. 10^38.
@@ -74,7 +75,18 @@ func (u u128) sub(v u128) u128 {
 	return u128{hi, lo}
 }
 
-// mul64 returns u*m and whether it overflowed 128 bits.
+// mulAdd returns u*m + a and whether it overflowed 128 bits.
+func (u u128) mulAdd(m, a uint64) (u128, bool) {
+	h1, lo := bits.Mul64(u.lo, m)
+	h2, hiLo := bits.Mul64(u.hi, m)
+	hi, c := bits.Add64(hiLo, h1, 0)
+	lo, c2 := bits.Add64(lo, a, 0)
+	hi, c3 := bits.Add64(hi, 0, c2)
+	return u128{hi, lo}, h2 != 0 || c != 0 || c3 != 0
+}
+
+// mul64 returns u*m and whether it overflowed 128 bits. It is mulAdd(m, 0)
+// written out so that it stays within the inlining budget.
 func (u u128) mul64(m uint64) (u128, bool) {
 	h1, l1 := bits.Mul64(u.lo, m)
 	h2, l2 := bits.Mul64(u.hi, m)

@@ -15,45 +15,42 @@ import (
 
 // MapFixed builds a fixed-width array of type dt and n rows from f.
 func MapFixed[O Fixed](alloc memory.Allocator, dt arrow.DataType, n int, args []arrow.Array, f func(i int) (O, bool, error)) (arrow.Array, error) {
-	validity := andValidity(alloc, n, args...)
 	buf, o := allocFixed[O](alloc, n)
-	for i := range o {
-		var z O
-		o[i] = z
-		if validity != nil && !bitutil.BitIsSet(validity.Bytes(), i) {
-			continue
-		}
-		v, ok, err := f(i)
-		if err != nil {
-			buf.Release()
-			if validity != nil {
-				validity.Release()
-			}
-			return nil, err
-		}
-		if !ok {
-			if validity == nil {
-				validity = allOnes(alloc, n)
-			}
-			bitutil.ClearBit(validity.Bytes(), i)
-			continue
-		}
-		o[i] = v
+	clear(o) // NULL rows read as zero
+	validity, err := mapRows(alloc, n, args, f, func(i int, v O) { o[i] = v })
+	if err != nil {
+		buf.Release()
+		return nil, err
 	}
 	return finish(dt, n, validity, buf), nil
 }
 
 // MapBool builds a BOOLEAN array of n rows from f.
 func MapBool(alloc memory.Allocator, n int, args []arrow.Array, f func(i int) (bool, bool, error)) (arrow.Array, error) {
-	validity := andValidity(alloc, n, args...)
 	out := allocBitmap(alloc, n)
+	validity, err := mapRows(alloc, n, args, f, func(i int, v bool) {
+		if v {
+			bitutil.SetBit(out.Bytes(), i)
+		}
+	})
+	if err != nil {
+		out.Release()
+		return nil, err
+	}
+	return finish(arrow.FixedWidthTypes.Boolean, n, validity, out), nil
+}
+
+// mapRows calls f for each of the n rows where every arg is non-NULL and
+// set for each non-NULL result; it returns the validity of the result (nil:
+// no NULLs), owned by the caller, or f's first error (nothing to release).
+func mapRows[O any](alloc memory.Allocator, n int, args []arrow.Array, f func(i int) (O, bool, error), set func(i int, v O)) (*memory.Buffer, error) {
+	validity := andValidity(alloc, n, args...)
 	for i := 0; i < n; i++ {
 		if validity != nil && !bitutil.BitIsSet(validity.Bytes(), i) {
 			continue
 		}
 		v, ok, err := f(i)
 		if err != nil {
-			out.Release()
 			if validity != nil {
 				validity.Release()
 			}
@@ -66,11 +63,9 @@ func MapBool(alloc memory.Allocator, n int, args []arrow.Array, f func(i int) (b
 			bitutil.ClearBit(validity.Bytes(), i)
 			continue
 		}
-		if v {
-			bitutil.SetBit(out.Bytes(), i)
-		}
+		set(i, v)
 	}
-	return finish(arrow.FixedWidthTypes.Boolean, n, validity, out), nil
+	return validity, nil
 }
 
 // MapString builds a VARCHAR array of n rows from f.

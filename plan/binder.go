@@ -28,8 +28,13 @@ type scope struct {
 	cols []scopeCol
 	// owner describes the relation for error messages: `stream "trades"`.
 	owner string
-	// aliases are select-list aliases usable in WHERE (after input columns).
-	aliases map[string]expr.Expr
+	// aliases are select-list aliases usable in WHERE and GROUP BY (after
+	// input columns), bound on use.
+	aliases map[string]ast.Expr
+	// agg, when set, binds over an aggregate's output (select list, HAVING).
+	agg *aggContext
+	// inAggregate is set while binding an aggregate's argument.
+	inAggregate bool
 }
 
 func (s *scope) names() []string {
@@ -63,10 +68,13 @@ func (s *scope) resolve(ref *ast.ColumnRef) (expr.Expr, error) {
 	case !qualifierKnown:
 		return nil, errorf(ref.At, "unknown stream or alias %q", ref.Qualifier)
 	}
-	if ref.Qualifier == "" {
-		if e, ok := s.aliases[ref.Name]; ok {
-			return e, nil
+	if a, ok := s.aliases[ref.Name]; ok && ref.Qualifier == "" {
+		if hasAggregate(a) {
+			return nil, errorf(ref.At, "%q refers to an aggregate, which is not allowed here", ref.Name)
 		}
+		inner := *s
+		inner.aliases = nil // an alias may not refer to an alias
+		return bindExpr(a, &inner)
 	}
 	where := ""
 	if s.owner != "" {
@@ -100,6 +108,11 @@ var windowFunctionNames = map[string]bool{
 
 // bindExpr turns an AST expression into a typed, compiled expression.
 func bindExpr(e ast.Expr, sc *scope) (expr.Expr, error) {
+	if sc.agg != nil {
+		if out, ok, err := sc.agg.bind(e, sc); ok {
+			return out, err
+		}
+	}
 	switch e := e.(type) {
 	case *ast.ColumnRef:
 		return sc.resolve(e)
@@ -240,8 +253,10 @@ func bindCall(f *ast.FuncCall, sc *scope) (expr.Expr, error) {
 	switch {
 	case f.Over != nil:
 		return nil, notSupported(f.At, fmt.Sprintf("window function %s(...) OVER (...)", upper))
+	case aggregateNames[f.Name] && sc.inAggregate:
+		return nil, errorf(f.At, "aggregate function calls cannot be nested")
 	case aggregateNames[f.Name]:
-		return nil, notSupported(f.At, fmt.Sprintf("aggregate function %s", upper))
+		return nil, errorf(f.At, "aggregate function %s is not allowed here", upper)
 	case windowFunctionNames[f.Name]:
 		return nil, errorf(f.At, "%s requires an OVER clause", upper)
 	case f.Star:

@@ -27,16 +27,61 @@ func (k RelationKind) String() string {
 
 // Relation is a named stream or table of the catalog.
 type Relation struct {
-	Name       string
-	Kind       RelationKind
+	Name string
+	Kind RelationKind
+	// Declared is what the connector produces: the declared columns (sources
+	// only).
+	Declared *arrow.Schema
+	// Schema is the schema of the stream's batches: the declared or selected
+	// columns and, when the stream has event time, the hidden
+	// arrowexec.RowWatermarkColumn last.
 	Schema     *arrow.Schema
 	At         ast.Pos
 	Options    arrowexec.Options
 	PrimaryKey []string
-	// EventTime is the event-time column ("" for processing time) and
-	// WatermarkDelayMS the bounded out-of-orderness of its watermark.
-	EventTime        string
-	WatermarkDelayMS int64
+	// EventTime is the event-time column ("" for processing time).
+	EventTime string
+	Time      EventTimeSpec
+	// LateData is the late-data strategy of windows over this stream and
+	// AllowedLatenessMS how long closed windows accept updates.
+	LateData          string
+	AllowedLatenessMS int64
+}
+
+// EventTimeSpec is how a source stream's watermark is generated.
+type EventTimeSpec struct {
+	Strategy    arrowexec.WatermarkStrategy
+	DelayMS     int64
+	Punctuation string // column name, for the punctuated strategy
+	EpochFactor int64  // BIGINT event times are epoch ms (1) or seconds (1000)
+}
+
+// eventTimeIndex is the index of the event-time column in Schema, or -1.
+func (r *Relation) eventTimeIndex() int {
+	if r.EventTime == "" {
+		return -1
+	}
+	if idx := r.Schema.FieldIndices(r.EventTime); len(idx) > 0 {
+		return idx[0]
+	}
+	return -1
+}
+
+// wmIndex is the index of the hidden row-watermark column, or -1.
+func wmIndex(s *arrow.Schema) int {
+	if n := s.NumFields(); n > 0 && s.Field(n-1).Name == arrowexec.RowWatermarkColumn {
+		return n - 1
+	}
+	return -1
+}
+
+// visibleFields are a schema's fields without the hidden row watermark.
+func visibleFields(s *arrow.Schema) []arrow.Field {
+	f := s.Fields()
+	if wmIndex(s) >= 0 {
+		f = f[:len(f)-1]
+	}
+	return f
 }
 
 // noun is how errors name the relation: "stream" or "table".
@@ -51,6 +96,10 @@ func (r *Relation) noun() string {
 type Node interface {
 	Schema() *arrow.Schema
 	Children() []Node
+	// EventTime is the index of the output column carrying event time, or
+	// -1 (processing time). When it is set, the output also carries the
+	// hidden row-watermark column last.
+	EventTime() int
 	describe() string
 }
 
@@ -71,12 +120,16 @@ type Filter struct {
 	Pred  expr.Expr
 }
 
-// Project computes Exprs, named Names.
+// Project computes Exprs, named Names. When its input has event time and
+// one of Exprs passes the event-time column through unchanged, the output
+// keeps event time: that column, and the row-watermark column appended
+// after Exprs.
 type Project struct {
-	Input  Node
-	Exprs  []expr.Expr
-	Names  []string
-	schema *arrow.Schema
+	Input     Node
+	Exprs     []expr.Expr
+	Names     []string
+	schema    *arrow.Schema
+	eventTime int
 }
 
 // Limit passes the first N rows.
@@ -100,11 +153,30 @@ func newScan(r *Relation, cols []int) *Scan {
 }
 
 func newProject(in Node, exprs []expr.Expr, names []string) *Project {
+	p := &Project{Input: in, Exprs: exprs, Names: names, eventTime: -1}
 	fields := make([]arrow.Field, len(exprs))
 	for i, e := range exprs {
 		fields[i] = arrow.Field{Name: names[i], Type: e.Type(), Nullable: true}
+		if c, ok := expr.ColumnIndex(e); ok && c == in.EventTime() && p.eventTime < 0 {
+			p.eventTime = i
+		}
 	}
-	return &Project{Input: in, Exprs: exprs, Names: names, schema: arrow.NewSchema(fields, nil)}
+	if p.eventTime >= 0 {
+		fields = append(fields, arrow.Field{Name: arrowexec.RowWatermarkColumn, Type: arrow.PrimitiveTypes.Int64})
+	}
+	p.schema = arrow.NewSchema(fields, nil)
+	return p
+}
+
+// physicalExprs are the expressions the operator computes: Exprs, plus the
+// row-watermark passthrough when event time is kept.
+func (p *Project) physicalExprs() ([]expr.Expr, []string) {
+	if p.eventTime < 0 {
+		return p.Exprs, p.Names
+	}
+	wm := wmIndex(p.Input.Schema())
+	return append(append([]expr.Expr(nil), p.Exprs...), expr.Col(wm, arrowexec.RowWatermarkColumn, arrow.PrimitiveTypes.Int64)),
+		append(append([]string(nil), p.Names...), arrowexec.RowWatermarkColumn)
 }
 
 var emptySchema = arrow.NewSchema(nil, nil)
@@ -114,6 +186,22 @@ func (*Values) Schema() *arrow.Schema    { return emptySchema }
 func (f *Filter) Schema() *arrow.Schema  { return f.Input.Schema() }
 func (p *Project) Schema() *arrow.Schema { return p.schema }
 func (l *Limit) Schema() *arrow.Schema   { return l.Input.Schema() }
+
+func (s *Scan) EventTime() int {
+	if s.Columns == nil {
+		return s.Relation.eventTimeIndex()
+	}
+	for i, c := range s.Columns {
+		if c == s.Relation.eventTimeIndex() {
+			return i
+		}
+	}
+	return -1
+}
+func (*Values) EventTime() int    { return -1 }
+func (f *Filter) EventTime() int  { return f.Input.EventTime() }
+func (p *Project) EventTime() int { return p.eventTime }
+func (l *Limit) EventTime() int   { return l.Input.EventTime() }
 
 func (*Scan) Children() []Node      { return nil }
 func (*Values) Children() []Node    { return nil }

@@ -59,6 +59,28 @@ func fold(n Node) (Node, error) {
 			return nil, err
 		}
 		return &Limit{Input: in, N: n.N}, nil
+	case *Aggregate:
+		in, err := fold(n.Input)
+		if err != nil {
+			return nil, err
+		}
+		a := *n
+		a.Input = in
+		a.Keys = make([]expr.Expr, len(n.Keys))
+		for i, k := range n.Keys {
+			if a.Keys[i], err = expr.Fold(k); err != nil {
+				return nil, err
+			}
+		}
+		a.Aggs = append([]AggCall(nil), n.Aggs...)
+		for i, c := range a.Aggs {
+			if c.Arg != nil {
+				if a.Aggs[i].Arg, err = expr.Fold(c.Arg); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return &a, nil
 	}
 	return n, err
 }
@@ -96,6 +118,10 @@ func pushFilters(n Node) Node {
 		return newProject(pushFilters(n.Input), n.Exprs, n.Names)
 	case *Limit:
 		return &Limit{Input: pushFilters(n.Input), N: n.N}
+	case *Aggregate:
+		a := *n
+		a.Input = pushFilters(n.Input)
+		return &a
 	}
 	return n
 }
@@ -105,6 +131,9 @@ func pushFilters(n Node) Node {
 func prune(n Node, needed []int) (Node, map[int]int) {
 	switch n := n.(type) {
 	case *Scan:
+		if et := n.EventTime(); et >= 0 && slices.Contains(needed, et) {
+			needed = union(needed, []int{wmIndex(n.schema)}) // event time travels with its watermarks
+		}
 		mapping := make(map[int]int, len(needed))
 		cols := make([]int, len(needed))
 		for i, c := range needed {
@@ -127,20 +156,65 @@ func prune(n Node, needed []int) (Node, map[int]int) {
 		in, m := prune(n.Input, union(needed, expr.Columns(n.Pred)))
 		return &Filter{Input: in, Pred: expr.Remap(n.Pred, m)}, m
 	case *Project:
-		var childNeed []int
+		var kept, childNeed []int
 		for _, c := range needed {
-			childNeed = union(childNeed, expr.Columns(n.Exprs[c]))
+			if c < len(n.Exprs) {
+				kept = append(kept, c)
+				childNeed = union(childNeed, expr.Columns(n.Exprs[c]))
+			}
+		}
+		if n.eventTime >= 0 && slices.Contains(kept, n.eventTime) {
+			childNeed = union(childNeed, []int{wmIndex(n.Input.Schema())})
 		}
 		in, m := prune(n.Input, childNeed)
-		exprs := make([]expr.Expr, len(needed))
-		names := make([]string, len(needed))
-		out := make(map[int]int, len(needed))
-		for i, c := range needed {
+		exprs := make([]expr.Expr, len(kept))
+		names := make([]string, len(kept))
+		out := make(map[int]int, len(kept)+1)
+		for i, c := range kept {
 			exprs[i] = expr.Remap(n.Exprs[c], m)
 			names[i] = n.Names[c]
 			out[c] = i
 		}
-		return newProject(in, exprs, names), out
+		p := newProject(in, exprs, names)
+		if p.eventTime >= 0 {
+			out[len(n.Exprs)] = len(kept)
+		}
+		return p, out
+	case *Aggregate:
+		need := []int{}
+		for _, k := range n.Keys {
+			need = union(need, expr.Columns(k))
+		}
+		for _, c := range n.Aggs {
+			if c.Arg != nil {
+				need = union(need, expr.Columns(c.Arg))
+			}
+		}
+		if n.TimeCol >= 0 {
+			need = union(need, []int{n.TimeCol, n.WMCol})
+		}
+		in, m := prune(n.Input, need)
+		a := *n
+		a.Input = in
+		a.Keys = make([]expr.Expr, len(n.Keys))
+		for i, k := range n.Keys {
+			a.Keys[i] = expr.Remap(k, m)
+		}
+		a.Aggs = make([]AggCall, len(n.Aggs))
+		for i, c := range n.Aggs {
+			a.Aggs[i] = c
+			if c.Arg != nil {
+				a.Aggs[i].Arg = expr.Remap(c.Arg, m)
+			}
+		}
+		if n.TimeCol >= 0 {
+			a.TimeCol, a.WMCol = m[n.TimeCol], m[n.WMCol]
+		}
+		identity := map[int]int{}
+		for i := range n.schema.Fields() {
+			identity[i] = i
+		}
+		return &a, identity
 	case *Limit:
 		in, m := prune(n.Input, needed)
 		return &Limit{Input: in, N: n.N}, m

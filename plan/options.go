@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/ferrisstreams/ferris/arrowexec"
+	"github.com/ferrisstreams/ferris/kernels/sqltypes"
 	"github.com/ferrisstreams/ferris/plan/ast"
 	"github.com/ferrisstreams/ferris/plan/sql"
 )
@@ -66,11 +67,11 @@ func columnCheck(types ...arrow.Type) optionCheck {
 		if r == nil {
 			return nil
 		}
-		idx := r.Schema.FieldIndices(v)
+		idx := r.Declared.FieldIndices(v)
 		if len(idx) == 0 {
-			return fmt.Errorf("unknown column %q in %s %q%s", v, r.noun(), r.Name, suggest(v, fieldNames(r.Schema.Fields())))
+			return fmt.Errorf("unknown column %q in %s %q%s", v, r.noun(), r.Name, suggest(v, fieldNames(r.Declared.Fields())))
 		}
-		t := r.Schema.Field(idx[0]).Type
+		t := r.Declared.Field(idx[0]).Type
 		for _, want := range types {
 			if t.ID() == want {
 				return nil
@@ -129,17 +130,58 @@ func validateSourceOptions(r *Relation, with []ast.Option) error {
 	if err := checkOptions(r, with); err != nil {
 		return err
 	}
-	if r.Options["watermark"] == "punctuated" && r.Options["punctuation_field"] == "" {
+	o := r.Options
+	if o["watermark"] == "punctuated" && o["punctuation_field"] == "" {
 		return errorf(r.At, "watermark = 'punctuated' needs punctuation_field")
 	}
-	if ev, ok := r.Options["event_time"]; ok {
+	if ev, ok := o["event_time"]; ok {
 		r.EventTime = ev
 	}
-	if v, ok := r.Options["max_out_of_orderness"]; ok {
+	r.Time.EpochFactor = 1
+	if o["event_time_format"] == "epoch_seconds" {
+		r.Time.EpochFactor = 1000
+	}
+	switch strings.ToLower(o["watermark"]) {
+	case "ascending":
+		r.Time.Strategy = arrowexec.Ascending
+	case "punctuated":
+		r.Time.Strategy = arrowexec.Punctuated
+		r.Time.Punctuation = o["punctuation_field"]
+		if t := r.Declared.Field(r.Declared.FieldIndices(r.Time.Punctuation)[0]).Type; t.ID() != arrow.BOOL {
+			return errorf(r.At, "punctuation_field %q must be BOOLEAN", r.Time.Punctuation)
+		}
+	}
+	if v, ok := o["max_out_of_orderness"]; ok {
 		d, _ := ParseDuration(v)
-		r.WatermarkDelayMS = d.Milliseconds()
+		r.Time.DelayMS = d.Milliseconds()
+	}
+	r.LateData = strings.ToLower(o["late_data"])
+	if v, ok := o["allowed_lateness"]; ok {
+		d, _ := ParseDuration(v)
+		r.AllowedLatenessMS = d.Milliseconds()
+	}
+	if r.EventTime == "" && (o["watermark"] != "" || o["max_out_of_orderness"] != "") {
+		return errorf(r.At, "watermark options need an event-time column: WATERMARK FOR col AS ... or event_time = 'col'")
 	}
 	return nil
+}
+
+// finishSchema sets the stream schema of a source relation: the declared
+// columns, the event-time column as TIMESTAMP (a BIGINT one holds epoch
+// milliseconds or seconds), and the hidden row-watermark column.
+func finishSchema(r *Relation) {
+	if r.EventTime == "" {
+		r.Schema = r.Declared
+		return
+	}
+	fields := append([]arrow.Field(nil), r.Declared.Fields()...)
+	for i, f := range fields {
+		if f.Name == r.EventTime {
+			fields[i].Type = sqltypes.Timestamp
+		}
+	}
+	fields = append(fields, arrow.Field{Name: arrowexec.RowWatermarkColumn, Type: arrow.PrimitiveTypes.Int64})
+	r.Schema = arrow.NewSchema(fields, nil)
 }
 
 func validateSinkOptions(with []ast.Option) error { return checkOptions(nil, with) }

@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
-	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/ferrisstreams/ferris/arrowexec"
 	"github.com/ferrisstreams/ferris/arrowexec/expr"
@@ -47,7 +48,7 @@ func (p *Pipeline) Build(env BuildEnv) (topo *arrowexec.Topology, err error) {
 		node := &arrowexec.QueryNode{Name: q.Name, Output: q.Output}
 		topo.Queries = append(topo.Queries, node)
 		alloc := env.Resources.Query(q.Name)
-		b := &opBuilder{alloc: alloc, depth: p.Settings.ChannelDepth, node: node}
+		b := &opBuilder{alloc: alloc, depth: p.Settings.ChannelDepth, node: node, deadLetter: deadLetter(nil)}
 		if node.Root, err = b.build(q.Plan); err != nil {
 			return topo, at(q.At, fmt.Errorf("query %s: %w", q.Name, err))
 		}
@@ -59,8 +60,12 @@ func (p *Pipeline) Build(env BuildEnv) (topo *arrowexec.Topology, err error) {
 			if err != nil {
 				return topo, at(q.At, err)
 			}
+			sinkSchema := arrow.NewSchema(visibleFields(q.Plan.Schema()), nil)
+			if wmIndex(q.Plan.Schema()) >= 0 {
+				node.SinkColumns = sinkSchema.NumFields()
+			}
 			sink, err := factory(arrowexec.SinkSpec{
-				Name: q.Name, Schema: q.Plan.Schema(), Options: q.Sink.Options,
+				Name: q.Name, Schema: sinkSchema, Options: q.Sink.Options,
 				BaseDir: env.BaseDir, Alloc: alloc, DeadLetter: deadLetter(q.Sink.Options),
 			})
 			if err != nil {
@@ -85,13 +90,28 @@ func (p *Pipeline) Build(env BuildEnv) (topo *arrowexec.Topology, err error) {
 		if v, ok := r.Options["linger_ms"]; ok {
 			linger, _ = ParseDuration(v)
 		}
+		alloc := env.Resources.Query("source:" + r.Name)
 		op, err := factory(arrowexec.SourceSpec{
-			Name: r.Name, Schema: r.Schema, Options: r.Options, BaseDir: env.BaseDir,
-			BatchSize: batch, Linger: linger, Alloc: env.Resources.Query("source:" + r.Name),
+			Name: r.Name, Schema: r.Declared, Options: r.Options, BaseDir: env.BaseDir,
+			BatchSize: batch, Linger: linger, Alloc: alloc,
 			DeadLetter: deadLetter(r.Options),
 		})
 		if err != nil {
 			return topo, at(r.At, fmt.Errorf("%s %s: %w", r.noun(), r.Name, err))
+		}
+		if r.EventTime != "" {
+			cfg := arrowexec.EventTimeConfig{
+				Source:      r.Name,
+				TimeColumn:  r.Declared.FieldIndices(r.EventTime)[0],
+				EpochFactor: r.Time.EpochFactor,
+				Strategy:    r.Time.Strategy,
+				Delay:       time.Duration(r.Time.DelayMS) * time.Millisecond,
+				DeadLetter:  deadLetter(r.Options),
+			}
+			if r.Time.Strategy == arrowexec.Punctuated {
+				cfg.Punctuation = r.Declared.FieldIndices(r.Time.Punctuation)[0]
+			}
+			op = arrowexec.NewWatermarkAssigner(alloc, op, cfg)
 		}
 		if !read[r.Name] {
 			_ = op.Close() // validated, but nobody reads it: never opened
@@ -104,9 +124,10 @@ func (p *Pipeline) Build(env BuildEnv) (topo *arrowexec.Topology, err error) {
 
 // opBuilder turns one query's logical plan into operators.
 type opBuilder struct {
-	alloc memory.Allocator
-	depth int
-	node  *arrowexec.QueryNode
+	alloc      *resource.Allocator
+	depth      int
+	node       *arrowexec.QueryNode
+	deadLetter arrowexec.DeadLetter
 }
 
 func (b *opBuilder) build(n Node) (arrowexec.Operator, error) {
@@ -137,7 +158,23 @@ func (b *opBuilder) build(n Node) (arrowexec.Operator, error) {
 		if err != nil {
 			return nil, err
 		}
-		return arrowexec.NewProject(b.alloc, in, n.Exprs, n.Names), nil
+		exprs, names := n.physicalExprs()
+		return arrowexec.NewProject(b.alloc, in, exprs, names), nil
+	case *Aggregate:
+		in, err := b.build(n.Input)
+		if err != nil {
+			return nil, err
+		}
+		cfg := arrowexec.AggregateConfig{
+			Query: b.node.Name, Source: sourceName(n.Input), Keys: n.Keys, Window: n.Window,
+			TimeCol: n.TimeCol, WMCol: n.WMCol, EmitChanges: n.EmitChanges,
+			Late: n.Late, DeadLetter: b.deadLetter, Schema: n.Schema(),
+		}
+		for _, c := range n.Aggs {
+			cfg.Specs = append(cfg.Specs, c.Spec)
+			cfg.Args = append(cfg.Args, c.Arg)
+		}
+		return arrowexec.NewAggregate(b.alloc, in, cfg)
 	case *Limit:
 		in, err := b.build(n.Input)
 		if err != nil {
@@ -168,6 +205,12 @@ func physicalTree(n Node, depth int, b *strings.Builder) {
 		fmt.Fprintf(b, "%sProjectOp %d columns (vectorised)\n", pad, len(n.Exprs))
 	case *Limit:
 		fmt.Fprintf(b, "%sLimitOp %d\n", pad, n.N)
+	case *Aggregate:
+		kind := "HashAggregate (vectorised group ids, typed state vectors)"
+		if n.Window != nil {
+			kind = "WindowAggregate " + n.Window.String() + " (per-row watermarks, state per window)"
+		}
+		fmt.Fprintf(b, "%s%s\n", pad, kind)
 	}
 	for _, c := range n.Children() {
 		physicalTree(c, depth+1, b)
@@ -183,9 +226,9 @@ func (p *Pipeline) Explain() string {
 		if r.Kind == DerivedStream {
 			continue
 		}
-		fmt.Fprintf(&b, "%s %s (%s)", r.Kind, r.Name, schemaString(r.Schema))
+		fmt.Fprintf(&b, "%s %s (%s)", r.Kind, r.Name, schemaString(r.Declared))
 		if r.EventTime != "" {
-			fmt.Fprintf(&b, " event_time=%s watermark_delay=%dms", r.EventTime, r.WatermarkDelayMS)
+			fmt.Fprintf(&b, " event_time=%s watermark_delay=%dms", r.EventTime, r.Time.DelayMS)
 		}
 		fmt.Fprintf(&b, " connector=%s\n", r.Options["connector"])
 	}
@@ -217,4 +260,18 @@ func indent(s, pad string) string {
 		}
 	}
 	return b.String()
+}
+
+// sourceName names the streams a plan reads, for dead-letter records.
+func sourceName(n Node) string {
+	if s, ok := n.(*Scan); ok {
+		return s.Relation.Name
+	}
+	var names []string
+	for _, c := range n.Children() {
+		if name := sourceName(c); name != "" {
+			names = append(names, name)
+		}
+	}
+	return strings.Join(names, ", ")
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -144,7 +145,7 @@ func (p *Pipeline) addSource(s *ast.CreateSource) error {
 		}
 		r.PrimaryKey = append(r.PrimaryKey, k.Name)
 	}
-	r.Schema = arrow.NewSchema(fields, nil)
+	r.Declared = arrow.NewSchema(fields, nil)
 	if len(r.PrimaryKey) > 0 && !s.Table {
 		return errorf(s.At, "PRIMARY KEY is only valid on CREATE TABLE")
 	}
@@ -164,18 +165,19 @@ func (p *Pipeline) addSource(s *ast.CreateSource) error {
 			return err
 		}
 	}
+	finishSchema(r)
 	p.Relations = append(p.Relations, r)
 	return nil
 }
 
 // bindWatermark reads `WATERMARK FOR col AS col [- INTERVAL ...]`.
 func bindWatermark(r *Relation, w *ast.WatermarkDef) error {
-	idx := r.Schema.FieldIndices(w.Column.Name)
+	idx := r.Declared.FieldIndices(w.Column.Name)
 	if len(idx) == 0 {
-		return errorf(w.Column.At, "unknown column %q in %s %q%s", w.Column.Name, r.noun(), r.Name, suggest(w.Column.Name, fieldNames(r.Schema.Fields())))
+		return errorf(w.Column.At, "unknown column %q in %s %q%s", w.Column.Name, r.noun(), r.Name, suggest(w.Column.Name, fieldNames(r.Declared.Fields())))
 	}
-	if t := r.Schema.Field(idx[0]).Type; t.ID() != arrow.TIMESTAMP {
-		return errorf(w.Column.At, "WATERMARK FOR column %q must be TIMESTAMP, not %s", w.Column.Name, sqltypes.Name(t))
+	if t := r.Declared.Field(idx[0]).Type; t.ID() != arrow.TIMESTAMP && t.ID() != arrow.INT64 {
+		return errorf(w.Column.At, "WATERMARK FOR column %q must be TIMESTAMP (or BIGINT epoch), not %s", w.Column.Name, sqltypes.Name(t))
 	}
 	if ev, ok := r.Options["event_time"]; ok && ev != w.Column.Name {
 		return errorf(w.At, "WATERMARK FOR %s conflicts with option event_time = %q", w.Column.Name, ev)
@@ -196,7 +198,7 @@ func bindWatermark(r *Relation, w *ast.WatermarkDef) error {
 			if err != nil {
 				return err
 			}
-			r.WatermarkDelayMS = ms
+			r.Time.DelayMS = ms
 			return nil
 		}
 	}
@@ -255,7 +257,12 @@ func (p *Pipeline) addQuery(name string, pos ast.Pos, sel *ast.Select, with []as
 	}
 	if named {
 		q.Output = name
-		p.Relations = append(p.Relations, &Relation{Name: name, Kind: DerivedStream, Schema: q.Plan.Schema(), At: pos, Options: opts})
+		r := &Relation{Name: name, Kind: DerivedStream, Schema: q.Plan.Schema(), At: pos, Options: opts}
+		if et := q.Plan.EventTime(); et >= 0 {
+			r.EventTime = q.Plan.Schema().Field(et).Name
+			r.LateData, r.AllowedLatenessMS = inheritedLateData(q.Plan)
+		}
+		p.Relations = append(p.Relations, r)
 	} else if q.Sink == nil {
 		q.Sink = &SinkDef{Connector: "stdout", Options: arrowexec.Options{"connector": "stdout", "format": "json"}}
 	}
@@ -273,66 +280,45 @@ func (b *selectBinder) bindSelect(sel *ast.Select) (Node, error) {
 		return nil, notSupported(sel.Union.At, "UNION")
 	case sel.Distinct:
 		return nil, notSupported(sel.At, "SELECT DISTINCT")
-	case sel.Window != nil:
-		return nil, notSupported(sel.Window.At, "WINDOW "+sel.Window.Kind)
-	case len(sel.GroupBy) > 0:
-		return nil, notSupported(sel.GroupBy[0].Position(), "GROUP BY")
-	case sel.Having != nil:
-		return nil, notSupported(sel.Having.Position(), "HAVING")
 	case len(sel.OrderBy) > 0:
 		return nil, notSupported(sel.OrderBy[0].Expr.Position(), "ORDER BY over a stream (outside a window)")
-	case sel.Emit != "":
-		return nil, notSupported(sel.At, "EMIT "+sel.Emit+" (it applies to aggregations)")
+	}
+	for _, it := range sel.Items {
+		if it.Expr == nil {
+			continue
+		}
+		var over *ast.FuncCall
+		ast.Inspect(it.Expr, func(e ast.Expr) bool {
+			if f, ok := e.(*ast.FuncCall); ok && f.Over != nil && over == nil {
+				over = f
+			}
+			return over == nil
+		})
+		if over != nil {
+			return nil, notSupported(over.At, fmt.Sprintf("window function %s(...) OVER (...)", strings.ToUpper(over.Name)))
+		}
 	}
 	input, sc, err := b.bindFrom(sel.From)
 	if err != nil {
 		return nil, err
 	}
-
-	var exprs []expr.Expr
-	var names []string
-	var namePos []ast.Pos
-	sc.aliases = map[string]expr.Expr{}
-	for i, item := range sel.Items {
-		if item.Star {
-			n := 0
-			for _, c := range sc.cols {
-				if item.StarQualifier != "" && !containsFold(c.qualifiers, item.StarQualifier) {
-					continue
-				}
-				exprs = append(exprs, expr.Col(c.index, c.name, c.typ))
-				names = append(names, c.name)
-				namePos = append(namePos, item.At)
-				n++
-			}
-			if n == 0 && item.StarQualifier != "" {
-				return nil, errorf(item.At, "unknown stream or alias %q", item.StarQualifier)
-			}
-			continue
+	sc.aliases = map[string]ast.Expr{}
+	aggregating := sel.Window != nil || len(sel.GroupBy) > 0 || sel.Having != nil
+	for _, it := range sel.Items {
+		if it.Alias != nil && !it.Star {
+			sc.aliases[it.Alias.Name] = it.Expr
 		}
-		e, err := bindExpr(item.Expr, sc)
-		if err != nil {
-			return nil, err
-		}
-		name := implicitName(item.Expr, i)
-		if item.Alias != nil {
-			name = item.Alias.Name
-			sc.aliases[name] = e
-		}
-		exprs = append(exprs, e)
-		names = append(names, name)
-		namePos = append(namePos, item.At)
+		aggregating = aggregating || (it.Expr != nil && hasAggregate(it.Expr))
 	}
-	seen := map[string]bool{}
-	for i, n := range names {
-		if seen[n] {
-			return nil, errorf(namePos[i], "duplicate output column %q; rename one with AS", n)
-		}
-		seen[n] = true
+	if !aggregating && sel.Emit != "" {
+		return nil, errorf(sel.At, "EMIT %s applies to aggregations (GROUP BY, aggregate functions or a WINDOW)", sel.Emit)
 	}
 
 	node := input
 	if sel.Where != nil {
+		if hasAggregate(sel.Where) {
+			return nil, errorf(sel.Where.Position(), "aggregate functions are not allowed in WHERE; use HAVING")
+		}
 		pred, err := bindExpr(sel.Where, sc)
 		if err != nil {
 			return nil, err
@@ -342,7 +328,56 @@ func (b *selectBinder) bindSelect(sel *ast.Select) (Node, error) {
 		}
 		node = &Filter{Input: node, Pred: pred}
 	}
-	node = newProject(node, exprs, names)
+
+	var names []string
+	var namePos []ast.Pos
+	if aggregating {
+		if node, names, err = b.bindAggregate(sel, node, sc, sel.Items); err != nil {
+			return nil, err
+		}
+		for _, it := range sel.Items {
+			namePos = append(namePos, it.At)
+		}
+	} else {
+		var exprs []expr.Expr
+		for i, item := range sel.Items {
+			if item.Star {
+				n := 0
+				for _, c := range sc.cols {
+					if item.StarQualifier != "" && !containsFold(c.qualifiers, item.StarQualifier) {
+						continue
+					}
+					exprs = append(exprs, expr.Col(c.index, c.name, c.typ))
+					names = append(names, c.name)
+					namePos = append(namePos, item.At)
+					n++
+				}
+				if n == 0 && item.StarQualifier != "" {
+					return nil, errorf(item.At, "unknown stream or alias %q", item.StarQualifier)
+				}
+				continue
+			}
+			e, err := bindExpr(item.Expr, sc)
+			if err != nil {
+				return nil, err
+			}
+			name := implicitName(item.Expr, i)
+			if item.Alias != nil {
+				name = item.Alias.Name
+			}
+			exprs = append(exprs, e)
+			names = append(names, name)
+			namePos = append(namePos, item.At)
+		}
+		node = newProject(node, exprs, names)
+	}
+	seen := map[string]bool{}
+	for i, n := range names {
+		if seen[n] {
+			return nil, errorf(namePos[i], "duplicate output column %q; rename one with AS", n)
+		}
+		seen[n] = true
+	}
 	if sel.Limit != nil {
 		lit, ok := sel.Limit.(*ast.Literal)
 		n, err := strconv.ParseInt(litValue(lit), 10, 64)
@@ -394,7 +429,7 @@ func (b *selectBinder) bindFrom(from ast.FromItem) (Node, *scope, error) {
 			quals = []string{f.Alias.Name}
 		}
 		sc := &scope{owner: fmt.Sprintf("%s %q", r.noun(), r.Name)}
-		for i, fld := range r.Schema.Fields() {
+		for i, fld := range visibleFields(r.Schema) {
 			sc.cols = append(sc.cols, scopeCol{qualifiers: quals, name: fld.Name, typ: fld.Type, index: i})
 		}
 		return newScan(r, nil), sc, nil
@@ -410,7 +445,7 @@ func (b *selectBinder) bindFrom(from ast.FromItem) (Node, *scope, error) {
 			owner = fmt.Sprintf("subquery %q", f.Alias.Name)
 		}
 		sc := &scope{owner: owner}
-		for i, fld := range inner.Schema().Fields() {
+		for i, fld := range visibleFields(inner.Schema()) {
 			sc.cols = append(sc.cols, scopeCol{qualifiers: quals, name: fld.Name, typ: fld.Type, index: i})
 		}
 		return inner, sc, nil
@@ -418,4 +453,17 @@ func (b *selectBinder) bindFrom(from ast.FromItem) (Node, *scope, error) {
 		return nil, nil, notSupported(f.At, f.Kind+" JOIN")
 	}
 	return nil, nil, errorf(from.Position(), "unsupported FROM item %T", from)
+}
+
+// inheritedLateData is the late-data handling of the first source under n.
+func inheritedLateData(n Node) (string, int64) {
+	if s, ok := n.(*Scan); ok {
+		return s.Relation.LateData, s.Relation.AllowedLatenessMS
+	}
+	for _, c := range n.Children() {
+		if l, a := inheritedLateData(c); l != "" || a != 0 {
+			return l, a
+		}
+	}
+	return "", 0
 }

@@ -2,14 +2,12 @@ package sinks
 
 import (
 	"math"
-	"math/bits"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/decimal128"
+	"github.com/ferrisstreams/ferris/kernels"
 )
 
 // Value renderings shared by the JSON and CSV encoders (DESIGN.md "Output
@@ -76,7 +74,7 @@ func appendNumber(dst []byte, arr arrow.Array, i int) ([]byte, bool) {
 	case *array.Uint8:
 		return strconv.AppendUint(dst, uint64(a.Value(i)), 10), true
 	case *array.Decimal128:
-		return AppendDecimal(dst, a.Value(i), a.DataType().(*arrow.Decimal128Type).Scale), true
+		return kernels.AppendDecimal(dst, a.Value(i), a.DataType().(*arrow.Decimal128Type).Scale), true
 	case *array.Boolean:
 		return strconv.AppendBool(dst, a.Value(i)), true
 	case *array.Duration:
@@ -89,11 +87,11 @@ func appendNumber(dst []byte, arr arrow.Array, i int) ([]byte, bool) {
 func appendScalar(dst []byte, arr arrow.Array, i int) []byte {
 	switch a := arr.(type) {
 	case *array.Timestamp:
-		return AppendTimestamp(dst, toMillis(int64(a.Value(i)), a.DataType().(*arrow.TimestampType).Unit))
+		return kernels.AppendTimestamp(dst, toMillis(int64(a.Value(i)), a.DataType().(*arrow.TimestampType).Unit))
 	case *array.Date32:
-		return appendDate(dst, int64(a.Value(i)))
+		return kernels.AppendDate(dst, int64(a.Value(i)))
 	case *array.Date64:
-		return appendDate(dst, floorDiv(int64(a.Value(i)), 86_400_000))
+		return kernels.AppendDate(dst, kernels.FloorDiv(int64(a.Value(i)), kernels.MillisPerDay))
 	}
 	return dst
 }
@@ -233,140 +231,16 @@ func AppendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// AppendDecimal appends n with exactly scale fractional digits, e.g.
-// 191.3400 or -0.5000; it allocates nothing.
-func AppendDecimal(dst []byte, n decimal128.Num, scale int32) []byte {
-	hi, lo := uint64(n.HighBits()), n.LowBits()
-	if n.Sign() < 0 {
-		dst = append(dst, '-')
-		// two's complement negation of the 128-bit value
-		lo = ^lo + 1
-		hi = ^hi
-		if lo == 0 {
-			hi++
-		}
-	}
-	var buf [40]byte
-	pos := len(buf)
-	const e19 = 10_000_000_000_000_000_000
-	for hi != 0 {
-		// (hi, lo) / 1e19, remainder r: emit 19 digits of r
-		qhi := hi / e19
-		var r uint64
-		lo, r = bits.Div64(hi%e19, lo, e19)
-		hi = qhi
-		for range 19 {
-			pos--
-			buf[pos] = byte('0' + r%10)
-			r /= 10
-		}
-	}
-	for lo != 0 {
-		pos--
-		buf[pos] = byte('0' + lo%10)
-		lo /= 10
-	}
-	// trim leading zeros left by the 19-digit groups
-	for pos < len(buf)-1 && buf[pos] == '0' {
-		pos++
-	}
-	digits := buf[pos:]
-	if pos == len(buf) {
-		digits = []byte{'0'}
-	}
-	if scale <= 0 {
-		dst = append(dst, digits...)
-		for range -scale {
-			dst = append(dst, '0')
-		}
-		return dst
-	}
-	s := int(scale)
-	if len(digits) <= s {
-		dst = append(dst, '0', '.')
-		for range s - len(digits) {
-			dst = append(dst, '0')
-		}
-		return append(dst, digits...)
-	}
-	dst = append(dst, digits[:len(digits)-s]...)
-	dst = append(dst, '.')
-	return append(dst, digits[len(digits)-s:]...)
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if (a%b != 0) && ((a < 0) != (b < 0)) {
-		q--
-	}
-	return q
-}
-
 func toMillis(v int64, unit arrow.TimeUnit) int64 {
 	switch unit {
 	case arrow.Second:
 		return v * 1000
 	case arrow.Microsecond:
-		return floorDiv(v, 1000)
+		return kernels.FloorDiv(v, 1000)
 	case arrow.Nanosecond:
-		return floorDiv(v, 1_000_000)
+		return kernels.FloorDiv(v, 1_000_000)
 	}
 	return v
-}
-
-// civil converts days since the epoch to a proleptic Gregorian date.
-func civil(days int64) (y, m, d int64) {
-	z := days + 719468
-	era := floorDiv(z, 146097)
-	doe := z - era*146097
-	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
-	y = yoe + era*400
-	doy := doe - (365*yoe + yoe/4 - yoe/100)
-	mp := (5*doy + 2) / 153
-	d = doy - (153*mp+2)/5 + 1
-	m = mp + 3
-	if m > 12 {
-		m -= 12
-	}
-	if m <= 2 {
-		y++
-	}
-	return y, m, d
-}
-
-func append2(dst []byte, v int64) []byte { return append(dst, byte('0'+v/10), byte('0'+v%10)) }
-
-func appendDate(dst []byte, days int64) []byte {
-	y, m, d := civil(days)
-	if y < 0 || y > 9999 {
-		return time.UnixMilli(days*86_400_000).UTC().AppendFormat(dst, "2006-01-02")
-	}
-	dst = append2(dst, y/100)
-	dst = append2(dst, y%100)
-	dst = append(dst, '-')
-	dst = append2(dst, m)
-	dst = append(dst, '-')
-	return append2(dst, d)
-}
-
-// AppendTimestamp appends epoch milliseconds as RFC 3339 UTC with
-// milliseconds, e.g. 2024-01-01T00:00:05.000Z.
-func AppendTimestamp(dst []byte, ms int64) []byte {
-	days := floorDiv(ms, 86_400_000)
-	rem := ms - days*86_400_000
-	y, _, _ := civil(days)
-	if y < 0 || y > 9999 {
-		return time.UnixMilli(ms).UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z07:00")
-	}
-	dst = appendDate(dst, days)
-	dst = append(dst, 'T')
-	dst = append2(dst, rem/3_600_000)
-	dst = append(dst, ':')
-	dst = append2(dst, rem/60_000%60)
-	dst = append(dst, ':')
-	dst = append2(dst, rem/1000%60)
-	frac := rem % 1000
-	return append(dst, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10), 'Z')
 }
 
 // JSONEncoder renders rows of one schema as JSON objects with keys in

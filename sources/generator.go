@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/ferrisstreams/ferris/arrowexec"
+	"github.com/ferrisstreams/ferris/kernels"
 	"github.com/ferrisstreams/ferris/kernels/sqltypes"
 )
 
@@ -299,23 +300,11 @@ func (g *generator) appendRow(t trade) {
 }
 
 // scalePrice converts a price in units of 0.0001 to the given scale,
-// rounding half away from zero (prices are positive).
+// rounding half away from zero. The generator's schema check leaves room
+// for every price it draws, so the result always fits.
 func scalePrice(p int64, scale int32) decimal128.Num {
-	switch {
-	case scale == 4:
-		return decimal128.FromI64(p)
-	case scale < 4:
-		div := int64(1)
-		for range 4 - scale {
-			div *= 10
-		}
-		return decimal128.FromI64((p + div/2) / div)
-	}
-	v := u128{0, uint64(p)}
-	for k := scale - 4; k > 0; k -= 19 {
-		v, _ = v.mulAdd(pow10u128[min(k, 19)].lo, 0)
-	}
-	return decimal128.New(int64(v.hi), v.lo)
+	v, _ := kernels.RescaleDecimal(decimal128.FromI64(p), 4, scale, sqltypes.MaxDecimalPrecision)
+	return v
 }
 
 func (g *generator) Close() error {

@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -229,90 +230,68 @@ func TestLongRecord(t *testing.T) {
 	}
 }
 
-func TestParseDecimal(t *testing.T) {
+// TestParseTimestampEpoch covers what the sources add to
+// kernels.ParseTimestampBytes: integers are epoch milliseconds; other text
+// is delegated (kernels/parse_test.go covers it).
+func TestParseTimestampEpoch(t *testing.T) {
 	tests := []struct {
-		in         string
-		prec, scal int32
-		want       string // "" for an error
+		in   string
+		want int64
+		pe   parseErr
 	}{
-		{"191.34", 18, 4, "191.3400"},
-		{"-0.5", 18, 4, "-0.5000"},
-		{"0.00005", 18, 4, "0.0001"},
-		{"-0.00005", 18, 4, "-0.0001"},
-		{"0.000049", 18, 4, "0.0000"},
-		{"1.23456789", 18, 4, "1.2346"},
-		{"12", 4, 2, "12.00"},
-		{"123", 4, 2, ""},
-		{"99.995", 4, 2, ""},
-		{"99.994", 4, 2, "99.99"},
-		{"1e3", 10, 2, "1000.00"},
-		{"1.5E-2", 10, 2, "0.02"},
-		{"-1.5e-3", 10, 2, "-0.00"},
-		{"12345678901234567890123456789012345678", 38, 0, "12345678901234567890123456789012345678"},
-		{"-99999999999999999999999999999999999999", 38, 0, "-99999999999999999999999999999999999999"},
-		{"123456789012345678901234567890123456789", 38, 0, ""},
-		{"0.1", 38, 37, "0.1000000000000000000000000000000000000"},
-		{"000001.10", 5, 2, "1.10"},
-		{".5", 3, 1, "0.5"},
-		{"abc", 10, 2, ""},
-		{"1.2.3", 10, 2, ""},
-		{"", 10, 2, ""},
-		{"-", 10, 2, ""},
-		{"1e", 10, 2, ""},
-		{"1e999", 10, 2, ""},
-		{"0e999", 10, 2, "0.00"},
+		{"1704067205000", 1704067205000, errNone},
+		{"-1000", -1000, errNone},
+		{"+5", 5, errNone},
+		{"99999999999999999999", 0, errRange},
+		{"2024-01-01T00:00:05Z", 1704067205000, errNone},
+		{"Mon, 01 Jan 2024 00:00:05 +0000", 1704067205000, errNone},
+		{"2024-01-01X00:00:05", 0, errSyntax},
+		{"", 0, errSyntax},
 	}
 	for _, tc := range tests {
-		n, pe := parseDecimal([]byte(tc.in), tc.prec, tc.scal)
-		got := ""
-		if pe == errNone {
-			got = n.ToString(tc.scal)
-			if tc.scal > 0 && n.Sign() == 0 && strings.HasPrefix(tc.want, "-") {
-				got = "-" + got // ToString drops the sign of zero
-			}
-		}
-		if got != tc.want {
-			t.Errorf("parseDecimal(%q, %d, %d) = %q (err %d), want %q", tc.in, tc.prec, tc.scal, got, pe, tc.want)
+		if got, pe := parseTimestamp([]byte(tc.in)); got != tc.want || pe != tc.pe {
+			t.Errorf("parseTimestamp(%q) = %d, %d; want %d, %d", tc.in, got, pe, tc.want, tc.pe)
 		}
 	}
 }
 
-func TestParseTimestamp(t *testing.T) {
+// TestParseDateEpoch: integers are days since the epoch; text is
+// delegated to kernels.ParseDateBytes, so a timestamp keeps its UTC day.
+func TestParseDateEpoch(t *testing.T) {
 	tests := []struct {
 		in   string
-		want int64
-		ok   bool
+		want int32
+		pe   parseErr
 	}{
-		{"1970-01-01T00:00:00Z", 0, true},
-		{"2024-01-01T00:00:05.000Z", 1704067205000, true},
-		{"2024-01-01T00:00:05Z", 1704067205000, true},
-		{"2024-01-01t00:00:05z", 1704067205000, true},
-		{"2024-01-01T02:00:05+02:00", 1704067205000, true},
-		{"2024-01-01T02:00:05+0200", 1704067205000, true},
-		{"2024-01-01T02:00:05+02", 1704067205000, true},
-		{"2023-12-31T22:00:05-02:00", 1704067205000, true},
-		{"2024-01-01 00:00:05", 1704067205000, true},
-		{"2024-01-01 00:00", 1704067200000, true},
-		{"2024-01-01T00:00:05.1", 1704067205100, true},
-		{"2024-01-01T00:00:05.123999999Z", 1704067205123, true},
-		{"1969-12-31T23:59:59.999Z", -1, true},
-		{"1900-03-01T00:00:00Z", -2203891200000, true},
-		{"2024-02-29T00:00:00Z", 1709164800000, true},
-		{"1704067205000", 1704067205000, true},
-		{"-1000", -1000, true},
-		{"2024-02-30T00:00:00Z", 0, false},
-		{"2024-01-01T24:00:00Z", 0, false},
-		{"2024-01-01T00:00:05+25:00", 0, false},
-		{"2024-01-01X00:00:05", 0, false},
-		{"yesterday", 0, false},
-		{"", 0, false},
-		{"2024-01-01T00:00:05.Z", 0, false},
+		{"19723", 19723, errNone},
+		{"-1", -1, errNone},
+		{"2147483648", 0, errRange},
+		{"2024-01-01", 19723, errNone},
+		{"2024-01-01T23:00:00-02:00", 19724, errNone},
+		{"2024-02-30", 0, errSyntax},
+		{"", 0, errSyntax},
 	}
 	for _, tc := range tests {
-		got, pe := parseTimestamp([]byte(tc.in))
-		if (pe == errNone) != tc.ok || (tc.ok && got != tc.want) {
-			t.Errorf("parseTimestamp(%q) = %d, %d; want %d, ok=%v", tc.in, got, pe, tc.want, tc.ok)
+		if got, pe := parseDate([]byte(tc.in)); got != tc.want || pe != tc.pe {
+			t.Errorf("parseDate(%q) = %d, %d; want %d, %d", tc.in, got, pe, tc.want, tc.pe)
 		}
+	}
+}
+
+// TestParseStatusKinds: the kernels' statuses map onto the dead-letter
+// kinds.
+func TestParseStatusKinds(t *testing.T) {
+	if _, pe := parseDecimal([]byte("123"), 4, 2); pe != errPrecision {
+		t.Errorf("precision: %d", pe)
+	}
+	if _, pe := parseInt([]byte("2147483648"), math.MinInt32, math.MaxInt32); pe != errRange {
+		t.Errorf("range: %d", pe)
+	}
+	if _, pe := parseBool([]byte("maybe")); pe != errSyntax {
+		t.Errorf("syntax: %d", pe)
+	}
+	if _, pe := parseFloat([]byte("1e999")); pe != errRange {
+		t.Errorf("float range: %d", pe)
 	}
 }
 

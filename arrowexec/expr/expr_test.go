@@ -276,31 +276,6 @@ func TestDecimalRules(t *testing.T) {
 	}
 }
 
-func TestParseFormatDecimal(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		p, s int32
-		out  string
-	}{
-		{"-0.5", 5, 4, "-0.5000"}, {"123.455", 10, 2, "123.46"}, {"-123.455", 10, 2, "-123.46"},
-		{"1e3", 10, 0, "1000"}, {".5", 3, 0, "1"}, {"0.0049", 5, 2, "0.00"}, {"  42 ", 5, 1, "42.0"},
-		{"99999999999999999999999999999999999999", 38, 0, "99999999999999999999999999999999999999"},
-	} {
-		n, err := kernels.ParseDecimal(c.in, c.p, c.s)
-		if err != nil {
-			t.Fatalf("%q: %v", c.in, err)
-		}
-		if got := kernels.FormatDecimal(n, c.s); got != c.out {
-			t.Errorf("%q -> %s, want %s", c.in, got, c.out)
-		}
-	}
-	for _, bad := range []string{"abc", "", "1.2.3", "123456", "1e"} {
-		if _, err := kernels.ParseDecimal(bad, 5, 0); err == nil {
-			t.Errorf("%q parsed", bad)
-		}
-	}
-}
-
 func TestErrorsAndNulls(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)

@@ -137,6 +137,42 @@ func expectNumeric(name string, args []Expr, i int) error {
 	return nil
 }
 
+// expectBigInt checks args[i] is an integer (NULL literals are converted)
+// and widens it to BIGINT.
+func expectBigInt(name string, args []Expr, i int) error {
+	if isNullType(args[i].Type()) {
+		args[i] = Lit(nil, sqltypes.BigInt)
+	}
+	if !isInteger(args[i].Type()) {
+		return fmt.Errorf("function %s expects BIGINT, got %s", name, typeName(args[i].Type()))
+	}
+	args[i] = implicitCast(args[i], sqltypes.BigInt)
+	return nil
+}
+
+// argKind checks (and may convert in place) argument i of a call.
+type argKind func(name string, args []Expr, i int) error
+
+var (
+	varcharArg argKind = func(name string, args []Expr, i int) error { return expect(name, args, i, sqltypes.Varchar) }
+	numericArg argKind = expectNumeric
+	bigintArg  argKind = expectBigInt
+)
+
+// signature checks that a call has lo to hi arguments and that each
+// argument present has the kind given for its position, in order.
+func signature(name string, args []Expr, lo, hi int, kinds ...argKind) error {
+	if err := argCount(name, args, lo, hi); err != nil {
+		return err
+	}
+	for i := range min(len(args), len(kinds)) {
+		if err := kinds[i](name, args, i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func call(name string, args []Expr, t arrow.DataType, k kernelFn) *opExpr {
 	return &opExpr{name: strings.ToUpper(name), args: args, typ: t, kernel: k, bcast: true}
 }
@@ -234,10 +270,7 @@ func fnGreatestLeast(name string, args []Expr) (Expr, error) {
 // ---- strings ----
 
 func fnCase(name string, args []Expr) (Expr, error) {
-	if err := argCount(name, args, 1, 1); err != nil {
-		return nil, err
-	}
-	if err := expect(name, args, 0, sqltypes.Varchar); err != nil {
+	if err := signature(name, args, 1, 1, varcharArg); err != nil {
 		return nil, err
 	}
 	f := strings.ToUpper
@@ -251,10 +284,7 @@ func fnCase(name string, args []Expr) (Expr, error) {
 }
 
 func fnLength(name string, args []Expr) (Expr, error) {
-	if err := argCount(name, args, 1, 1); err != nil {
-		return nil, err
-	}
-	if err := expect(name, args, 0, sqltypes.Varchar); err != nil {
+	if err := signature(name, args, 1, 1, varcharArg); err != nil {
 		return nil, err
 	}
 	return call(name, args, sqltypes.Int, func(ctx *Context, a []arrow.Array, n int) (arrow.Array, error) {
@@ -300,20 +330,8 @@ func Substring(s string, start, length int64) string {
 }
 
 func fnSubstring(name string, args []Expr) (Expr, error) {
-	if err := argCount(name, args, 2, 3); err != nil {
+	if err := signature(name, args, 2, 3, varcharArg, bigintArg, bigintArg); err != nil {
 		return nil, err
-	}
-	if err := expect(name, args, 0, sqltypes.Varchar); err != nil {
-		return nil, err
-	}
-	for i := 1; i < len(args); i++ {
-		if isNullType(args[i].Type()) {
-			args[i] = Lit(nil, sqltypes.BigInt)
-		}
-		if !isInteger(args[i].Type()) {
-			return nil, fmt.Errorf("function %s expects BIGINT, got %s", name, typeName(args[i].Type()))
-		}
-		args[i] = implicitCast(args[i], sqltypes.BigInt)
 	}
 	return call(name, args, sqltypes.Varchar, func(ctx *Context, a []arrow.Array, n int) (arrow.Array, error) {
 		s, st := strs(a[0], n), i64s(a[1], n)
@@ -332,13 +350,8 @@ func fnSubstring(name string, args []Expr) (Expr, error) {
 }
 
 func fnTrim(name string, args []Expr) (Expr, error) {
-	if err := argCount(name, args, 1, 2); err != nil {
+	if err := signature(name, args, 1, 2, varcharArg, varcharArg); err != nil {
 		return nil, err
-	}
-	for i := range args {
-		if err := expect(name, args, i, sqltypes.Varchar); err != nil {
-			return nil, err
-		}
 	}
 	trim := strings.Trim
 	switch name {
@@ -384,13 +397,8 @@ func fnConcat(name string, args []Expr) (Expr, error) {
 }
 
 func fnReplace(name string, args []Expr) (Expr, error) {
-	if err := argCount(name, args, 3, 3); err != nil {
+	if err := signature(name, args, 3, 3, varcharArg, varcharArg, varcharArg); err != nil {
 		return nil, err
-	}
-	for i := range args {
-		if err := expect(name, args, i, sqltypes.Varchar); err != nil {
-			return nil, err
-		}
 	}
 	return call(name, args, sqltypes.Varchar, func(ctx *Context, a []arrow.Array, n int) (arrow.Array, error) {
 		s, from, to := strs(a[0], n), strs(a[1], n), strs(a[2], n)
@@ -405,13 +413,8 @@ func fnReplace(name string, args []Expr) (Expr, error) {
 }
 
 func fnPosition(name string, args []Expr) (Expr, error) {
-	if err := argCount(name, args, 2, 2); err != nil {
+	if err := signature(name, args, 2, 2, varcharArg, varcharArg); err != nil {
 		return nil, err
-	}
-	for i := range args {
-		if err := expect(name, args, i, sqltypes.Varchar); err != nil {
-			return nil, err
-		}
 	}
 	if name == "strpos" {
 		args = []Expr{args[1], args[0]}
@@ -453,21 +456,9 @@ func SplitPart(s, delim string, n int64) (string, error) {
 }
 
 func fnSplitPart(name string, args []Expr) (Expr, error) {
-	if err := argCount(name, args, 3, 3); err != nil {
+	if err := signature(name, args, 3, 3, varcharArg, varcharArg, bigintArg); err != nil {
 		return nil, err
 	}
-	for i := range 2 {
-		if err := expect(name, args, i, sqltypes.Varchar); err != nil {
-			return nil, err
-		}
-	}
-	if isNullType(args[2].Type()) {
-		args[2] = Lit(nil, sqltypes.BigInt)
-	}
-	if !isInteger(args[2].Type()) {
-		return nil, fmt.Errorf("function %s expects BIGINT, got %s", name, typeName(args[2].Type()))
-	}
-	args[2] = implicitCast(args[2], sqltypes.BigInt)
 	return call(name, args, sqltypes.Varchar, func(ctx *Context, a []arrow.Array, n int) (arrow.Array, error) {
 		s, d, k := strs(a[0], n), strs(a[1], n), i64s(a[2], n)
 		return kernels.MapString(ctx.Alloc, n, a, func(i int) (string, bool, error) {
@@ -477,21 +468,26 @@ func fnSplitPart(name string, args []Expr) (Expr, error) {
 	}), nil
 }
 
-// regexpFor returns a matcher for the pattern argument: compiled once when
-// it is a constant (errors surface at construction), else per distinct
-// pattern value.
-func regexpFor(pattern Expr) (func(string) (*regexp.Regexp, error), error) {
+// matcher returns the compiled regular expression for a pattern value.
+type matcher func(pattern string) (*regexp.Regexp, error)
+
+// regexpFor returns, for the pattern argument, a function that each kernel
+// call uses to get its matcher: the pattern is compiled once when it is a
+// constant (errors surface at construction), else per distinct pattern
+// value within a call.
+func regexpFor(pattern Expr) (func() matcher, error) {
 	if v, ok := IsConst(pattern); ok && v != nil {
 		re, err := regexp.Compile(v.(string))
 		if err != nil {
 			return nil, fmt.Errorf("invalid regular expression: %w", err)
 		}
-		return func(string) (*regexp.Regexp, error) { return re, nil }, nil
+		static := matcher(func(string) (*regexp.Regexp, error) { return re, nil })
+		return func() matcher { return static }, nil
 	}
-	return nil, nil
+	return dynRegexp, nil
 }
 
-func dynRegexp() func(string) (*regexp.Regexp, error) {
+func dynRegexp() matcher {
 	var last string
 	var re *regexp.Regexp
 	return func(p string) (*regexp.Regexp, error) {
@@ -508,24 +504,16 @@ func dynRegexp() func(string) (*regexp.Regexp, error) {
 }
 
 func fnRegexpMatch(name string, args []Expr) (Expr, error) {
-	if err := argCount(name, args, 2, 2); err != nil {
+	if err := signature(name, args, 2, 2, varcharArg, varcharArg); err != nil {
 		return nil, err
 	}
-	for i := range args {
-		if err := expect(name, args, i, sqltypes.Varchar); err != nil {
-			return nil, err
-		}
-	}
-	static, err := regexpFor(args[1])
+	matcherFor, err := regexpFor(args[1])
 	if err != nil {
 		return nil, err
 	}
 	return call("regexp_match", args, sqltypes.Boolean, func(ctx *Context, a []arrow.Array, n int) (arrow.Array, error) {
 		s, p := strs(a[0], n), strs(a[1], n)
-		get := static
-		if get == nil {
-			get = dynRegexp()
-		}
+		get := matcherFor()
 		return kernels.MapBool(ctx.Alloc, n, a, func(i int) (bool, bool, error) {
 			re, err := get(p(i))
 			if err != nil {
@@ -537,33 +525,16 @@ func fnRegexpMatch(name string, args []Expr) (Expr, error) {
 }
 
 func fnRegexpExtract(name string, args []Expr) (Expr, error) {
-	if err := argCount(name, args, 2, 3); err != nil {
+	if err := signature(name, args, 2, 3, varcharArg, varcharArg, bigintArg); err != nil {
 		return nil, err
 	}
-	for i := range 2 {
-		if err := expect(name, args, i, sqltypes.Varchar); err != nil {
-			return nil, err
-		}
-	}
-	if len(args) == 3 {
-		if isNullType(args[2].Type()) {
-			args[2] = Lit(nil, sqltypes.BigInt)
-		}
-		if !isInteger(args[2].Type()) {
-			return nil, fmt.Errorf("function %s expects BIGINT, got %s", name, typeName(args[2].Type()))
-		}
-		args[2] = implicitCast(args[2], sqltypes.BigInt)
-	}
-	static, err := regexpFor(args[1])
+	matcherFor, err := regexpFor(args[1])
 	if err != nil {
 		return nil, err
 	}
 	return call(name, args, sqltypes.Varchar, func(ctx *Context, a []arrow.Array, n int) (arrow.Array, error) {
 		s, p := strs(a[0], n), strs(a[1], n)
-		get := static
-		if get == nil {
-			get = dynRegexp()
-		}
+		get := matcherFor()
 		group := func(int) int64 { return -1 }
 		if len(a) == 3 {
 			group = i64s(a[2], n)
@@ -595,10 +566,7 @@ func fnRegexpExtract(name string, args []Expr) (Expr, error) {
 // ---- math ----
 
 func fnAbs(name string, args []Expr) (Expr, error) {
-	if err := argCount(name, args, 1, 1); err != nil {
-		return nil, err
-	}
-	if err := expectNumeric(name, args, 0); err != nil {
+	if err := signature(name, args, 1, 1, numericArg); err != nil {
 		return nil, err
 	}
 	t := args[0].Type()
@@ -608,10 +576,7 @@ func fnAbs(name string, args []Expr) (Expr, error) {
 		return nil, err
 	}
 	if t.ID() == arrow.FLOAT64 {
-		return call(name, args, t, func(ctx *Context, a []arrow.Array, n int) (arrow.Array, error) {
-			x := f64s(a[0], n)
-			return kernels.MapFixed(ctx.Alloc, t, n, a, func(i int) (float64, bool, error) { return math.Abs(x(i)), true, nil })
-		}), nil
+		return mapDouble(name, args, math.Abs), nil
 	}
 	// integers and decimals: CASE WHEN x < 0 THEN -x ELSE x END (overflow of
 	// -MinInt is an error)
@@ -619,10 +584,7 @@ func fnAbs(name string, args []Expr) (Expr, error) {
 }
 
 func fnSign(name string, args []Expr) (Expr, error) {
-	if err := argCount(name, args, 1, 1); err != nil {
-		return nil, err
-	}
-	if err := expectNumeric(name, args, 0); err != nil {
+	if err := signature(name, args, 1, 1, numericArg); err != nil {
 		return nil, err
 	}
 	t := args[0].Type()
@@ -652,52 +614,45 @@ func fnSign(name string, args []Expr) (Expr, error) {
 	}), nil
 }
 
+// mapDouble is a call of f over the single DOUBLE argument.
+func mapDouble(name string, args []Expr, f func(float64) float64) Expr {
+	return call(name, args, sqltypes.Double, func(ctx *Context, a []arrow.Array, n int) (arrow.Array, error) {
+		x := f64s(a[0], n)
+		return kernels.MapFixed(ctx.Alloc, sqltypes.Double, n, a, func(i int) (float64, bool, error) { return f(x(i)), true, nil })
+	})
+}
+
 func signOf(a arrow.Array, n int) func(int) int {
-	m := kernels.Broadcast(a, n, -1)
-	switch x := a.(type) {
-	case *array.Decimal128:
+	if x, ok := a.(*array.Decimal128); ok {
+		m := kernels.Broadcast(a, n, -1)
 		return func(i int) int { return x.Value(i & m).Sign() }
-	case *array.Float64:
-		return func(i int) int {
-			v := x.Value(i & m)
-			switch {
-			case v > 0:
-				return 1
-			case v < 0:
-				return -1
-			}
-			return 0
-		}
+	}
+	if _, ok := a.(*array.Float64); ok {
+		get := f64s(a, n)
+		return func(i int) int { return sign(get(i)) }
 	}
 	get := i64s(a, n)
-	return func(i int) int {
-		v := get(i)
-		switch {
-		case v > 0:
-			return 1
-		case v < 0:
-			return -1
-		}
-		return 0
+	return func(i int) int { return sign(get(i)) }
+}
+
+// sign is -1, 0 or 1 as v is negative, zero (or NaN) or positive.
+func sign[T int64 | float64](v T) int {
+	switch {
+	case v > 0:
+		return 1
+	case v < 0:
+		return -1
 	}
+	return 0
 }
 
 func fnRound(name string, args []Expr) (Expr, error) {
-	if err := argCount(name, args, 1, 2); err != nil {
-		return nil, err
-	}
-	if err := expectNumeric(name, args, 0); err != nil {
+	if err := signature(name, args, 1, 2, numericArg, bigintArg); err != nil {
 		return nil, err
 	}
 	digits := Expr(Lit(int64(0), sqltypes.BigInt))
 	if len(args) == 2 {
-		if isNullType(args[1].Type()) {
-			args[1] = Lit(nil, sqltypes.BigInt)
-		}
-		if !isInteger(args[1].Type()) {
-			return nil, fmt.Errorf("function round expects BIGINT, got %s", typeName(args[1].Type()))
-		}
-		digits = implicitCast(args[1], sqltypes.BigInt)
+		digits = args[1]
 	}
 	x := args[0]
 	t := x.Type()
@@ -810,10 +765,7 @@ func roundDecimal(v decimal128.Num, s int32, d int64, out *arrow.Decimal128Type)
 }
 
 func fnFloorCeil(name string, args []Expr) (Expr, error) {
-	if err := argCount(name, args, 1, 1); err != nil {
-		return nil, err
-	}
-	if err := expectNumeric(name, args, 0); err != nil {
+	if err := signature(name, args, 1, 1, numericArg); err != nil {
 		return nil, err
 	}
 	t := args[0].Type()
@@ -822,14 +774,10 @@ func fnFloorCeil(name string, args []Expr) (Expr, error) {
 	case arrow.INT32, arrow.INT64:
 		return args[0], nil
 	case arrow.FLOAT64:
-		f := math.Floor
 		if ceil {
-			f = math.Ceil
+			return mapDouble(name, args, math.Ceil), nil
 		}
-		return call(name, args, t, func(ctx *Context, a []arrow.Array, n int) (arrow.Array, error) {
-			x := f64s(a[0], n)
-			return kernels.MapFixed(ctx.Alloc, t, n, a, func(i int) (float64, bool, error) { return f(x(i)), true, nil })
-		}), nil
+		return mapDouble(name, args, math.Floor), nil
 	}
 	dt := t.(*arrow.Decimal128Type)
 	out := sqltypes.Decimal(min(dt.Precision-dt.Scale+1, sqltypes.MaxDecimalPrecision), 0)
@@ -971,35 +919,46 @@ func extractField(field string, ms int64) (int64, bool) {
 	return 0, false
 }
 
-func fnExtract(name string, args []Expr) (Expr, error) {
+// fieldAndTimestamp checks the arguments of EXTRACT and DATE_TRUNC: a
+// constant field or unit name (lower-cased) and a TIMESTAMP.
+func fieldAndTimestamp(name string, args []Expr) (string, Expr, error) {
 	if err := argCount(name, args, 2, 2); err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	field, err := constString(name, args[0])
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	ts, err := timestampArg(name, args[1])
+	if err != nil {
+		return "", nil, err
+	}
+	return field, ts, nil
+}
+
+// mapTimestamp calls f on each TIMESTAMP of ts; field, the constant first
+// argument, is kept only for display.
+func mapTimestamp[O kernels.Fixed](name string, field, ts Expr, out arrow.DataType, f func(ms int64) O) Expr {
+	return call(name, []Expr{field, ts}, out, func(ctx *Context, a []arrow.Array, n int) (arrow.Array, error) {
+		t := i64s(a[1], n)
+		return kernels.MapFixed(ctx.Alloc, out, n, a[1:], func(i int) (O, bool, error) { return f(t(i)), true, nil })
+	})
+}
+
+func fnExtract(name string, args []Expr) (Expr, error) {
+	field, ts, err := fieldAndTimestamp(name, args)
 	if err != nil {
 		return nil, err
 	}
 	if field == "epoch" {
-		return call(name, []Expr{args[0], ts}, sqltypes.Double, func(ctx *Context, a []arrow.Array, n int) (arrow.Array, error) {
-			t := i64s(a[1], n)
-			return kernels.MapFixed(ctx.Alloc, sqltypes.Double, n, a[1:], func(i int) (float64, bool, error) {
-				return float64(t(i)) / 1000, true, nil
-			})
-		}), nil
+		return mapTimestamp(name, args[0], ts, sqltypes.Double, func(ms int64) float64 { return float64(ms) / 1000 }), nil
 	}
 	if _, ok := extractField(field, 0); !ok {
 		return nil, fmt.Errorf("function %s: unknown field %q", name, field)
 	}
-	return call(name, []Expr{args[0], ts}, sqltypes.BigInt, func(ctx *Context, a []arrow.Array, n int) (arrow.Array, error) {
-		t := i64s(a[1], n)
-		return kernels.MapFixed(ctx.Alloc, sqltypes.BigInt, n, a[1:], func(i int) (int64, bool, error) {
-			v, _ := extractField(field, t(i))
-			return v, true, nil
-		})
+	return mapTimestamp(name, args[0], ts, sqltypes.BigInt, func(ms int64) int64 {
+		v, _ := extractField(field, ms)
+		return v
 	}), nil
 }
 
@@ -1009,11 +968,7 @@ func fnExtract(name string, args []Expr) (Expr, error) {
 func TruncTimestamp(unit string, ms int64) (int64, bool) {
 	fixed := map[string]int64{"millisecond": 1, "second": 1000, "minute": 60_000, "hour": 3_600_000, "day": kernels.MillisPerDay}
 	if d, ok := fixed[unit]; ok {
-		q := ms / d
-		if ms%d < 0 {
-			q--
-		}
-		return q * d, true
+		return kernels.FloorDiv(ms, d) * d, true
 	}
 	t := time.UnixMilli(ms).UTC()
 	y, m, d := t.Date()
@@ -1032,10 +987,7 @@ func TruncTimestamp(unit string, ms int64) (int64, bool) {
 }
 
 func fnDateTrunc(name string, args []Expr) (Expr, error) {
-	if err := argCount(name, args, 2, 2); err != nil {
-		return nil, err
-	}
-	unit, err := constString(name, args[0])
+	unit, ts, err := fieldAndTimestamp(name, args)
 	if err != nil {
 		return nil, err
 	}
@@ -1043,16 +995,9 @@ func fnDateTrunc(name string, args []Expr) (Expr, error) {
 	if _, ok := TruncTimestamp(unit, 0); !ok {
 		return nil, fmt.Errorf("function %s: unknown unit %q", name, unit)
 	}
-	ts, err := timestampArg(name, args[1])
-	if err != nil {
-		return nil, err
-	}
-	return call(name, []Expr{args[0], ts}, sqltypes.Timestamp, func(ctx *Context, a []arrow.Array, n int) (arrow.Array, error) {
-		t := i64s(a[1], n)
-		return kernels.MapFixed(ctx.Alloc, sqltypes.Timestamp, n, a[1:], func(i int) (int64, bool, error) {
-			v, _ := TruncTimestamp(unit, t(i))
-			return v, true, nil
-		})
+	return mapTimestamp(name, args[0], ts, sqltypes.Timestamp, func(ms int64) int64 {
+		v, _ := TruncTimestamp(unit, ms)
+		return v
 	}), nil
 }
 

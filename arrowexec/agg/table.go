@@ -1,0 +1,404 @@
+package agg
+
+import (
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// Table holds groups (distinct key tuples) and their aggregate states.
+//
+// Groups get dense ids 0, 1, 2, ... in first-seen order (the order of
+// their first row across Update calls), whatever the batching. With no key
+// columns there is one group, id 0, created by the first Update that adds a
+// row. States live in Go memory owned by the table (StateBytes accounts
+// for them); arrays returned by Emit are allocated from the table's
+// allocator and belong to the caller.
+//
+// A Table is not safe for concurrent use.
+type Table struct {
+	alloc    memory.Allocator
+	keyTypes []arrow.DataType
+	specs    []Spec
+	groups   *groupMap // nil without key columns
+	n        int       // groups
+	aggs     []aggregator
+	seq      uint64 // rows added so far (FIRST/LAST order)
+
+	touched bitset
+	dead    bitset   // combined-away groups (allocated by the first Combine)
+	fwd     []uint32 // group -> group it was combined into (itself if live)
+	err     error    // sticky error of a Combine
+	bytes   int64
+	closed  bool
+
+	// scratch
+	in         input
+	ids        []uint32
+	pick       []int32
+	nnIDs      [][]uint32
+	nnRows     [][]int32
+	nnSrc      []arrow.Array
+	emitGroups []uint32
+}
+
+// NewTable makes a table for key columns of keyTypes (may be empty: one
+// global group) and the aggregates specs. Output arrays are allocated from
+// alloc. It fails if a key type or a spec is not supported (see
+// ResultType).
+func NewTable(alloc memory.Allocator, keyTypes []arrow.DataType, specs []Spec) (*Table, error) {
+	t := &Table{alloc: alloc, keyTypes: keyTypes, specs: specs}
+	if len(keyTypes) > 0 {
+		cols := make([]keyCol, len(keyTypes))
+		for i, dt := range keyTypes {
+			c, err := newKeyCol(dt)
+			if err != nil {
+				return nil, err
+			}
+			cols[i] = c
+		}
+		t.groups = newGroupMap(cols, false)
+	}
+	for _, s := range specs {
+		a, err := newAggregator(alloc, s)
+		if err != nil {
+			return nil, err
+		}
+		t.aggs = append(t.aggs, a)
+	}
+	t.nnIDs = make([][]uint32, len(specs))
+	t.nnRows = make([][]int32, len(specs))
+	t.nnSrc = make([]arrow.Array, len(specs))
+	t.account()
+	return t, nil
+}
+
+// Len is the number of group ids handed out, combined-away groups
+// included.
+func (t *Table) Len() int { return t.n }
+
+// Update adds the rows selected by sel (nil: all rows of the batch;
+// otherwise ascending row indexes) to their groups, creating groups as
+// needed. keys[i] has keyTypes[i]; inputs[j] is the argument of specs[j]
+// (nil for count_star). Arrays may be sliced and have nulls; they are not
+// retained (VARCHAR bytes are copied). ids, if non-nil, receives the group
+// id of each selected row and must have room for len(sel) (or batch
+// length) entries. Rows of a combined-away group's key go to the group it
+// was combined into.
+//
+// The batch length is that of the first non-nil array; a batch with no
+// arrays at all (no keys, only count_star) takes its row count from sel,
+// else from ids. Update returns an error for overflow (e.g. "SUM
+// overflow", wrapping ErrOverflow), for arguments that do not match the
+// table, and for a pending Combine overflow; after an error the states of
+// the batch's groups are unspecified (the query is expected to fail). It
+// never panics on data.
+func (t *Table) Update(keys, inputs []arrow.Array, sel []int32, ids []uint32) error {
+	if t.closed {
+		return fmt.Errorf("agg: Update on a released Table")
+	}
+	if t.err != nil {
+		return t.err
+	}
+	n, err := t.checkArgs(keys, inputs, sel, ids)
+	if err != nil || n == 0 {
+		return err
+	}
+	if ids == nil {
+		t.ids = growTo(t.ids, n, 0)
+		ids = t.ids
+	}
+	ids = ids[:n]
+
+	// group ids
+	if t.groups == nil {
+		if t.n == 0 {
+			t.n = 1
+		}
+		clear(ids)
+	} else {
+		if _, err := t.groups.find(keys, sel, nil, ids); err != nil {
+			return err
+		}
+		t.n = t.groups.n
+	}
+	t.growStates()
+	if t.fwd != nil {
+		t.forward(ids)
+	}
+	touched := t.touched
+	for _, g := range ids {
+		touched[g>>6] |= 1 << (g & 63)
+	}
+
+	in := &t.in
+	for j, a := range t.aggs {
+		*in = input{arr: inputs[j], ids: ids, rows: sel, seq: t.seq, pick: t.pick}
+		if in.arr != nil && a.skipNulls() && in.arr.NullN() > 0 {
+			in.ids, in.rows = t.nonNull(j, inputs, ids, sel)
+			if len(in.ids) == 0 {
+				continue
+			}
+		}
+		if err := a.update(in); err != nil {
+			*in = input{}
+			return err
+		}
+	}
+	*in = input{} // do not retain the batch
+	t.seq += uint64(n)
+	t.account()
+	return nil
+}
+
+// checkArgs validates the shape of Update's arguments and returns the
+// number of selected rows.
+func (t *Table) checkArgs(keys, inputs []arrow.Array, sel []int32, ids []uint32) (int, error) {
+	if len(keys) != len(t.keyTypes) || len(inputs) != len(t.specs) {
+		return 0, fmt.Errorf("agg: Update got %d keys and %d inputs, want %d and %d",
+			len(keys), len(inputs), len(t.keyTypes), len(t.specs))
+	}
+	batch := -1
+	check := func(a arrow.Array, what string, i int, want arrow.DataType) error {
+		if a == nil {
+			return fmt.Errorf("agg: %s %d is nil", what, i)
+		}
+		if want != nil && kindOf(a.DataType()) != kindOf(want) {
+			return fmt.Errorf("agg: %s %d has type %s, want %s", what, i, a.DataType(), want)
+		}
+		if batch < 0 {
+			batch = a.Len()
+		} else if a.Len() != batch {
+			return fmt.Errorf("agg: %s %d has %d rows, want %d", what, i, a.Len(), batch)
+		}
+		return nil
+	}
+	for i, a := range keys {
+		if err := check(a, "key", i, t.keyTypes[i]); err != nil {
+			return 0, err
+		}
+	}
+	for j, a := range inputs {
+		if t.specs[j].Input == nil || canonical(t.specs[j].Func) == "count_star" {
+			if a != nil {
+				if err := check(a, "input", j, nil); err != nil {
+					return 0, err
+				}
+			}
+			continue
+		}
+		if err := check(a, "input", j, t.specs[j].Input); err != nil {
+			return 0, err
+		}
+	}
+	n := len(sel)
+	switch {
+	case sel != nil:
+		if n > 0 && batch >= 0 && (sel[0] < 0 || int(sel[n-1]) >= batch) {
+			return 0, fmt.Errorf("agg: selection %d..%d outside batch of %d rows", sel[0], sel[n-1], batch)
+		}
+	case batch >= 0:
+		n = batch
+	case ids != nil:
+		n = len(ids)
+	default:
+		return 0, fmt.Errorf("agg: Update without arrays needs sel or ids to give the row count")
+	}
+	if ids != nil && len(ids) < n {
+		return 0, fmt.Errorf("agg: ids has room for %d rows, want %d", len(ids), n)
+	}
+	return n, nil
+}
+
+// nonNull returns the (ids, rows) of the selected rows where inputs[j] is
+// not NULL; an input array shared by several aggregates is filtered once.
+func (t *Table) nonNull(j int, inputs []arrow.Array, ids []uint32, sel []int32) ([]uint32, []int32) {
+	arr := inputs[j]
+	for i := 0; i < j; i++ {
+		if t.nnSrc[i] == arr {
+			return t.nnIDs[i], t.nnRows[i]
+		}
+	}
+	bm, off := arr.NullBitmapBytes(), arr.Data().Offset()
+	nid, nrow := t.nnIDs[j][:0], t.nnRows[j][:0]
+	if arr.DataType().ID() != arrow.NULL {
+		for k, g := range ids {
+			r := rowOf(sel, k)
+			if bit(bm, off+r) {
+				nid = append(nid, g)
+				nrow = append(nrow, int32(r))
+			}
+		}
+	}
+	t.nnIDs[j], t.nnRows[j], t.nnSrc[j] = nid, nrow, arr
+	return nid, nrow
+}
+
+// forward maps ids of combined-away groups to the groups they live on in.
+func (t *Table) forward(ids []uint32) {
+	fwd := t.fwd
+	for k, g := range ids {
+		if fwd[g] != g {
+			ids[k] = t.find(g)
+		}
+	}
+}
+
+// find returns the live group g was combined into (union-find with path
+// halving).
+func (t *Table) find(g uint32) uint32 {
+	fwd := t.fwd
+	for fwd[g] != g {
+		fwd[g] = fwd[fwd[g]]
+		g = fwd[g]
+	}
+	return g
+}
+
+func (t *Table) growStates() {
+	for _, a := range t.aggs {
+		a.grow(t.n)
+	}
+	t.touched = t.touched.grow(t.n)
+	if t.dead != nil {
+		t.dead = t.dead.grow(t.n)
+		for g := len(t.fwd); g < t.n; g++ {
+			t.fwd = append(t.fwd, uint32(g))
+		}
+	}
+	for len(t.pick) < t.n {
+		t.pick = append(t.pick, -1)
+	}
+}
+
+// account recomputes StateBytes from the sizes of the table's arrays: a
+// constant amount of work per call, independent of the number of groups.
+func (t *Table) account() {
+	b := sizeOf(t.touched) + sizeOf(t.dead) + sizeOf(t.fwd) + sizeOf(t.ids) + sizeOf(t.pick)
+	if t.groups != nil {
+		b += t.groups.bytes()
+	}
+	for j, a := range t.aggs {
+		b += a.bytes() + sizeOf(t.nnIDs[j]) + sizeOf(t.nnRows[j])
+	}
+	t.bytes = b
+}
+
+// StateBytes is the memory the table holds (hash table, keys, states and
+// reusable scratch), maintained by Update and Combine; it is O(1) to call.
+func (t *Table) StateBytes() int64 { return t.bytes }
+
+// Emit returns, for the given group ids (nil: all groups in id order,
+// skipping combined-away ones), the key columns then one column per spec.
+// The arrays are allocated from the table's allocator and owned by the
+// caller. Emitting a combined-away group explicitly gives unspecified
+// aggregate values. Emit fails for a result that does not fit its type
+// (SUM/AVG of DECIMAL beyond 38 digits) and after a Combine overflow.
+func (t *Table) Emit(groups []uint32) (keys, results []arrow.Array, err error) {
+	if t.closed {
+		return nil, nil, fmt.Errorf("agg: Emit on a released Table")
+	}
+	if t.err != nil {
+		return nil, nil, t.err
+	}
+	if groups == nil {
+		groups = t.emitGroups[:0]
+		for g := 0; g < t.n; g++ {
+			if t.dead == nil || !t.dead.get(uint32(g)) {
+				groups = append(groups, uint32(g))
+			}
+		}
+		t.emitGroups = groups[:0]
+	}
+	for _, g := range groups {
+		if int(g) >= t.n {
+			return nil, nil, fmt.Errorf("agg: Emit of group %d, table has %d", g, t.n)
+		}
+	}
+	release := func() {
+		for _, a := range keys {
+			a.Release()
+		}
+		for _, a := range results {
+			a.Release()
+		}
+	}
+	if t.groups != nil {
+		for _, c := range t.groups.cols {
+			keys = append(keys, c.emit(t.alloc, groups))
+		}
+	}
+	for _, a := range t.aggs {
+		r, err := a.emit(t.alloc, groups)
+		if err != nil {
+			release()
+			return nil, nil, err
+		}
+		results = append(results, r)
+	}
+	return keys, results, nil
+}
+
+// Touched returns the ids of the live groups updated (or combined into)
+// since the last ClearTouched, ascending, in a new slice.
+func (t *Table) Touched() []uint32 {
+	var out []uint32
+	for w, bits := range t.touched {
+		if t.dead != nil {
+			bits &^= t.dead[w]
+		}
+		for bits != 0 {
+			b := uint32(trailingZeros(bits))
+			out = append(out, uint32(w)<<6|b)
+			bits &= bits - 1
+		}
+	}
+	return out
+}
+
+// ClearTouched forgets which groups were touched.
+func (t *Table) ClearTouched() { clear(t.touched) }
+
+// Combine merges the state of group from into group into (merging session
+// windows). Afterwards from is dead: Emit(nil) and Touched skip it, and
+// rows of its key go to into. Both ids must be below Len; combining a
+// group with itself (or with a group already combined into it) does
+// nothing. Combine has no error result: an overflow while merging is
+// reported by the next Update or Emit.
+func (t *Table) Combine(into, from uint32) {
+	if t.closed || int(into) >= t.n || int(from) >= t.n {
+		return
+	}
+	if t.dead == nil {
+		t.dead = make(bitset, 0).grow(t.n)
+		t.fwd = make([]uint32, t.n)
+		for g := range t.fwd {
+			t.fwd[g] = uint32(g)
+		}
+	}
+	into, from = t.find(into), t.find(from)
+	if into == from {
+		return
+	}
+	for _, a := range t.aggs {
+		if err := a.combine(into, from); err != nil && t.err == nil {
+			t.err = err
+		}
+	}
+	t.dead.set(from)
+	t.touched.clr(from)
+	t.touched.set(into)
+	t.fwd[from] = into
+	t.account()
+}
+
+// Release frees the table's state; the table is unusable afterwards.
+// Release is idempotent.
+func (t *Table) Release() {
+	if t.closed {
+		return
+	}
+	t.closed = true
+	*t = Table{closed: true}
+}

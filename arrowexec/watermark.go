@@ -1,0 +1,183 @@
+package arrowexec
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/ferrisstreams/ferris/kernels"
+)
+
+// RowWatermarkColumn is the hidden column that carries, for every row of a
+// stream with event time, the watermark of its partition as of the rows
+// before it. Operators judge lateness and close windows against it, so
+// results do not depend on how rows were cut into batches.
+const RowWatermarkColumn = "_wm"
+
+// WatermarkStrategy says how a source's watermark follows its event times.
+type WatermarkStrategy int
+
+const (
+	// BoundedOutOfOrderness: watermark = max event time seen - delay.
+	BoundedOutOfOrderness WatermarkStrategy = iota
+	// Ascending: watermark = max event time seen (delay 0).
+	Ascending
+	// Punctuated: watermark = max event time of rows whose punctuation
+	// column is TRUE.
+	Punctuated
+)
+
+// EventTimeConfig configures a WatermarkAssigner.
+type EventTimeConfig struct {
+	Source      string // stream name, for dead-letter records and errors
+	TimeColumn  int    // index of the event-time column (TIMESTAMP or BIGINT)
+	EpochFactor int64  // BIGINT event times are multiplied by this to get ms (1 or 1000)
+	Strategy    WatermarkStrategy
+	Delay       time.Duration // bounded out-of-orderness
+	Punctuation int           // index of the BOOLEAN punctuation column (Punctuated)
+	DeadLetter  DeadLetter    // receives rows without an event time; nil drops them with an error
+}
+
+// WatermarkAssigner follows a source: it computes each row's watermark (the
+// watermark as of the rows before it in its partition: a running maximum of
+// event time minus the delay), appends it as column RowWatermarkColumn, and
+// sets each message's watermark to the watermark after its last row. Rows
+// whose event time is NULL are dead-lettered and removed. BIGINT event times
+// are converted to TIMESTAMP milliseconds in place.
+type WatermarkAssigner struct {
+	unary
+	cfg    EventTimeConfig
+	schema *arrow.Schema
+	max    int64 // running maximum (of punctuation rows, when punctuated)
+	last   Watermark
+}
+
+var _ Operator = (*WatermarkAssigner)(nil)
+
+// NewWatermarkAssigner wraps input.
+func NewWatermarkAssigner(alloc memory.Allocator, input Operator, cfg EventTimeConfig) *WatermarkAssigner {
+	in := input.Schema()
+	fields := append([]arrow.Field(nil), in.Fields()...)
+	tsField := fields[cfg.TimeColumn]
+	if tsField.Type.ID() == arrow.INT64 {
+		fields[cfg.TimeColumn] = arrow.Field{Name: tsField.Name, Type: timestampMS, Nullable: tsField.Nullable}
+	}
+	fields = append(fields, arrow.Field{Name: RowWatermarkColumn, Type: arrow.PrimitiveTypes.Int64})
+	if cfg.EpochFactor == 0 {
+		cfg.EpochFactor = 1
+	}
+	return &WatermarkAssigner{
+		unary: unary{input: input, alloc: alloc}, cfg: cfg,
+		schema: arrow.NewSchema(fields, nil), max: math.MinInt64, last: NoWatermark,
+	}
+}
+
+var timestampMS = &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}
+
+// Schema implements Operator: the input's columns plus RowWatermarkColumn.
+func (w *WatermarkAssigner) Schema() *arrow.Schema { return w.schema }
+
+func (w *WatermarkAssigner) watermark(max int64) Watermark {
+	if max == math.MinInt64 {
+		return NoWatermark
+	}
+	return max - w.cfg.Delay.Milliseconds()
+}
+
+// Next implements Operator.
+func (w *WatermarkAssigner) Next(ctx context.Context) (Message, error) {
+	msg, err := w.input.Next(ctx)
+	if err != nil {
+		return msg, err
+	}
+	if msg.Batch == nil {
+		msg.Watermark = max(msg.Watermark, w.last)
+		w.last = msg.Watermark
+		return msg, nil
+	}
+	defer msg.Release()
+	batch := msg.Batch
+	tsCol := batch.Column(w.cfg.TimeColumn)
+	if tsCol.NullN() > 0 {
+		if batch, err = w.dropNullTimes(ctx, batch); err != nil {
+			return Message{}, err
+		}
+		defer batch.Release()
+		tsCol = batch.Column(w.cfg.TimeColumn)
+	}
+	n := int(batch.NumRows())
+	ts := kernels.Values[int64](tsCol)
+	if w.cfg.EpochFactor != 1 || tsCol.DataType().ID() == arrow.INT64 {
+		b := array.NewTimestampBuilder(w.alloc, timestampMS)
+		defer b.Release()
+		b.Reserve(n)
+		for _, v := range ts {
+			b.UnsafeAppend(arrow.Timestamp(v * w.cfg.EpochFactor))
+		}
+		tsCol = b.NewArray()
+		defer tsCol.Release()
+		ts = kernels.Values[int64](tsCol)
+	}
+	var punct *array.Boolean
+	if w.cfg.Strategy == Punctuated {
+		punct = batch.Column(w.cfg.Punctuation).(*array.Boolean)
+	}
+	wmb := array.NewInt64Builder(w.alloc)
+	defer wmb.Release()
+	wmb.Reserve(n)
+	run := w.max
+	for i, t := range ts {
+		wmb.UnsafeAppend(max(w.watermark(run), w.last))
+		if punct == nil || (punct.IsValid(i) && punct.Value(i)) {
+			run = max(run, t)
+		}
+	}
+	w.max = run
+	w.last = max(w.last, w.watermark(run), msg.Watermark)
+	wm := wmb.NewArray()
+	defer wm.Release()
+	cols := make([]arrow.Array, 0, len(w.schema.Fields()))
+	for i := 0; i < int(batch.NumCols()); i++ {
+		if i == w.cfg.TimeColumn {
+			cols = append(cols, tsCol)
+		} else {
+			cols = append(cols, batch.Column(i))
+		}
+	}
+	cols = append(cols, wm)
+	return Message{Batch: array.NewRecordBatch(w.schema, cols, int64(n)), Watermark: w.last}, nil
+}
+
+// dropNullTimes dead-letters the rows without an event time and returns the
+// others (a new batch the caller releases).
+func (w *WatermarkAssigner) dropNullTimes(ctx context.Context, batch arrow.RecordBatch) (arrow.RecordBatch, error) {
+	tsCol := batch.Column(w.cfg.TimeColumn)
+	name := batch.Schema().Field(w.cfg.TimeColumn).Name
+	keep := array.NewBooleanBuilder(w.alloc)
+	defer keep.Release()
+	for i := 0; i < tsCol.Len(); i++ {
+		valid := tsCol.IsValid(i)
+		keep.Append(valid)
+		if valid {
+			continue
+		}
+		if w.cfg.DeadLetter == nil {
+			return nil, fmt.Errorf("stream %s: row without event time (column %s is NULL)", w.cfg.Source, name)
+		}
+		rec := DeadLetterRecord{
+			Time: time.Now().UTC(), Source: w.cfg.Source, Field: name,
+			Reason: fmt.Sprintf("NULL event time in column %s", name), Raw: RowJSON(batch, i),
+		}
+		if err := w.cfg.DeadLetter.DeadLetter(ctx, rec); err != nil {
+			return nil, err
+		}
+	}
+	mask := keep.NewBooleanArray()
+	defer mask.Release()
+	return kernels.Filter(w.alloc, batch, mask)
+}
