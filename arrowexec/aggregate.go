@@ -20,7 +20,7 @@ import (
 // AggregateConfig configures an AggregateOp.
 type AggregateConfig struct {
 	Query  string
-	Source string // stream the rows come from, for dead-letter records
+	Source string      // stream the rows come from, for dead-letter records
 	Keys   []expr.Expr // GROUP BY expressions over the input
 	Specs  []agg.Spec
 	Args   []expr.Expr // one per spec; nil for COUNT(*)
