@@ -72,7 +72,7 @@ type AggregateOp struct {
 	flushed bool // EMIT FINAL groups were emitted
 	stats   AggregateStats
 	reserve int64
-	sel     map[int64][]int32 // scratch: rows per window start
+	sel     windowRows // scratch: rows per window of the current segment
 }
 
 // AggregateStats counts what an AggregateOp did with late rows.
@@ -96,7 +96,7 @@ func NewAggregate(alloc memory.Allocator, input Operator, cfg AggregateConfig) (
 		return nil, fmt.Errorf("SESSION windows are %s", "not supported yet")
 	}
 	a := &AggregateOp{unary: unary{input: input, alloc: alloc}, cfg: cfg, wm: NoWatermark,
-		windows: map[int64]*windowState{}, sel: map[int64][]int32{}}
+		windows: map[int64]*windowState{}}
 	for _, k := range cfg.Keys {
 		a.keyTypes = append(a.keyTypes, k.Type())
 	}
@@ -247,18 +247,11 @@ func (a *AggregateOp) times(batch arrow.RecordBatch) (ts, wm []int64) {
 // windows it belongs to (starts step by Advance).
 func (a *AggregateOp) windowsOf(t int64) (first int64, n int) {
 	w := a.cfg.Window
-	last := floorDiv(t, w.Advance) * w.Advance
+	last := kernels.FloorDiv(t, w.Advance) * w.Advance
 	n = int(w.Size / w.Advance)
 	return last - int64(n-1)*w.Advance, n
 }
 
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if (a%b != 0) && ((a < 0) != (b < 0)) {
-		q--
-	}
-	return q
-}
 
 func (a *AggregateOp) consumeWindowed(ctx context.Context, batch arrow.RecordBatch) error {
 	keys, args, release, err := a.evalInputs(batch)
@@ -272,7 +265,7 @@ func (a *AggregateOp) consumeWindowed(ctx context.Context, batch arrow.RecordBat
 	for i := 0; i < n; {
 		a.advance(ctx, wms[i])
 		threshold := a.nextClose()
-		clear(a.sel)
+		a.sel.reset(adv)
 		j := i
 		for ; j < n; j++ {
 			w := max(wms[j], a.wm)
@@ -283,7 +276,7 @@ func (a *AggregateOp) consumeWindowed(ctx context.Context, batch arrow.RecordBat
 			late := false
 			for s := first; s < first+int64(k)*adv; s += adv {
 				if s+size > w {
-					a.sel[s] = append(a.sel[s], int32(j))
+					a.sel.add(s, int32(j))
 					threshold = min(threshold, s+size)
 				} else {
 					late = true
@@ -310,25 +303,66 @@ func (a *AggregateOp) consumeWindowed(ctx context.Context, batch arrow.RecordBat
 
 // update adds the selected rows to their windows' tables.
 func (a *AggregateOp) update(keys, args []arrow.Array) error {
-	starts := make([]int64, 0, len(a.sel))
-	for s := range a.sel {
-		starts = append(starts, s)
-	}
-	slices.Sort(starts)
-	for _, s := range starts {
-		w, err := a.window(s)
+	for k, rows := range a.sel.rows {
+		if len(rows) == 0 {
+			continue
+		}
+		w, err := a.window(a.sel.first + int64(k)*a.sel.step)
 		if err != nil {
 			return err
 		}
-		if err := w.table.Update(keys, args, a.sel[s], nil); err != nil {
+		if err := w.table.Update(keys, args, rows, nil); err != nil {
 			return err
 		}
 		if w.emitted {
 			w.dirty = true
 		}
 	}
-	clear(a.sel)
+	a.sel.reset(a.sel.step)
 	return nil
+}
+
+// windowRows collects, for one segment of a batch, the rows of each window.
+// Window starts are multiples of step, so rows[k] holds the rows of the
+// window starting at first + k*step; the slices are reused across segments.
+type windowRows struct {
+	first, step int64
+	rows        [][]int32
+	spare       [][]int32
+}
+
+func (w *windowRows) reset(step int64) {
+	for _, r := range w.rows {
+		w.spare = append(w.spare, r[:0])
+	}
+	w.rows = w.rows[:0]
+	w.step = step
+}
+
+func (w *windowRows) slice() []int32 {
+	if n := len(w.spare); n > 0 {
+		s := w.spare[n-1]
+		w.spare = w.spare[:n-1]
+		return s
+	}
+	return nil
+}
+
+// add records row under the window starting at start.
+func (w *windowRows) add(start int64, row int32) {
+	if len(w.rows) == 0 {
+		w.first = start
+		w.rows = append(w.rows, w.slice())
+	}
+	for start < w.first { // an earlier window: prepend slots
+		w.rows = append([][]int32{w.slice()}, w.rows...)
+		w.first -= w.step
+	}
+	k := int((start - w.first) / w.step)
+	for k >= len(w.rows) {
+		w.rows = append(w.rows, w.slice())
+	}
+	w.rows[k] = append(w.rows[k], row)
 }
 
 func (a *AggregateOp) window(start int64) (*windowState, error) {
@@ -363,7 +397,7 @@ func (a *AggregateOp) late(ctx context.Context, batch arrow.RecordBatch, i int, 
 		first, k := a.windowsOf(max(t, w))
 		for s := first; s < first+int64(k)*a.cfg.Window.Advance; s += a.cfg.Window.Advance {
 			if s+a.cfg.Window.Size > w {
-				a.sel[s] = append(a.sel[s], int32(i))
+				a.sel.add(s, int32(i))
 			}
 		}
 		a.stats.LateRedirected++
@@ -373,7 +407,7 @@ func (a *AggregateOp) late(ctx context.Context, batch arrow.RecordBatch, i int, 
 		updated := false
 		for s := first; s < first+int64(k)*a.cfg.Window.Advance; s += a.cfg.Window.Advance {
 			if win, ok := a.windows[s]; ok && win.emitted && win.end+a.cfg.Late.AllowedLateness > w {
-				a.sel[s] = append(a.sel[s], int32(i))
+				a.sel.add(s, int32(i))
 				updated = true
 			}
 		}

@@ -39,6 +39,10 @@ type groupMap struct {
 	eq               []bool
 	perm             []uint32
 	sink             uint64 // defeats dead-code elimination in warm
+
+	// collide, set only by tests, keeps just the top 3 bits of every hash
+	// so that tags collide and the multi-round paths run.
+	collide bool
 }
 
 const minLogCap = 4
@@ -116,6 +120,11 @@ func (m *groupMap) find(keys []arrow.Array, rows []int32, prefix []uint32, ids [
 	m.hashes = growTo(m.hashes, n, 0)
 	h := m.hashes[:n]
 	m.hash(keys, rows, prefix, h)
+	if m.collide {
+		for k := range h {
+			h[k] &= 7 << 61
+		}
+	}
 
 	m.pos = growTo(m.pos, n, 0)
 	m.pending = growTo(m.pending, n, 0)[:n]

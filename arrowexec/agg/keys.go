@@ -130,8 +130,6 @@ func (v *keyValidity) truncateValidity(n int) {
 	v.n = n
 }
 
-func (v *keyValidity) isNull(g uint32) bool { return v.anyNull && !v.valid.get(g) }
-
 func (v *keyValidity) validSet() bitset {
 	if !v.anyNull {
 		return nil
