@@ -23,9 +23,11 @@ type input struct {
 	// seq is the update sequence number of position 0; position k has
 	// seq+k (FIRST_VALUE/LAST_VALUE order rows across batches with it).
 	seq uint64
-	// pick is scratch with one entry per group, all -1; an aggregate that
-	// uses it restores it.
+	// pick is scratch with one entry per group, all -1 (nil unless an
+	// aggregate of the table needsPick); an aggregate that uses it restores
+	// it.
 	pick []int32
+	scr  *scratch
 }
 
 // aggregator keeps the states of one aggregate call for every group.
@@ -37,7 +39,7 @@ type aggregator interface {
 	grow(n int)
 	update(in *input) error
 	// combine merges the state of group from into group into.
-	combine(into, from uint32) error
+	combine(into, from uint32, scr *scratch) error
 	// emit returns the results of groups as a new array.
 	emit(alloc memory.Allocator, groups []uint32) (arrow.Array, error)
 	bytes() int64
@@ -96,6 +98,15 @@ func newAggregator(alloc memory.Allocator, s Spec) (aggregator, error) {
 	return nil, fmt.Errorf("agg: %s(%s) has no implementation", f, sqltypes.Name(in))
 }
 
+// needsPick reports whether a uses input.pick.
+func needsPick(a aggregator) bool {
+	switch a.(type) {
+	case *firstLast, *mmString:
+		return true
+	}
+	return false
+}
+
 func scaleOf(dt arrow.DataType) int32 {
 	if d, ok := dt.(*arrow.Decimal128Type); ok {
 		return d.Scale
@@ -126,7 +137,7 @@ func (a *countAgg) update(in *input) error {
 	return nil
 }
 
-func (a *countAgg) combine(into, from uint32) error {
+func (a *countAgg) combine(into, from uint32, _ *scratch) error {
 	a.n[into] += a.n[from]
 	a.n[from] = 0
 	return nil
@@ -176,7 +187,7 @@ func (a *sumInt[T]) update(in *input) error {
 	return nil
 }
 
-func (a *sumInt[T]) combine(into, from uint32) error {
+func (a *sumInt[T]) combine(into, from uint32, _ *scratch) error {
 	x, v := a.sums[into], a.sums[from]
 	s := x + v
 	if (s^x)&(s^v) < 0 {
@@ -224,7 +235,7 @@ func (a *sumFloat) update(in *input) error {
 	return nil
 }
 
-func (a *sumFloat) combine(into, from uint32) error {
+func (a *sumFloat) combine(into, from uint32, _ *scratch) error {
 	a.sums[into] += a.sums[from]
 	a.n[into] += a.n[from]
 	return nil
@@ -348,7 +359,7 @@ func addWideDec(sums []i128, cnt []int64, ids []uint32, rows []int32, vals []dec
 	return ovf
 }
 
-func (a *sumWide) combine(into, from uint32) error {
+func (a *sumWide) combine(into, from uint32, _ *scratch) error {
 	x, v := a.sums[into], a.sums[from]
 	lo, c := bits.Add64(x.lo, v.lo, 0)
 	hi := x.hi + v.hi + int64(c)

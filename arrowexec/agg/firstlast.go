@@ -20,8 +20,6 @@ type firstLast struct {
 	vals store
 	has  bitset
 	seq  []uint64
-	seen []uint32 // scratch
-	rows []int32  // scratch
 }
 
 func (a *firstLast) skipNulls() bool { return false }
@@ -33,39 +31,40 @@ func (a *firstLast) grow(n int) {
 }
 
 func (a *firstLast) bytes() int64 {
-	return a.vals.bytes() + sizeOf(a.has) + sizeOf(a.seq) + sizeOf(a.seen) + sizeOf(a.rows)
+	return a.vals.bytes() + sizeOf(a.has) + sizeOf(a.seq)
 }
 
 func (a *firstLast) update(in *input) error {
 	pick := in.pick
-	a.seen = a.seen[:0]
+	seen := in.scr.aggU32[:0] // groups of the batch
 	if a.last {
 		for k, g := range in.ids {
 			if pick[g] < 0 {
-				a.seen = append(a.seen, g)
+				seen = append(seen, g)
 			}
 			pick[g] = int32(k)
 		}
 	} else {
 		for k, g := range in.ids {
 			if pick[g] < 0 && !a.has.get(g) {
-				a.seen = append(a.seen, g)
+				seen = append(seen, g)
 				pick[g] = int32(k)
 			}
 		}
 	}
-	a.rows = a.rows[:0]
-	for _, g := range a.seen {
+	rows := in.scr.aggI32[:0]
+	for _, g := range seen {
 		k := int(pick[g])
 		pick[g] = -1
-		a.rows = append(a.rows, int32(rowOf(in.rows, k)))
+		rows = append(rows, int32(rowOf(in.rows, k)))
 		a.seq[g] = in.seq + uint64(k)
 		a.has.set(g)
 	}
-	return a.vals.setRows(in.arr, a.seen, a.rows)
+	in.scr.aggU32, in.scr.aggI32 = seen, rows
+	return a.vals.setRows(in.arr, seen, rows)
 }
 
-func (a *firstLast) combine(into, from uint32) error {
+func (a *firstLast) combine(into, from uint32, _ *scratch) error {
 	if !a.has.get(from) {
 		return nil
 	}

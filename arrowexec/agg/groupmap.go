@@ -30,15 +30,9 @@ type groupMap struct {
 	n      int // groups
 	limit  int // the table grows before n exceeds limit
 
-	// scratch, reused across batches
-	hashes, tmp      []uint64
-	pos              []uint32
-	pending, next    []int32
-	cand, newK, rows []int32
-	candG            []uint32
-	eq               []bool
-	perm             []uint32
-	sink             uint64 // defeats dead-code elimination in warm
+	// s is the scratch of the current call, set by the caller of find.
+	s    *scratch
+	sink uint64 // defeats dead-code elimination in warm
 
 	// collide, set only by tests, keeps just the top 3 bits of every hash
 	// so that tags collide and the multi-round paths run.
@@ -82,9 +76,7 @@ func (m *groupMap) bytes() int64 {
 	for _, c := range m.cols {
 		b += c.bytes()
 	}
-	return b + sizeOf(m.hashes) + sizeOf(m.tmp) + sizeOf(m.pos) + sizeOf(m.pending) +
-		sizeOf(m.next) + sizeOf(m.cand) + sizeOf(m.newK) + sizeOf(m.rows) +
-		sizeOf(m.candG) + sizeOf(m.eq) + sizeOf(m.perm)
+	return b
 }
 
 // hash computes the key hash of each of the len(h) rows.
@@ -102,8 +94,8 @@ func (m *groupMap) hash(keys []arrow.Array, rows []int32, prefix []uint32, h []u
 			first = false
 			continue
 		}
-		m.tmp = growTo(m.tmp, len(h), 0)
-		t := m.tmp[:len(h)]
+		m.s.tmp = growTo(m.s.tmp, len(h), 0)
+		t := m.s.tmp[:len(h)]
 		hashColumn(a, rows, t)
 		for k, v := range t {
 			h[k] = combine(h[k], v)
@@ -111,14 +103,14 @@ func (m *groupMap) hash(keys []arrow.Array, rows []int32, prefix []uint32, h []u
 	}
 }
 
-// find writes into ids[k] the group id of the key at row rows[k] (rows nil:
+// find (with m.s set to a scratch) writes into ids[k] the group id of the key at row rows[k] (rows nil:
 // row k) of keys (and prefix[k]), creating groups as needed. New groups get
 // ids in order of their first row. It returns the number of groups before
 // the call: ids at or above it are new.
 func (m *groupMap) find(keys []arrow.Array, rows []int32, prefix []uint32, ids []uint32) (int, error) {
 	n := len(ids)
-	m.hashes = growTo(m.hashes, n, 0)
-	h := m.hashes[:n]
+	m.s.hashes = growTo(m.s.hashes, n, 0)
+	h := m.s.hashes[:n]
 	m.hash(keys, rows, prefix, h)
 	if m.collide {
 		for k := range h {
@@ -126,19 +118,19 @@ func (m *groupMap) find(keys []arrow.Array, rows []int32, prefix []uint32, ids [
 		}
 	}
 
-	m.pos = growTo(m.pos, n, 0)
-	m.pending = growTo(m.pending, n, 0)[:n]
-	for k := range m.pending {
-		m.pending[k] = int32(k)
+	m.s.pos = growTo(m.s.pos, n, 0)
+	m.s.pending = growTo(m.s.pending, n, 0)[:n]
+	for k := range m.s.pending {
+		m.s.pending[k] = int32(k)
 	}
-	pending := m.pending
+	pending := m.s.pending
 	m.warm(h)
 	n0 := m.n
 	rounds := 0
 	fromHome := true
 	for len(pending) > 0 {
 		rounds++
-		m.cand, m.candG, m.newK = m.cand[:0], m.candG[:0], m.newK[:0]
+		m.s.cand, m.s.candG, m.s.newK = m.s.cand[:0], m.s.candG[:0], m.s.newK[:0]
 		slots := m.slots
 		mask := uint32(len(slots) - 1)
 		shift := 32 - m.logCap
@@ -146,7 +138,7 @@ func (m *groupMap) find(keys []arrow.Array, rows []int32, prefix []uint32, ids [
 	probe:
 		for idx, k := range pending {
 			tag := uint32(h[k] >> 32)
-			p := m.pos[k]
+			p := m.s.pos[k]
 			if fromHome {
 				p = tag >> shift
 			}
@@ -161,25 +153,25 @@ func (m *groupMap) find(keys []arrow.Array, rows []int32, prefix []uint32, ids [
 					m.n++
 					slots[p&mask] = uint64(tag)<<32 | uint64(id+1)
 					ids[k] = id
-					m.newK = append(m.newK, k)
+					m.s.newK = append(m.s.newK, k)
 					break
 				}
 				if uint32(s>>32) == tag {
-					m.cand = append(m.cand, k)
-					m.candG = append(m.candG, uint32(s)-1)
-					m.pos[k] = p & mask
+					m.s.cand = append(m.s.cand, k)
+					m.s.candG = append(m.s.candG, uint32(s)-1)
+					m.s.pos[k] = p & mask
 					break
 				}
 				p++
 			}
 		}
-		if len(m.newK) > 0 {
-			if err := m.appendKeys(keys, rows, prefix, m.newK); err != nil {
+		if len(m.s.newK) > 0 {
+			if err := m.appendKeys(keys, rows, prefix, m.s.newK); err != nil {
 				return n0, err
 			}
 		}
-		next := m.next[:0]
-		if len(m.cand) > 0 {
+		next := m.s.next[:0]
+		if len(m.s.cand) > 0 {
 			next = m.verify(keys, rows, prefix, ids, mask, next)
 		}
 		fromHome = false
@@ -189,10 +181,10 @@ func (m *groupMap) find(keys []arrow.Array, rows []int32, prefix []uint32, ids [
 			fromHome = true
 		}
 		// swap buffers: pending's storage becomes the next round's scratch
-		m.next = pending[:0]
+		m.s.next = pending[:0]
 		pending = next
 	}
-	m.pending = pending[:0]
+	m.s.pending = pending[:0]
 	if rounds > 1 && m.n > n0 {
 		if err := m.renumber(keys, rows, prefix, ids, n0); err != nil {
 			return n0, err
@@ -218,9 +210,9 @@ func (m *groupMap) warm(h []uint64) {
 // appendKeys appends the keys of rows ks (positions in the batch) as new
 // groups, column at a time.
 func (m *groupMap) appendKeys(keys []arrow.Array, rows []int32, prefix []uint32, ks []int32) error {
-	m.rows = m.rows[:0]
+	m.s.rows = m.s.rows[:0]
 	for _, k := range ks {
-		m.rows = append(m.rows, int32(rowOf(rows, int(k))))
+		m.s.rows = append(m.s.rows, int32(rowOf(rows, int(k))))
 	}
 	if m.withPrefix {
 		for _, k := range ks {
@@ -228,7 +220,7 @@ func (m *groupMap) appendKeys(keys []arrow.Array, rows []int32, prefix []uint32,
 		}
 	}
 	for c, a := range keys {
-		if err := m.cols[c].appendRows(a, m.rows); err != nil {
+		if err := m.cols[c].appendRows(a, m.s.rows); err != nil {
 			return err
 		}
 	}
@@ -239,33 +231,33 @@ func (m *groupMap) appendKeys(keys []arrow.Array, rows []int32, prefix []uint32,
 // time; matches get their id, the others are appended to next to probe on
 // from the slot after their candidate.
 func (m *groupMap) verify(keys []arrow.Array, rows []int32, prefix []uint32, ids []uint32, mask uint32, next []int32) []int32 {
-	nc := len(m.cand)
-	m.eq = growTo(m.eq, nc, false)[:nc]
-	eq := m.eq
+	nc := len(m.s.cand)
+	m.s.eq = growTo(m.s.eq, nc, false)[:nc]
+	eq := m.s.eq
 	for j := range eq {
 		eq[j] = true
 	}
 	if m.withPrefix {
-		for j, k := range m.cand {
-			eq[j] = m.prefix[m.candG[j]] == prefix[k]
+		for j, k := range m.s.cand {
+			eq[j] = m.prefix[m.s.candG[j]] == prefix[k]
 		}
 	}
 	if rows == nil {
-		m.rows = append(m.rows[:0], m.cand...)
+		m.s.rows = append(m.s.rows[:0], m.s.cand...)
 	} else {
-		m.rows = m.rows[:0]
-		for _, k := range m.cand {
-			m.rows = append(m.rows, rows[k])
+		m.s.rows = m.s.rows[:0]
+		for _, k := range m.s.cand {
+			m.s.rows = append(m.s.rows, rows[k])
 		}
 	}
 	for c, a := range keys {
-		m.cols[c].equal(a, m.rows, m.candG, eq)
+		m.cols[c].equal(a, m.s.rows, m.s.candG, eq)
 	}
-	for j, k := range m.cand {
+	for j, k := range m.s.cand {
 		if eq[j] {
-			ids[k] = m.candG[j]
+			ids[k] = m.s.candG[j]
 		} else {
-			m.pos[k] = (m.pos[k] + 1) & mask
+			m.s.pos[k] = (m.s.pos[k] + 1) & mask
 			next = append(next, k)
 		}
 	}
@@ -277,14 +269,14 @@ func (m *groupMap) verify(keys []arrow.Array, rows []int32, prefix []uint32, ids
 // groups are rewritten in the new order and the slots and ids remapped.
 func (m *groupMap) renumber(keys []arrow.Array, rows []int32, prefix []uint32, ids []uint32, n0 int) error {
 	cnt := m.n - n0
-	m.perm = growTo(m.perm, cnt, 0)[:cnt]
-	perm := m.perm
+	m.s.perm = growTo(m.s.perm, cnt, 0)[:cnt]
+	perm := m.s.perm
 	for i := range perm {
 		perm[i] = ^uint32(0)
 	}
 	nxt := uint32(n0)
 	ordered := true
-	m.newK = m.newK[:0] // first row of each group, in new id order
+	m.s.newK = m.s.newK[:0] // first row of each group, in new id order
 	for k, id := range ids {
 		if int(id) < n0 {
 			continue
@@ -294,7 +286,7 @@ func (m *groupMap) renumber(keys []arrow.Array, rows []int32, prefix []uint32, i
 			perm[o] = nxt
 			ordered = ordered && nxt == id
 			nxt++
-			m.newK = append(m.newK, int32(k))
+			m.s.newK = append(m.s.newK, int32(k))
 		}
 		ids[k] = perm[o]
 	}
@@ -307,7 +299,7 @@ func (m *groupMap) renumber(keys []arrow.Array, rows []int32, prefix []uint32, i
 	if m.withPrefix {
 		m.prefix = m.prefix[:n0]
 	}
-	if err := m.appendKeys(keys, rows, prefix, m.newK); err != nil {
+	if err := m.appendKeys(keys, rows, prefix, m.s.newK); err != nil {
 		return err
 	}
 	for i, s := range m.slots {

@@ -118,7 +118,7 @@ func maxLoop[T int32 | int64 | float64](m []T, nn bitset, ids []uint32, rows []i
 	}
 }
 
-func (a *mmOrd[T]) combine(into, from uint32) error {
+func (a *mmOrd[T]) combine(into, from uint32, _ *scratch) error {
 	if !a.nn.get(from) {
 		return nil
 	}
@@ -193,7 +193,7 @@ func (a *mmDec) update(in *input) error {
 	return nil
 }
 
-func (a *mmDec) combine(into, from uint32) error {
+func (a *mmDec) combine(into, from uint32, _ *scratch) error {
 	if !a.nn.get(from) {
 		return nil
 	}
@@ -244,7 +244,7 @@ func (a *mmBool) update(in *input) error {
 	return nil
 }
 
-func (a *mmBool) combine(into, from uint32) error {
+func (a *mmBool) combine(into, from uint32, _ *scratch) error {
 	if !a.nn.get(from) {
 		return nil
 	}
@@ -268,12 +268,11 @@ func (a *mmBool) emit(alloc memory.Allocator, groups []uint32) (arrow.Array, err
 type mmString struct {
 	max  bool
 	vals stringStore // valid bits double as "has a value"
-	seen []uint32    // scratch: groups of the batch
 }
 
 func (a *mmString) skipNulls() bool { return true }
 func (a *mmString) grow(n int)      { a.vals.grow(n) }
-func (a *mmString) bytes() int64    { return a.vals.bytes() + sizeOf(a.seen) }
+func (a *mmString) bytes() int64    { return a.vals.bytes() }
 
 func (a *mmString) better(x, y []byte) bool {
 	c := bytes.Compare(x, y)
@@ -284,19 +283,20 @@ func (a *mmString) update(in *input) error {
 	offs, data := strCol(in.arr)
 	val := func(r int32) []byte { return data[offs[r]:offs[r+1]] }
 	pick := in.pick
-	a.seen = a.seen[:0]
+	seen := in.scr.aggU32[:0] // groups of the batch
 	for k, g := range in.ids {
 		r := int32(rowOf(in.rows, k))
 		switch cur := pick[g]; {
 		case cur < 0:
 			pick[g] = r
-			a.seen = append(a.seen, g)
+			seen = append(seen, g)
 		case a.better(val(r), val(cur)):
 			pick[g] = r
 		}
 	}
+	in.scr.aggU32 = seen
 	var err error
-	for _, g := range a.seen {
+	for _, g := range seen {
 		r := pick[g]
 		pick[g] = -1
 		if err == nil && (!a.vals.valid.get(g) || a.better(val(r), a.vals.get(g))) {
@@ -306,7 +306,7 @@ func (a *mmString) update(in *input) error {
 	return err
 }
 
-func (a *mmString) combine(into, from uint32) error {
+func (a *mmString) combine(into, from uint32, _ *scratch) error {
 	if !a.vals.valid.get(from) {
 		return nil
 	}
@@ -326,7 +326,7 @@ type nullAgg struct{}
 func (nullAgg) skipNulls() bool              { return true }
 func (nullAgg) grow(int)                     {}
 func (nullAgg) update(*input) error          { return nil }
-func (nullAgg) combine(uint32, uint32) error { return nil }
+func (nullAgg) combine(uint32, uint32, *scratch) error { return nil }
 func (nullAgg) bytes() int64                 { return 0 }
 func (nullAgg) emit(_ memory.Allocator, groups []uint32) (arrow.Array, error) {
 	return array.NewNull(len(groups)), nil

@@ -84,7 +84,7 @@ func welfordLoop[T int32 | int64 | float64](w []welford, ids []uint32, rows []in
 	}
 }
 
-func (a *stats) combine(into, from uint32) error {
+func (a *stats) combine(into, from uint32, _ *scratch) error {
 	a.w[into].merge(a.w[from])
 	return nil
 }
@@ -138,16 +138,15 @@ const (
 // maximum rank (leading zeros + 1) of the remaining bits.
 type hll struct {
 	regs []uint8
-	h    []uint64 // scratch: value hashes of a batch
 }
 
 func (a *hll) skipNulls() bool { return true }
 func (a *hll) grow(n int)      { a.regs = growTo(a.regs, n*hllM, 0) }
-func (a *hll) bytes() int64    { return sizeOf(a.regs) + sizeOf(a.h) }
+func (a *hll) bytes() int64    { return sizeOf(a.regs) }
 
 func (a *hll) update(in *input) error {
-	a.h = growTo(a.h, len(in.ids), 0)
-	h := a.h[:len(in.ids)]
+	in.scr.aggU64 = growTo(in.scr.aggU64, len(in.ids), 0)
+	h := in.scr.aggU64[:len(in.ids)]
 	hashColumn(in.arr, in.rows, h)
 	regs := a.regs
 	for k, g := range in.ids {
@@ -161,7 +160,7 @@ func (a *hll) update(in *input) error {
 	return nil
 }
 
-func (a *hll) combine(into, from uint32) error {
+func (a *hll) combine(into, from uint32, _ *scratch) error {
 	d := a.regs[int(into)<<hllP:][:hllM]
 	for i, r := range a.regs[int(from)<<hllP:][:hllM] {
 		d[i] = max(d[i], r)

@@ -33,13 +33,9 @@ type Table struct {
 	bytes   int64
 	closed  bool
 
-	// scratch
+	usePick    bool    // some aggregate needs input.pick
+	pick       []int32 // per group, all -1 between calls
 	in         input
-	ids        []uint32
-	pick       []int32
-	nnIDs      [][]uint32
-	nnRows     [][]int32
-	nnSrc      []arrow.Array
 	emitGroups []uint32
 }
 
@@ -66,10 +62,8 @@ func NewTable(alloc memory.Allocator, keyTypes []arrow.DataType, specs []Spec) (
 			return nil, err
 		}
 		t.aggs = append(t.aggs, a)
+		t.usePick = t.usePick || needsPick(a)
 	}
-	t.nnIDs = make([][]uint32, len(specs))
-	t.nnRows = make([][]int32, len(specs))
-	t.nnSrc = make([]arrow.Array, len(specs))
 	t.account()
 	return t, nil
 }
@@ -105,9 +99,11 @@ func (t *Table) Update(keys, inputs []arrow.Array, sel []int32, ids []uint32) er
 	if err != nil || n == 0 {
 		return err
 	}
+	scr := getScratch(len(t.specs))
+	defer putScratch(scr)
 	if ids == nil {
-		t.ids = growTo(t.ids, n, 0)
-		ids = t.ids
+		scr.ids = growTo(scr.ids, n, 0)
+		ids = scr.ids
 	}
 	ids = ids[:n]
 
@@ -118,7 +114,10 @@ func (t *Table) Update(keys, inputs []arrow.Array, sel []int32, ids []uint32) er
 		}
 		clear(ids)
 	} else {
-		if _, err := t.groups.find(keys, sel, nil, ids); err != nil {
+		t.groups.s = scr
+		_, err := t.groups.find(keys, sel, nil, ids)
+		t.groups.s = nil
+		if err != nil {
 			return err
 		}
 		t.n = t.groups.n
@@ -134,9 +133,9 @@ func (t *Table) Update(keys, inputs []arrow.Array, sel []int32, ids []uint32) er
 
 	in := &t.in
 	for j, a := range t.aggs {
-		*in = input{arr: inputs[j], ids: ids, rows: sel, seq: t.seq, pick: t.pick}
+		*in = input{arr: inputs[j], ids: ids, rows: sel, seq: t.seq, pick: t.pick, scr: scr}
 		if in.arr != nil && a.skipNulls() && in.arr.NullN() > 0 {
-			in.ids, in.rows = t.nonNull(j, inputs, ids, sel)
+			in.ids, in.rows = nonNull(scr, j, inputs, ids, sel)
 			if len(in.ids) == 0 {
 				continue
 			}
@@ -213,15 +212,15 @@ func (t *Table) checkArgs(keys, inputs []arrow.Array, sel []int32, ids []uint32)
 
 // nonNull returns the (ids, rows) of the selected rows where inputs[j] is
 // not NULL; an input array shared by several aggregates is filtered once.
-func (t *Table) nonNull(j int, inputs []arrow.Array, ids []uint32, sel []int32) ([]uint32, []int32) {
+func nonNull(s *scratch, j int, inputs []arrow.Array, ids []uint32, sel []int32) ([]uint32, []int32) {
 	arr := inputs[j]
 	for i := 0; i < j; i++ {
-		if t.nnSrc[i] == arr {
-			return t.nnIDs[i], t.nnRows[i]
+		if s.nnSrc[i] == arr {
+			return s.nnIDs[i], s.nnRows[i]
 		}
 	}
 	bm, off := arr.NullBitmapBytes(), arr.Data().Offset()
-	nid, nrow := t.nnIDs[j][:0], t.nnRows[j][:0]
+	nid, nrow := s.nnIDs[j][:0], s.nnRows[j][:0]
 	if arr.DataType().ID() != arrow.NULL {
 		for k, g := range ids {
 			r := rowOf(sel, k)
@@ -231,7 +230,7 @@ func (t *Table) nonNull(j int, inputs []arrow.Array, ids []uint32, sel []int32) 
 			}
 		}
 	}
-	t.nnIDs[j], t.nnRows[j], t.nnSrc[j] = nid, nrow, arr
+	s.nnIDs[j], s.nnRows[j], s.nnSrc[j] = nid, nrow, arr
 	return nid, nrow
 }
 
@@ -267,26 +266,28 @@ func (t *Table) growStates() {
 			t.fwd = append(t.fwd, uint32(g))
 		}
 	}
-	for len(t.pick) < t.n {
-		t.pick = append(t.pick, -1)
+	if t.usePick {
+		t.pick = growTo(t.pick, t.n, -1)
 	}
 }
 
 // account recomputes StateBytes from the sizes of the table's arrays: a
 // constant amount of work per call, independent of the number of groups.
 func (t *Table) account() {
-	b := sizeOf(t.touched) + sizeOf(t.dead) + sizeOf(t.fwd) + sizeOf(t.ids) + sizeOf(t.pick)
+	b := sizeOf(t.touched) + sizeOf(t.dead) + sizeOf(t.fwd) + sizeOf(t.pick) + sizeOf(t.emitGroups)
 	if t.groups != nil {
 		b += t.groups.bytes()
 	}
-	for j, a := range t.aggs {
-		b += a.bytes() + sizeOf(t.nnIDs[j]) + sizeOf(t.nnRows[j])
+	for _, a := range t.aggs {
+		b += a.bytes()
 	}
 	t.bytes = b
 }
 
-// StateBytes is the memory the table holds (hash table, keys, states and
-// reusable scratch), maintained by Update and Combine; it is O(1) to call.
+// StateBytes is the memory the table holds (hash table, keys, aggregate
+// states), maintained by Update and Combine; it is O(1) to call.
+// Batch-sized scratch buffers are borrowed from a shared pool per call and
+// not counted.
 func (t *Table) StateBytes() int64 { return t.bytes }
 
 // Emit returns, for the given group ids (nil: all groups in id order,
@@ -381,11 +382,13 @@ func (t *Table) Combine(into, from uint32) {
 	if into == from {
 		return
 	}
+	scr := getScratch(len(t.specs))
 	for _, a := range t.aggs {
-		if err := a.combine(into, from); err != nil && t.err == nil {
+		if err := a.combine(into, from, scr); err != nil && t.err == nil {
 			t.err = err
 		}
 	}
+	putScratch(scr)
 	t.dead.set(from)
 	t.touched.clr(from)
 	t.touched.set(into)
