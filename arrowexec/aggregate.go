@@ -64,15 +64,16 @@ type AggregateOp struct {
 	cfg      AggregateConfig
 	keyTypes []arrow.DataType
 
-	table   *agg.Table             // un-windowed
-	windows map[int64]*windowState // windowed, by window start
-	wm      Watermark              // operator watermark
-	queue   []Message              // output ready to return
-	eof     bool
-	flushed bool // EMIT FINAL groups were emitted
-	stats   AggregateStats
-	reserve int64
-	sel     windowRows // scratch: rows per window of the current segment
+	table       *agg.Table             // un-windowed
+	windows     map[int64]*windowState // windowed, by window start
+	wm          Watermark              // operator watermark
+	queue       []Message              // output ready to return
+	eof         bool
+	flushed     bool // EMIT FINAL groups were emitted
+	rowsScratch []int32
+	stats       AggregateStats
+	reserve     int64
+	sel         windowRows // scratch: rows per window of the current segment
 }
 
 // AggregateStats counts what an AggregateOp did with late rows.
@@ -225,7 +226,28 @@ func (a *AggregateOp) consumeGrouped(batch arrow.RecordBatch) error {
 		return err
 	}
 	defer release()
-	return a.table.Update(keys, args, nil, nil)
+	var sel []int32
+	if len(keys) == 0 && allNil(args) { // only COUNT(*): the table needs the row count
+		sel = a.allRows(int(batch.NumRows()))
+	}
+	return a.table.Update(keys, args, sel, nil)
+}
+
+// allRows returns the selection 0..n-1 (reused scratch).
+func (a *AggregateOp) allRows(n int) []int32 {
+	for len(a.rowsScratch) < n {
+		a.rowsScratch = append(a.rowsScratch, int32(len(a.rowsScratch)))
+	}
+	return a.rowsScratch[:n]
+}
+
+func allNil(arrs []arrow.Array) bool {
+	for _, x := range arrs {
+		if x != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // times returns the event times and row watermarks of batch; for
@@ -251,7 +273,6 @@ func (a *AggregateOp) windowsOf(t int64) (first int64, n int) {
 	n = int(w.Size / w.Advance)
 	return last - int64(n-1)*w.Advance, n
 }
-
 
 func (a *AggregateOp) consumeWindowed(ctx context.Context, batch arrow.RecordBatch) error {
 	keys, args, release, err := a.evalInputs(batch)

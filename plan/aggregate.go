@@ -246,7 +246,9 @@ func (b *selectBinder) bindAggregate(sel *ast.Select, input Node, sc *scope, ite
 		name := ""
 		if ref, ok := g.(*ast.ColumnRef); ok {
 			name = ref.Name
-			if _, err := sc.resolve(ref); err != nil {
+			columnsOnly := *sc
+			columnsOnly.aliases = nil
+			if _, err := columnsOnly.resolve(ref); err != nil {
 				alias, isAlias := ctx.aliases[ref.Name]
 				if !isAlias || ref.Qualifier != "" {
 					return nil, nil, err
