@@ -166,3 +166,42 @@ func TestUsageAndUnknownCommand(t *testing.T) {
 		t.Fatalf("settings: %s", out)
 	}
 }
+
+// TestWindowsExample checks examples/windows.sql against results computed
+// by hand from examples/trades.jsonl (see the comments in the example).
+func TestWindowsExample(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"windows.sql", "trades.jsonl"} {
+		data, err := os.ReadFile(filepath.Join("../../examples", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, f), data, 0o644)
+	}
+	if code, _, errOut := ferris(t, "run", filepath.Join(dir, "windows.sql")); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	want := map[string]string{
+		"sector_5s.jsonl": `{"sector":"tech","trades":2,"volume":1500,"avg_price":282.925000,"window_start":"2024-01-01T00:00:00.000Z","window_end":"2024-01-01T00:00:05.000Z"}
+{"sector":"finance","trades":2,"volume":6401,"avg_price":277.552500,"window_start":"2024-01-01T00:00:00.000Z","window_end":"2024-01-01T00:00:05.000Z"}
+{"sector":"energy","trades":1,"volume":2500,"avg_price":99.870000,"window_start":"2024-01-01T00:00:00.000Z","window_end":"2024-01-01T00:00:05.000Z"}
+{"sector":"tech","trades":1,"volume":800,"avg_price":495.220000,"window_start":"2024-01-01T00:00:05.000Z","window_end":"2024-01-01T00:00:10.000Z"}
+{"sector":"energy","trades":1,"volume":15000,"avg_price":146.030000,"window_start":"2024-01-01T00:00:05.000Z","window_end":"2024-01-01T00:00:10.000Z"}
+`,
+		"volume_4s.jsonl": `{"trades":2,"volume":1500,"window_start":"2023-12-31T23:59:58.000Z","window_end":"2024-01-01T00:00:02.000Z"}
+{"trades":4,"volume":9400,"window_start":"2024-01-01T00:00:00.000Z","window_end":"2024-01-01T00:00:04.000Z"}
+{"trades":4,"volume":9701,"window_start":"2024-01-01T00:00:02.000Z","window_end":"2024-01-01T00:00:06.000Z"}
+{"trades":3,"volume":16801,"window_start":"2024-01-01T00:00:04.000Z","window_end":"2024-01-01T00:00:08.000Z"}
+{"trades":1,"volume":15000,"window_start":"2024-01-01T00:00:06.000Z","window_end":"2024-01-01T00:00:10.000Z"}
+`,
+	}
+	for f, w := range want {
+		got, err := os.ReadFile(filepath.Join(dir, "out", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != w {
+			t.Errorf("%s:\n%s\nwant:\n%s", f, got, w)
+		}
+	}
+}
