@@ -15,7 +15,7 @@ type distinct struct {
 	set   *groupMap
 	head  []uint32 // per group: first pair + 1, 0 if none
 	next  []uint32 // per pair: next pair of the same group + 1
-	pick  []int32 // for the inner aggregate during combine, all -1
+	pick  []int32  // for the inner aggregate during combine, all -1
 }
 
 func newDistinct(alloc memory.Allocator, inner aggregator, dt arrow.DataType) (aggregator, error) {

@@ -323,11 +323,11 @@ func (a *mmString) emit(alloc memory.Allocator, groups []uint32) (arrow.Array, e
 // nullAgg is MIN/MAX/FIRST/LAST of an untyped NULL: always NULL.
 type nullAgg struct{}
 
-func (nullAgg) skipNulls() bool              { return true }
-func (nullAgg) grow(int)                     {}
-func (nullAgg) update(*input) error          { return nil }
+func (nullAgg) skipNulls() bool                        { return true }
+func (nullAgg) grow(int)                               {}
+func (nullAgg) update(*input) error                    { return nil }
 func (nullAgg) combine(uint32, uint32, *scratch) error { return nil }
-func (nullAgg) bytes() int64                 { return 0 }
+func (nullAgg) bytes() int64                           { return 0 }
 func (nullAgg) emit(_ memory.Allocator, groups []uint32) (arrow.Array, error) {
 	return array.NewNull(len(groups)), nil
 }

@@ -50,6 +50,19 @@
 //     APPROX_COUNT_DISTINCT, where it changes nothing.
 //   - SUM, AVG, MIN, MAX, STDDEV and VAR over no non-NULL rows are NULL.
 //
+// # Memory
+//
+// State is struct-of-arrays in Go memory owned by the Table: per group a
+// slot share of the hash table (8 bytes per slot, load factor <= 1/2), the
+// keys (fixed width, or one byte arena + offsets for VARCHAR) and per
+// aggregate e.g. COUNT 8 bytes, SUM(BIGINT) 8 bytes + 1 bit, AVG 16 bytes,
+// SUM/AVG(DECIMAL) 24 bytes, MIN/MAX(DECIMAL) 16 bytes + 1 bit, STDDEV 24
+// bytes, APPROX_COUNT_DISTINCT 128 bytes; slices grow geometrically.
+// Measured with COUNT(*), SUM(BIGINT), AVG(DOUBLE), MIN(DECIMAL(18,4)),
+// MAX(BIGINT) over 10,000 BIGINT keys: about 100 bytes per group (see
+// BenchmarkUpdate's state-B/group). Batch-sized scratch buffers come from a
+// pool for the duration of a call and are not part of any table.
+//
 // An untyped NULL argument (arrow.Null) is accepted by COUNT (0),
 // APPROX_COUNT_DISTINCT (0), MIN, MAX, FIRST_VALUE and LAST_VALUE (result
 // type NULL).

@@ -363,10 +363,13 @@ func (t *Table) ClearTouched() { clear(t.touched) }
 
 // Combine merges the state of group from into group into (merging session
 // windows). Afterwards from is dead: Emit(nil) and Touched skip it, and
-// rows of its key go to into. Both ids must be below Len; combining a
-// group with itself (or with a group already combined into it) does
-// nothing. Combine has no error result: an overflow while merging is
-// reported by the next Update or Emit.
+// rows of its key go to into. If into was itself combined away, the merge
+// goes to the group it lives on in. Ids at or above Len are ignored;
+// combining a group with itself (or with a group already combined into it)
+// does nothing. FIRST_VALUE/LAST_VALUE keep the value of whichever group's
+// row came first/last in update order; DISTINCT aggregates replay from's
+// distinct values into into. Combine has no error result: an overflow
+// while merging is reported by the next Update or Emit.
 func (t *Table) Combine(into, from uint32) {
 	if t.closed || int(into) >= t.n || int(from) >= t.n {
 		return
