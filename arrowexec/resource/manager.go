@@ -26,8 +26,10 @@ type LimitError struct {
 	Limit     int64
 }
 
+// Error does not repeat the query name: the engine prefixes every query
+// error with it.
 func (e *LimitError) Error() string {
-	return fmt.Sprintf("query %q: %v: requested %d bytes with %d in use of %d", e.Query, ErrMemoryLimit, e.Requested, e.Used, e.Limit)
+	return fmt.Sprintf("%v: requested %d bytes with %d in use of %d (max_memory_mb)", ErrMemoryLimit, e.Requested, e.Used, e.Limit)
 }
 
 func (e *LimitError) Unwrap() error { return ErrMemoryLimit }
