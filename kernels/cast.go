@@ -128,7 +128,8 @@ func Cast(alloc memory.Allocator, x arrow.Array, to arrow.DataType) (arrow.Array
 		}
 	case arrow.TIMESTAMP: // to DATE
 		return castFixed(alloc, x, to, func(v int64) (int32, bool) {
-			return int32(FloorDiv(v, MillisPerDay)), true
+			d := FloorDiv(v, MillisPerDay)
+			return int32(d), d >= math.MinInt32 && d <= math.MaxInt32
 		})
 	case arrow.DATE32: // to TIMESTAMP
 		return castFixed(alloc, x, to, func(v int32) (int64, bool) { return int64(v) * MillisPerDay, true })
@@ -379,12 +380,13 @@ func FormatDouble(v float64) string {
 // [-]N day[s] HH:MM:SS[.mmm].
 func FormatInterval(ms int64) string {
 	var sb strings.Builder
+	u := uint64(ms) // magnitude as unsigned, so MinInt64 negates correctly
 	if ms < 0 {
 		sb.WriteByte('-')
-		ms = -ms
+		u = -u
 	}
-	days := ms / MillisPerDay
-	ms %= MillisPerDay
+	days := u / MillisPerDay
+	ms = int64(u % MillisPerDay)
 	if days == 1 {
 		sb.WriteString("1 day ")
 	} else if days != 0 {

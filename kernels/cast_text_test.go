@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"math"
 	"slices"
 	"testing"
 
@@ -79,5 +80,19 @@ func TestCastTextReconciled(t *testing.T) {
 				t.Errorf("got %v, want %v", g, tc.want)
 			}
 		})
+	}
+}
+
+func TestFormatIntervalExtremes(t *testing.T) {
+	for ms, want := range map[int64]string{
+		0:             "00:00:00",
+		-1500:         "-00:00:01.500",
+		90061001:      "1 day 01:01:01.001",
+		math.MinInt64: "-106751991167 days 07:12:55.808",
+		math.MaxInt64: "106751991167 days 07:12:55.807",
+	} {
+		if got := FormatInterval(ms); got != want {
+			t.Errorf("FormatInterval(%d) = %q, want %q", ms, got, want)
+		}
 	}
 }

@@ -272,9 +272,6 @@ func (b *selectBinder) bindAggregate(sel *ast.Select, input Node, sc *scope, ite
 		a.KeyNames = append(a.KeyNames, name)
 	}
 	if sel.Window != nil {
-		if sel.Window.Kind == "SESSION" {
-			return nil, nil, notSupported(sel.Window.At, "WINDOW SESSION")
-		}
 		w, err := bindWindow(sel.Window)
 		if err != nil {
 			return nil, nil, err
@@ -286,6 +283,9 @@ func (b *selectBinder) bindAggregate(sel *ast.Select, input Node, sc *scope, ite
 	}
 	switch sel.Emit {
 	case "CHANGES":
+		if a.Window != nil && a.Window.Kind == arrowexec.Session {
+			return nil, nil, notSupported(sel.At, "EMIT CHANGES with WINDOW SESSION")
+		}
 		a.EmitChanges = true
 	case "FINAL":
 		if a.Window != nil {

@@ -174,6 +174,9 @@ func (b *opBuilder) build(n Node) (arrowexec.Operator, error) {
 			cfg.Specs = append(cfg.Specs, c.Spec)
 			cfg.Args = append(cfg.Args, c.Arg)
 		}
+		if n.Window != nil && n.Window.Kind == arrowexec.Session {
+			return arrowexec.NewSessionAggregate(b.alloc, in, cfg)
+		}
 		return arrowexec.NewAggregate(b.alloc, in, cfg)
 	case *Limit:
 		in, err := b.build(n.Input)
@@ -207,7 +210,10 @@ func physicalTree(n Node, depth int, b *strings.Builder) {
 		fmt.Fprintf(b, "%sLimitOp %d\n", pad, n.N)
 	case *Aggregate:
 		kind := "HashAggregate (vectorised group ids, typed state vectors)"
-		if n.Window != nil {
+		switch {
+		case n.Window != nil && n.Window.Kind == arrowexec.Session:
+			kind = "SessionAggregate " + n.Window.String() + " (per-row watermarks, per-key session lists, state per session)"
+		case n.Window != nil:
 			kind = "WindowAggregate " + n.Window.String() + " (per-row watermarks, state per window)"
 		}
 		fmt.Fprintf(b, "%s%s\n", pad, kind)

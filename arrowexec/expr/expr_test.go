@@ -104,6 +104,14 @@ func randomBatch(mem memory.Allocator, rng *rand.Rand, n, offset int) (arrow.Rec
 }
 
 func equalValues(a, b any) bool {
+	if alt, ok := b.(refAlternatives); ok {
+		for _, v := range alt {
+			if equalValues(a, v) {
+				return true
+			}
+		}
+		return false
+	}
 	if fa, ok := a.(float64); ok {
 		fb, ok := b.(float64)
 		return ok && (fa == fb || math.IsNaN(fa) && math.IsNaN(fb) || math.Abs(fa-fb) <= 1e-9*math.Abs(fa))

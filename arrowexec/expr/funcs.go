@@ -739,8 +739,11 @@ func RoundFloat(x float64, d int64) float64 {
 	if d == 0 {
 		return math.Round(x)
 	}
-	if d > 308 || d < -308 || math.IsNaN(x) || math.IsInf(x, 0) {
+	if d > 308 || math.IsNaN(x) || math.IsInf(x, 0) {
 		return x
+	}
+	if d < -308 { // 10^-d exceeds every finite double
+		return math.Copysign(0, x)
 	}
 	p := math.Pow10(int(d))
 	r := math.Round(x*p) / p
@@ -1072,7 +1075,11 @@ func fnToTimestamp(name string, args []Expr) (Expr, error) {
 	return call(name, []Expr{x}, sqltypes.Timestamp, func(ctx *Context, a []arrow.Array, n int) (arrow.Array, error) {
 		v := f64s(a[0], n)
 		return kernels.MapFixed(ctx.Alloc, sqltypes.Timestamp, n, a, func(i int) (int64, bool, error) {
-			ms := math.Round(v(i) * scale)
+			ms := v(i) * scale
+			if unit == "us" { // divide: multiplying by the inexact 0.001 can miss by 1 ulp
+				ms = v(i) / 1000
+			}
+			ms = math.Round(ms)
 			if ms != ms || ms >= math.MaxInt64 || ms < math.MinInt64 {
 				return 0, false, fmt.Errorf("timestamp out of range: %s", kernels.FormatDouble(v(i)))
 			}

@@ -69,7 +69,12 @@ func refEval(e Expr, row []any) (any, error) {
 		}
 		return refEval(x.els, row)
 	case *opExpr:
-		return refOp(x, row)
+		return refOp(x, row, "s")
+	case *unitHint:
+		if op, ok := x.Expr.(*opExpr); ok {
+			return refOp(op, row, x.unit)
+		}
+		return refEval(x.Expr, row)
 	}
 	return nil, fmt.Errorf("reference: unsupported %T", e)
 }
@@ -108,6 +113,12 @@ func ratToDecimal(r *big.Rat, t *arrow.Decimal128Type) (decimal128.Num, error) {
 }
 
 func refCast(v any, from, to arrow.DataType) (any, error) {
+	if out, ok, err := refCastTemporal(v, from, to); ok {
+		return out, err
+	}
+	if from.ID() == arrow.DURATION && to.ID() == arrow.STRING {
+		return kernels.FormatInterval(v.(int64)), nil
+	}
 	if to.ID() == arrow.STRING {
 		switch x := v.(type) {
 		case string:
@@ -232,7 +243,7 @@ func refCompare(a, b any, at, bt arrow.DataType) int {
 	return ratOf(a, at).Cmp(ratOf(b, bt))
 }
 
-func refOp(x *opExpr, row []any) (any, error) {
+func refOp(x *opExpr, row []any, unit string) (any, error) {
 	args := make([]any, len(x.args))
 	for i, a := range x.args {
 		v, err := refEval(a, row)
@@ -277,6 +288,8 @@ func refOp(x *opExpr, row []any) (any, error) {
 			}
 		}
 		return sb.String(), nil
+	case "GREATEST", "LEAST":
+		return refGreatestLeast(x, args), nil
 	}
 	for _, a := range args {
 		if a == nil {
@@ -291,6 +304,11 @@ func refOp(x *opExpr, row []any) (any, error) {
 	case "||":
 		return args[0].(string) + args[1].(string), nil
 	case "+", "-", "*", "/", "%":
+		if x.typ.ID() == arrow.DURATION && len(args) == 2 {
+			if f, ok := args[1].(float64); ok { // INTERVAL * or / a number
+				return refScaleInterval(x.name, args[0].(int64), f)
+			}
+		}
 		if len(args) == 1 { // unary minus
 			if f, ok := args[0].(float64); ok {
 				return 0 - f, nil
@@ -306,7 +324,7 @@ func refOp(x *opExpr, row []any) (any, error) {
 	case "LENGTH":
 		return int32(utf8.RuneCountInString(args[0].(string))), nil
 	}
-	return nil, fmt.Errorf("reference: unsupported operator %s", x.name)
+	return refFunc(x, args, unit)
 }
 
 func refArith(op string, args []any, types []arrow.DataType, out arrow.DataType) (any, error) {
@@ -356,7 +374,7 @@ func refArith(op string, args []any, types []arrow.DataType, out arrow.DataType)
 	switch out.ID() {
 	case arrow.DECIMAL128:
 		return ratToDecimal(r, out.(*arrow.Decimal128Type))
-	case arrow.INT32:
+	case arrow.INT32, arrow.DATE32:
 		if !r.IsInt() || !r.Num().IsInt64() || r.Num().Int64() != int64(int32(r.Num().Int64())) {
 			return nil, errRef
 		}

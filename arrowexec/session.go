@@ -1,0 +1,1000 @@
+package arrowexec
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/ferrisstreams/ferris/arrowexec/agg"
+	"github.com/ferrisstreams/ferris/arrowexec/expr"
+	"github.com/ferrisstreams/ferris/kernels"
+)
+
+// SessionOp is a vectorised aggregation over SESSION windows.
+//
+// # Semantics
+//
+// Per GROUP BY key, a session covers [first event time, last event time +
+// Gap). A row at event time t stands for the interval [t, t+Gap); it joins
+// every open session of its key that interval overlaps (half-open: an event
+// exactly Gap after a session's last event starts a new session), extending
+// it to start = min, end = max(end, t+Gap); a row that overlaps two open
+// sessions of its key merges them into one. A row that overlaps no open
+// session opens a new one. window_start is the session's first event time
+// and window_end its last event time + Gap.
+//
+// Sessions close when the row watermark (RowWatermarkColumn; the watermark
+// as of the rows before each row) reaches their end: before each row, every
+// session whose end is at or below the row's watermark is closed. All
+// sessions closing at the same watermark point are emitted in one batch,
+// ordered by window_end, then window_start, then the order in which the
+// sessions began (the row that opened them; a merged session keeps the
+// earlier). Because closing happens at per-row watermark points, the
+// output does not depend on how the input is cut into batches. The end of
+// input (FinalWatermark) closes every session.
+//
+// A row is late when it overlaps no open session of its key and the
+// session it would open has already closed: t + Gap <= its watermark. A
+// late row never joins or merges closed sessions except under
+// update_previous, as below. Late.Strategy decides:
+//   - drop: the row is counted (Stats) and discarded;
+//   - dead_letter: the row goes to DeadLetter with the watermark it missed;
+//   - include_in_next_window: the row is handled as if its event time were
+//     its watermark w: it joins the open session overlapping [w, w+Gap) or
+//     opens one starting at w (its own column values are unchanged);
+//   - update_previous: a closed session is kept until the watermark reaches
+//     its end + Late.AllowedLateness. A late row that overlaps a kept
+//     session of its key updates it (the earliest-starting one it overlaps;
+//     kept sessions never merge with each other or with open sessions), its
+//     bounds are widened as for an on-time row, and its corrected row is
+//     emitted again at once with revision one higher. A late row that
+//     overlaps no kept session but is within allowed lateness (t + Gap +
+//     AllowedLateness > w) forms a new closed session of its own, emitted at
+//     once with revision 0. Later rows are dead-lettered.
+//
+// Processing-time input (TimeCol < 0) uses the wall clock when a batch is
+// consumed as both event time and watermark for its rows.
+//
+// # Design
+//
+// Per batch the key and argument expressions are evaluated once; a key
+// dictionary (an agg.Table without aggregates) gives every row a dense key
+// id in one vectorised Update. A scalar pass over the rows then maintains,
+// per key id, singly linked lists of open and kept sessions in a slab of
+// plain structs, and writes each row's session id into an Int64 column
+// (session id == group id in its table); the aggregate states are then
+// updated by one agg.Table.Update per table, keyed by that synthetic
+// column. Closing times are kept in a min-heap, refreshed lazily when
+// sessions grow. Before each row the sessions due at its watermark are
+// closed: they leave their keys' lists at once (no later row can reach
+// them), and are emitted once the pending rows are applied, so closing does
+// not cut the batch. The pending rows are applied early only before a
+// merge (agg.Table.Combine needs both sessions' rows applied) and around a
+// late row that updates a closed session (its earlier state is emitted
+// first, its corrected state right after).
+//
+// # State
+//
+// Closed sessions are freed at once (or when their allowed lateness ends).
+// agg.Table cannot drop or move groups, so sessions live in generations of
+// tables: when most sessions of the current table are dead, new sessions
+// go to a fresh table, and a table is released when none of its sessions
+// is live. All open sessions of a key stay in one table so they can be
+// merged; a key that never has a moment without an open session therefore
+// keeps adding sessions to its table, which bounds the reclaim but not the
+// growth in that (rare) pattern. The key dictionary is rebuilt when most of
+// its keys hold no session. State memory is reserved through Reserver.
+//
+// EMIT CHANGES is not supported for sessions. SessionOp is not safe for
+// concurrent use.
+type SessionOp struct {
+	unary
+	cfg      AggregateConfig
+	keyTypes []arrow.DataType
+	gap      int64
+	keep     int64 // how long a closed session is kept (update_previous), else -1
+	// minCompact is the generation size (defaultMinCompact; tests lower it).
+	minCompact int
+
+	dict      *agg.Table // key dictionary: GROUP BY tuple -> key id
+	keyOpen   []int32    // per key id: first open session, -1 for none
+	keyClosed []int32    // per key id: first kept closed session, -1 for none
+	keyLive   int        // keys with at least one session
+
+	sess  []session
+	free  []int32
+	heap  []sessEvent
+	tabs  []*sessTable // the last one receives new sessions
+	seq   int64        // sessions begun so far
+	dirty []int32      // kept sessions updated by late rows, to re-emit
+
+	wm      Watermark
+	queue   []Message
+	eof     bool
+	stats   AggregateStats
+	reserve int64
+
+	// per-batch scratch
+	kids    []uint32
+	sids    []int64
+	closing []int32
+	toFree  []int32
+}
+
+// session is one session window of one key.
+type session struct {
+	start, end int64 // [first event, last event + gap)
+	seq        int64 // order the session began in
+	revision   int64
+	tab        *sessTable
+	key        uint32
+	gid        uint32 // group id (== session id) in tab
+	next       int32  // next session in its key's list
+	ver        uint32 // bumped when the slot is freed
+	open       bool
+	emitted    bool
+	pending    bool // queued for (re-)emission
+}
+
+// sessTable is one generation of session aggregate states.
+type sessTable struct {
+	t    *agg.Table
+	n    int     // sessions created (== t.Len())
+	live int     // sessions not yet freed
+	rows []int32 // rows of the current segment
+	used bool    // rows were added in the current segment
+}
+
+// sessEvent is a heap entry: at the time at, session idx closes (if open)
+// or expires (if kept). Entries are lazy: at may be below the session's
+// current time, and ver tells a freed slot.
+type sessEvent struct {
+	at  int64
+	idx int32
+	ver uint32
+}
+
+// defaultMinCompact is the generation size: a session table (or the key
+// dictionary) is replaced once it has at least this many entries and under
+// a quarter of them are live.
+const defaultMinCompact = 1 << 16
+
+var _ Operator = (*SessionOp)(nil)
+
+// NewSessionAggregate returns a session-window aggregation over input;
+// cfg.Window must be a Session window. The output is cfg.Schema: keys,
+// window_start, window_end, [revision], aggregates. It fails for
+// unsupported key or aggregate types and for EmitChanges.
+func NewSessionAggregate(alloc memory.Allocator, input Operator, cfg AggregateConfig) (*SessionOp, error) {
+	if cfg.Window == nil || cfg.Window.Kind != Session || cfg.Window.Gap <= 0 {
+		return nil, fmt.Errorf("session aggregate: needs a SESSION window with a positive gap")
+	}
+	if cfg.EmitChanges {
+		return nil, fmt.Errorf("session aggregate: EMIT CHANGES is not supported for SESSION windows")
+	}
+	s := &SessionOp{unary: unary{input: input, alloc: alloc}, cfg: cfg, gap: cfg.Window.Gap, keep: -1, wm: NoWatermark,
+		minCompact: defaultMinCompact}
+	if cfg.Late.Strategy == "update_previous" {
+		s.keep = max(cfg.Late.AllowedLateness, 0)
+	}
+	for _, k := range cfg.Keys {
+		s.keyTypes = append(s.keyTypes, k.Type())
+	}
+	var err error
+	if s.dict, err = agg.NewTable(alloc, s.keyTypes, nil); err != nil {
+		return nil, err
+	}
+	if err := s.newTable(); err != nil {
+		s.dict.Release()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *SessionOp) newTable() error {
+	t, err := agg.NewTable(s.alloc, []arrow.DataType{arrow.PrimitiveTypes.Int64}, s.cfg.Specs)
+	if err != nil {
+		return err
+	}
+	s.tabs = append(s.tabs, &sessTable{t: t})
+	return nil
+}
+
+// Schema implements Operator.
+func (s *SessionOp) Schema() *arrow.Schema { return s.cfg.Schema }
+
+// Stats returns the late-row counters.
+func (s *SessionOp) Stats() AggregateStats { return s.stats }
+
+// String describes the operator for explain output.
+func (s *SessionOp) String() string { return "SessionAggregate " + s.cfg.Window.String() }
+
+// Close implements Operator: it releases all state and queued output.
+func (s *SessionOp) Close() error {
+	for _, m := range s.queue {
+		m.Release()
+	}
+	s.queue = nil
+	for _, t := range s.tabs {
+		t.t.Release()
+	}
+	s.tabs = nil
+	if s.dict != nil {
+		s.dict.Release()
+	}
+	s.sess, s.free, s.heap, s.keyOpen, s.keyClosed = nil, nil, nil, nil, nil
+	if r, ok := s.alloc.(Reserver); ok && s.reserve > 0 {
+		r.Unreserve(s.reserve)
+	}
+	s.reserve = 0
+	return s.unary.Close()
+}
+
+// Next implements Operator. Sessions are emitted when the watermark closes
+// them; after the input's end every remaining session is emitted, then
+// io.EOF is returned.
+func (s *SessionOp) Next(ctx context.Context) (Message, error) {
+	for len(s.queue) == 0 {
+		if s.eof {
+			return Message{}, io.EOF
+		}
+		if err := ctx.Err(); err != nil {
+			return Message{}, err
+		}
+		msg, err := s.input.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			s.eof = true
+			if err := s.advance(FinalWatermark); err != nil {
+				return Message{}, fmt.Errorf("session aggregate: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return Message{}, err
+		}
+		if err := s.consume(ctx, msg); err != nil {
+			return Message{}, fmt.Errorf("session aggregate: %w", err)
+		}
+	}
+	m := s.queue[0]
+	s.queue = s.queue[1:]
+	return m, nil
+}
+
+// consume processes one input message and releases it.
+func (s *SessionOp) consume(ctx context.Context, msg Message) error {
+	defer msg.Release()
+	before := s.wm
+	if msg.Batch != nil && msg.Batch.NumRows() > 0 {
+		if err := s.consumeBatch(ctx, msg.Batch); err != nil {
+			return err
+		}
+	}
+	if err := s.advance(msg.Watermark); err != nil {
+		return err
+	}
+	if err := s.compact(); err != nil {
+		return err
+	}
+	if err := s.account(); err != nil {
+		return err
+	}
+	if len(s.queue) == 0 && s.wm > before && s.wm != NoWatermark {
+		s.queue = append(s.queue, Message{Watermark: s.wm})
+	}
+	return nil
+}
+
+// evalInputs evaluates the key and argument expressions over batch; the
+// caller calls release.
+func (s *SessionOp) evalInputs(batch arrow.RecordBatch) (keys, args []arrow.Array, release func(), err error) {
+	ec := &expr.Context{Alloc: s.alloc, Now: time.Now()}
+	var all []arrow.Array
+	release = func() {
+		for _, x := range all {
+			x.Release()
+		}
+	}
+	for _, k := range s.cfg.Keys {
+		v, err := k.Eval(ec, batch)
+		if err != nil {
+			release()
+			return nil, nil, nil, fmt.Errorf("group key %s: %w", k, err)
+		}
+		all = append(all, v)
+		keys = append(keys, v)
+	}
+	for _, e := range s.cfg.Args {
+		if e == nil {
+			args = append(args, nil)
+			continue
+		}
+		v, err := e.Eval(ec, batch)
+		if err != nil {
+			release()
+			return nil, nil, nil, fmt.Errorf("aggregate argument %s: %w", e, err)
+		}
+		all = append(all, v)
+		args = append(args, v)
+	}
+	return keys, args, release, nil
+}
+
+// eventTimes returns the event times and row watermarks of batch; for
+// processing time, the wall clock for both.
+func (s *SessionOp) eventTimes(batch arrow.RecordBatch) (ts, wm []int64) {
+	if s.cfg.TimeCol >= 0 {
+		return kernels.Values[int64](batch.Column(s.cfg.TimeCol)), kernels.Values[int64](batch.Column(s.cfg.WMCol))
+	}
+	now := time.Now().UnixMilli()
+	ts = make([]int64, batch.NumRows())
+	for i := range ts {
+		ts[i] = now
+	}
+	return ts, ts
+}
+
+// rowAction is what the row loop does after a row.
+type rowAction int
+
+const (
+	rowDone   rowAction = iota // the row was handled; continue the segment
+	rowFlush                   // end the segment before this row (a merge needs applied state)
+	rowReemit                  // end the segment after this row (a closed session was updated)
+)
+
+func (s *SessionOp) consumeBatch(ctx context.Context, batch arrow.RecordBatch) error {
+	keys, args, release, err := s.evalInputs(batch)
+	if err != nil {
+		return err
+	}
+	defer release()
+	n := int(batch.NumRows())
+	ts, wms := s.eventTimes(batch)
+
+	// key ids, vectorised
+	s.kids = slices.Grow(s.kids[:0], n)[:n]
+	if err := s.dict.Update(keys, nil, nil, s.kids); err != nil {
+		return err
+	}
+	for len(s.keyOpen) < s.dict.Len() {
+		s.keyOpen = append(s.keyOpen, -1)
+		s.keyClosed = append(s.keyClosed, -1)
+	}
+	// the synthetic session-id column, over Go memory reused across batches
+	s.sids = slices.Grow(s.sids[:0], n)[:n]
+	sidArr := int64Over(s.sids)
+	defer sidArr.Release()
+	sidKey := []arrow.Array{sidArr}
+
+	for i := 0; i < n; {
+		j := i
+	rows:
+		for ; j < n; j++ {
+			s.wm = max(s.wm, wms[j])
+			w := s.wm
+			if len(s.heap) > 0 && s.heap[0].at <= w {
+				s.closeDue(w)
+			}
+			act, err := s.row(ctx, batch, j, ts[j], w, j == i)
+			if err != nil {
+				return err
+			}
+			switch act {
+			case rowFlush:
+				break rows
+			case rowReemit:
+				j++
+				break rows
+			}
+		}
+		if err := s.flush(sidKey, args); err != nil {
+			return err
+		}
+		if err := s.emitClosed(); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
+
+// int64Over wraps vals (Go memory, not copied) as an Int64 array.
+func int64Over(vals []int64) arrow.Array {
+	var b []byte
+	if len(vals) > 0 {
+		b = unsafe.Slice((*byte)(unsafe.Pointer(&vals[0])), len(vals)*8)
+	}
+	data := array.NewData(arrow.PrimitiveTypes.Int64, len(vals), []*memory.Buffer{nil, memory.NewBufferBytes(b)}, nil, 0, 0)
+	defer data.Release()
+	return array.NewInt64Data(data)
+}
+
+// flush applies the rows of the current segment to their session tables.
+func (s *SessionOp) flush(sidKey, args []arrow.Array) error {
+	for _, t := range s.tabs {
+		if !t.used {
+			continue
+		}
+		t.used = false
+		if len(t.rows) > 0 {
+			if err := t.t.Update(sidKey, args, t.rows, nil); err != nil {
+				return err
+			}
+		}
+		t.rows = t.rows[:0]
+		if t.t.Len() != t.n {
+			return fmt.Errorf("internal error: session table has %d groups for %d sessions", t.t.Len(), t.n)
+		}
+	}
+	return nil
+}
+
+// add routes row j to session idx.
+func (s *SessionOp) add(j int, idx int32) {
+	ss := &s.sess[idx]
+	s.sids[j] = int64(ss.gid)
+	t := ss.tab
+	t.rows = append(t.rows, int32(j))
+	t.used = true
+}
+
+// overlaps reports whether [t, t+gap) overlaps ss.
+func (s *SessionOp) overlaps(ss *session, t int64) bool {
+	return ss.start < t+s.gap && t < ss.end
+}
+
+// row handles row j (key kids[j], event time t, watermark w). first says
+// the row starts a segment (nothing of the segment is pending).
+func (s *SessionOp) row(ctx context.Context, batch arrow.RecordBatch, j int, t, w int64, first bool) (rowAction, error) {
+	kid := s.kids[j]
+	redirected := false
+	var hit, second int32 = -1, -1
+	for x := s.keyOpen[kid]; x >= 0; x = s.sess[x].next {
+		if s.overlaps(&s.sess[x], t) {
+			if hit < 0 {
+				hit = x
+			} else if second < 0 {
+				second = x
+			}
+		}
+	}
+	if hit < 0 && t+s.gap <= w { // late
+		switch s.cfg.Late.Strategy {
+		case "include_in_next_window":
+			redirected = true
+			t = w
+			for x := s.keyOpen[kid]; x >= 0; x = s.sess[x].next {
+				if s.overlaps(&s.sess[x], t) {
+					if hit < 0 {
+						hit = x
+					} else if second < 0 {
+						second = x
+					}
+				}
+			}
+		case "update_previous":
+			return s.lateUpdate(ctx, batch, j, kid, t, w, first)
+		case "dead_letter":
+			return rowDone, s.deadLetter(ctx, batch, j, t, w, "")
+		default:
+			s.stats.LateDropped++
+			return rowDone, nil
+		}
+	}
+	switch {
+	case hit < 0:
+		tab := s.tabs[len(s.tabs)-1]
+		if h := s.keyOpen[kid]; h >= 0 {
+			tab = s.sess[h].tab // open sessions of a key share a table
+		}
+		idx := s.open(kid, tab, t, t+s.gap, true)
+		s.add(j, idx)
+	case second < 0:
+		ss := &s.sess[hit]
+		ss.start, ss.end = min(ss.start, t), max(ss.end, t+s.gap)
+		s.add(j, hit)
+	default:
+		if !first {
+			return rowFlush, nil // combine needs both sessions' rows applied
+		}
+		s.merge(kid, t)
+		for x := s.keyOpen[kid]; x >= 0; x = s.sess[x].next {
+			if s.overlaps(&s.sess[x], t) {
+				ss := &s.sess[x]
+				ss.start, ss.end = min(ss.start, t), max(ss.end, t+s.gap)
+				s.add(j, x)
+				break
+			}
+		}
+	}
+	if redirected {
+		s.stats.LateRedirected++
+	}
+	return rowDone, nil
+}
+
+// merge combines every open session of key kid that [t, t+gap) overlaps
+// into the earliest-begun of them. All their rows must have been applied.
+func (s *SessionOp) merge(kid uint32, t int64) {
+	var into int32 = -1
+	for x := s.keyOpen[kid]; x >= 0; {
+		next := s.sess[x].next
+		if s.overlaps(&s.sess[x], t) {
+			switch {
+			case into < 0:
+				into = x
+			default:
+				a, b := &s.sess[into], &s.sess[x]
+				if b.seq < a.seq { // keep the earlier-begun session
+					into, x = x, into
+					a, b = b, a
+				}
+				a.start, a.end = min(a.start, b.start), max(a.end, b.end)
+				a.tab.t.Combine(a.gid, b.gid)
+				s.unlink(&s.keyOpen[kid], x)
+				s.release(x)
+			}
+		}
+		x = next
+	}
+}
+
+// open starts a session of key kid in tab and returns its slab index.
+func (s *SessionOp) open(kid uint32, tab *sessTable, start, end int64, isOpen bool) int32 {
+	var idx int32
+	if n := len(s.free); n > 0 {
+		idx = s.free[n-1]
+		s.free = s.free[:n-1]
+	} else {
+		s.sess = append(s.sess, session{})
+		idx = int32(len(s.sess) - 1)
+	}
+	if s.keyOpen[kid] < 0 && s.keyClosed[kid] < 0 {
+		s.keyLive++
+	}
+	ss := &s.sess[idx]
+	*ss = session{start: start, end: end, seq: s.seq, tab: tab, key: kid, gid: uint32(tab.n), ver: ss.ver, open: isOpen}
+	s.seq++
+	tab.n++
+	tab.live++
+	at := end
+	if isOpen {
+		ss.next, s.keyOpen[kid] = s.keyOpen[kid], idx
+	} else {
+		ss.next, s.keyClosed[kid] = s.keyClosed[kid], idx
+		at = s.expiry(ss)
+		ss.pending = true
+		s.dirty = append(s.dirty, idx)
+	}
+	s.push(sessEvent{at: at, idx: idx, ver: ss.ver})
+	return idx
+}
+
+// lateUpdate handles a late row under update_previous.
+func (s *SessionOp) lateUpdate(ctx context.Context, batch arrow.RecordBatch, j int, kid uint32, t, w int64, first bool) (rowAction, error) {
+	var hit int32 = -1
+	for x := s.keyClosed[kid]; x >= 0; x = s.sess[x].next {
+		if s.overlaps(&s.sess[x], t) && (hit < 0 || s.sess[x].start < s.sess[hit].start) {
+			hit = x
+		}
+	}
+	switch {
+	case hit >= 0 && s.sess[hit].pending && !first:
+		return rowFlush, nil // emit its closing state before the late row changes it
+	case hit >= 0:
+		ss := &s.sess[hit]
+		ss.start, ss.end = min(ss.start, t), max(ss.end, t+s.gap)
+		s.add(j, hit)
+		if !ss.pending {
+			ss.pending = true
+			s.dirty = append(s.dirty, hit)
+		}
+	case t+s.gap+s.keep > w:
+		idx := s.open(kid, s.tabs[len(s.tabs)-1], t, t+s.gap, false)
+		s.add(j, idx)
+	default:
+		return rowDone, s.deadLetter(ctx, batch, j, t, w, "beyond allowed_lateness")
+	}
+	s.stats.LateUpdated++
+	return rowReemit, nil
+}
+
+func (s *SessionOp) deadLetter(ctx context.Context, batch arrow.RecordBatch, i int, t, w int64, why string) error {
+	s.stats.LateDeadLettered++
+	if s.cfg.DeadLetter == nil {
+		return nil
+	}
+	reason := fmt.Sprintf("late row: event time %s is behind watermark %s and its session has closed", FormatWatermark(t), FormatWatermark(w))
+	if why != "" {
+		reason += " (" + why + ")"
+	}
+	return s.cfg.DeadLetter.DeadLetter(ctx, DeadLetterRecord{
+		Time: time.Now().UTC(), Query: s.cfg.Query, Source: s.cfg.Source,
+		Field: batch.Schema().Field(max(s.cfg.TimeCol, 0)).Name, Reason: reason, Raw: RowJSON(batch, i),
+	})
+}
+
+// expiry is when a kept closed session is dropped.
+func (s *SessionOp) expiry(ss *session) int64 {
+	if ss.end > FinalWatermark-s.keep {
+		return FinalWatermark
+	}
+	return ss.end + s.keep
+}
+
+// due is the current heap time of session ss.
+func (s *SessionOp) due(ss *session) int64 {
+	if ss.open {
+		return ss.end
+	}
+	return s.expiry(ss)
+}
+
+// nextEvent drops stale heap entries due at or below w and returns the
+// time of the first real one (FinalWatermark when the heap is empty).
+func (s *SessionOp) nextEvent(w int64) int64 {
+	for len(s.heap) > 0 {
+		e := s.heap[0]
+		if e.at > w {
+			return e.at
+		}
+		ss := &s.sess[e.idx]
+		if ss.ver != e.ver {
+			s.pop()
+			continue
+		}
+		if d := s.due(ss); d > e.at {
+			s.pop()
+			s.push(sessEvent{at: d, idx: e.idx, ver: e.ver})
+			continue
+		}
+		return e.at
+	}
+	return FinalWatermark
+}
+
+// advance moves the operator watermark to w (never back), closes the
+// sessions it reaches and queues them; it is called between batches, when
+// no rows are pending.
+func (s *SessionOp) advance(w Watermark) error {
+	s.wm = max(s.wm, w)
+	s.closeDue(s.wm)
+	return s.emitClosed()
+}
+
+// closeDue closes the open sessions whose end is at or below w, and
+// expires the kept sessions whose allowed lateness ends at or below w. They
+// leave their keys' lists at once; closed sessions are emitted, and slots
+// freed, by emitClosed after the pending rows are applied.
+func (s *SessionOp) closeDue(w int64) {
+	for len(s.heap) > 0 && s.nextEvent(w) <= w {
+		e := s.pop()
+		ss := &s.sess[e.idx]
+		if !ss.open { // a kept session's allowed lateness is over
+			s.unlink(&s.keyClosed[ss.key], e.idx)
+			s.toFree = append(s.toFree, e.idx)
+			continue
+		}
+		ss.open = false
+		s.unlink(&s.keyOpen[ss.key], e.idx)
+		if !ss.pending {
+			ss.pending = true
+			s.closing = append(s.closing, e.idx)
+		}
+		if s.keep >= 0 && w != FinalWatermark {
+			ss.next, s.keyClosed[ss.key] = s.keyClosed[ss.key], e.idx
+			s.push(sessEvent{at: s.expiry(ss), idx: e.idx, ver: ss.ver})
+		} else {
+			s.toFree = append(s.toFree, e.idx)
+		}
+	}
+}
+
+// emitClosed queues one batch with the sessions closed since the last call
+// (by end, start, begin order), followed by the kept sessions late rows
+// updated, then frees the slots of sessions that are gone.
+func (s *SessionOp) emitClosed() error {
+	if len(s.closing)+len(s.dirty) > 0 {
+		sortSessions(s.sess, s.closing)
+		sortSessions(s.sess, s.dirty)
+		s.closing = append(s.closing, s.dirty...)
+		s.dirty = s.dirty[:0]
+		if err := s.emit(s.closing); err != nil {
+			return err
+		}
+		s.closing = s.closing[:0]
+	}
+	for _, x := range s.toFree {
+		s.release(x)
+	}
+	s.toFree = s.toFree[:0]
+	return nil
+}
+
+func sortSessions(sess []session, xs []int32) {
+	slices.SortFunc(xs, func(a, b int32) int {
+		x, y := &sess[a], &sess[b]
+		if c := cmp.Compare(x.end, y.end); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(x.start, y.start); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.seq, y.seq)
+	})
+}
+
+// emit queues one batch with the sessions xs, in that order.
+func (s *SessionOp) emit(xs []int32) error {
+	n := len(xs)
+	kids := make([]uint32, n)
+	starts := make([]int64, n)
+	ends := make([]int64, n)
+	revs := make([]int64, n)
+	// sessions by table, and where each row comes from
+	var parts []*sessTable
+	var groups [][]uint32
+	src := make([]int32, n)
+	pos := make([]int32, n)
+	for k, x := range xs {
+		ss := &s.sess[x]
+		if ss.emitted {
+			ss.revision++
+		}
+		ss.emitted, ss.pending = true, false
+		kids[k], starts[k], ends[k], revs[k] = ss.key, ss.start, ss.end, ss.revision
+		p := slices.Index(parts, ss.tab)
+		if p < 0 {
+			p = len(parts)
+			parts = append(parts, ss.tab)
+			groups = append(groups, nil)
+		}
+		src[k], pos[k] = int32(p), int32(len(groups[p]))
+		groups[p] = append(groups[p], ss.gid)
+	}
+	keyCols, _, err := s.dict.Emit(kids)
+	if err != nil {
+		return err
+	}
+	cols := keyCols
+	defer func() { releaseArrays(cols) }()
+	cols = append(cols, timestampsOf(s.alloc, starts), timestampsOf(s.alloc, ends))
+	if s.keep >= 0 {
+		cols = append(cols, int64sOf(s.alloc, revs))
+	}
+	results := make([][]arrow.Array, len(parts))
+	defer func() {
+		for _, r := range results {
+			releaseArrays(r)
+		}
+	}()
+	for p, t := range parts {
+		sid, r, err := t.t.Emit(groups[p])
+		if err != nil {
+			return err
+		}
+		releaseArrays(sid)
+		results[p] = r
+	}
+	for a := range s.cfg.Specs {
+		if len(parts) == 1 {
+			r := results[0][a]
+			r.Retain()
+			cols = append(cols, r)
+			continue
+		}
+		in := make([]arrow.Array, len(parts))
+		for p := range parts {
+			in[p] = results[p][a]
+		}
+		out, err := kernels.Interleave(s.alloc, in[0].DataType(), in, src, pos)
+		if err != nil {
+			return err
+		}
+		cols = append(cols, out)
+	}
+	s.queue = append(s.queue, Message{Batch: array.NewRecordBatch(s.cfg.Schema, cols, int64(n)), Watermark: s.wm})
+	return nil
+}
+
+func timestampsOf(alloc memory.Allocator, vals []int64) arrow.Array {
+	b := array.NewTimestampBuilder(alloc, timestampMS)
+	defer b.Release()
+	b.Reserve(len(vals))
+	for _, v := range vals {
+		b.UnsafeAppend(arrow.Timestamp(v))
+	}
+	return b.NewArray()
+}
+
+func int64sOf(alloc memory.Allocator, vals []int64) arrow.Array {
+	b := array.NewInt64Builder(alloc)
+	defer b.Release()
+	b.AppendValues(vals, nil)
+	return b.NewArray()
+}
+
+func releaseArrays(arrs []arrow.Array) {
+	for _, x := range arrs {
+		x.Release()
+	}
+}
+
+// unlink removes x from the list starting at *head.
+func (s *SessionOp) unlink(head *int32, x int32) {
+	for p := head; *p >= 0; p = &s.sess[*p].next {
+		if *p == x {
+			*p = s.sess[x].next
+			s.sess[x].next = -1
+			return
+		}
+	}
+}
+
+// release frees session slot x (already unlinked from its key's lists).
+func (s *SessionOp) release(x int32) {
+	ss := &s.sess[x]
+	ss.tab.live--
+	kid := ss.key
+	*ss = session{ver: ss.ver + 1, next: -1}
+	s.free = append(s.free, x)
+	if s.keyOpen[kid] < 0 && s.keyClosed[kid] < 0 {
+		s.keyLive--
+	}
+}
+
+// compact releases tables without live sessions, starts a new table when
+// the current one is mostly dead, and rebuilds the key dictionary when
+// most of its keys hold no session.
+func (s *SessionOp) compact() error {
+	cur := s.tabs[len(s.tabs)-1]
+	kept := s.tabs[:0]
+	for _, t := range s.tabs[:len(s.tabs)-1] {
+		if t.live == 0 {
+			t.t.Release()
+			continue
+		}
+		kept = append(kept, t)
+	}
+	s.tabs = append(kept, cur)
+	clear(s.tabs[len(s.tabs):cap(s.tabs)])
+	if cur.n >= s.minCompact && cur.live*4 < cur.n {
+		if cur.live == 0 {
+			cur.t.Release()
+			s.tabs = s.tabs[:len(s.tabs)-1]
+		}
+		if err := s.newTable(); err != nil {
+			return err
+		}
+	}
+	if n := s.dict.Len(); n >= s.minCompact && s.keyLive*4 < n {
+		return s.rebuildDict()
+	}
+	return nil
+}
+
+// rebuildDict replaces the key dictionary with one holding only the keys
+// that have sessions, renumbering them.
+func (s *SessionOp) rebuildDict() error {
+	var live []uint32
+	for k := range s.keyOpen {
+		if s.keyOpen[k] >= 0 || s.keyClosed[k] >= 0 {
+			live = append(live, uint32(k))
+		}
+	}
+	d, err := agg.NewTable(s.alloc, s.keyTypes, nil)
+	if err != nil {
+		return err
+	}
+	if len(live) > 0 {
+		keys, _, err := s.dict.Emit(live)
+		if err != nil {
+			d.Release()
+			return err
+		}
+		ids := make([]uint32, len(live))
+		err = d.Update(keys, nil, nil, ids)
+		releaseArrays(keys)
+		if err != nil {
+			d.Release()
+			return err
+		}
+	}
+	open := make([]int32, len(live))
+	closed := make([]int32, len(live))
+	for nk, ok := range live {
+		open[nk], closed[nk] = s.keyOpen[ok], s.keyClosed[ok]
+		for _, head := range []int32{open[nk], closed[nk]} {
+			for x := head; x >= 0; x = s.sess[x].next {
+				s.sess[x].key = uint32(nk)
+			}
+		}
+	}
+	s.dict.Release()
+	s.dict, s.keyOpen, s.keyClosed = d, open, closed
+	return nil
+}
+
+// The heap is 4-ary: a node's children share a cache line, halving the
+// levels a pop walks compared with a binary heap.
+func (s *SessionOp) push(e sessEvent) {
+	h := append(s.heap, e)
+	i := len(h) - 1
+	for i > 0 {
+		p := (i - 1) / 4
+		if h[p].at <= e.at {
+			break
+		}
+		h[i] = h[p]
+		i = p
+	}
+	h[i] = e
+	s.heap = h
+}
+
+func (s *SessionOp) pop() sessEvent {
+	h := s.heap
+	top := h[0]
+	n := len(h) - 1
+	last := h[n]
+	h = h[:n]
+	i := 0
+	for {
+		c := 4*i + 1
+		if c >= n {
+			break
+		}
+		m := c
+		for k := c + 1; k < c+4 && k < n; k++ {
+			if h[k].at < h[m].at {
+				m = k
+			}
+		}
+		if last.at <= h[m].at {
+			break
+		}
+		h[i] = h[m]
+		i = m
+	}
+	if n > 0 {
+		h[i] = last
+	}
+	s.heap = h
+	return top
+}
+
+// account reserves (or returns) the memory held by the operator's state.
+func (s *SessionOp) account() error {
+	r, ok := s.alloc.(Reserver)
+	if !ok {
+		return nil
+	}
+	bytes := s.dict.StateBytes() +
+		int64(cap(s.sess))*int64(unsafe.Sizeof(session{})) +
+		int64(cap(s.heap))*int64(unsafe.Sizeof(sessEvent{})) +
+		int64(cap(s.keyOpen)+cap(s.keyClosed)+cap(s.free))*4
+	for _, t := range s.tabs {
+		bytes += t.t.StateBytes()
+	}
+	delta := bytes - s.reserve
+	switch {
+	case delta > 0:
+		if err := r.Reserve(delta); err != nil {
+			return fmt.Errorf("query %s: session state of %d bytes: %w", s.cfg.Query, bytes, err)
+		}
+	case delta < 0:
+		r.Unreserve(-delta)
+	}
+	s.reserve = bytes
+	return nil
+}
