@@ -1,10 +1,12 @@
 package arrowexec
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"time"
 
@@ -45,16 +47,35 @@ type Reserver interface {
 // AggregateOp is a vectorised hash aggregation, optionally windowed.
 //
 // Windowed (tumbling or sliding): rows are assigned to windows by event
-// time; each window keeps its own group table. A window closes, and its
-// rows are emitted in one batch in first-seen group order, when the
-// watermark passes its end. Lateness is judged per row against the row's
-// own watermark (RowWatermarkColumn), and windows close at those per-row
-// watermark points, so results are the same for any batching of the input.
-// A row is late when a window it belongs to has closed; what happens to it
-// is Late.Strategy: drop, dead_letter, include_in_next_window (it counts in
-// the window open at its watermark) or update_previous (a closed window is
-// kept for Late.AllowedLateness; a late row updates it and its row is
-// emitted again with revision+1; later still, it is dead-lettered).
+// time. A window closes, and its rows are emitted in one batch in
+// first-seen group order, when the watermark passes its end. Lateness is
+// judged per (row, window) against the row's own watermark
+// (RowWatermarkColumn), and windows close at those per-row watermark
+// points, so results are the same for any batching of the input. A row is
+// late when a window it belongs to has closed; it still counts in its
+// windows that are open. What else happens to it is Late.Strategy: drop,
+// dead_letter, include_in_next_window (it also counts in the windows open
+// at its watermark) or update_previous (a closed window is kept for
+// Late.AllowedLateness; a late row updates it and the window's corrected
+// rows for the row's group are emitted again with revision+1; later
+// still, it is dead-lettered).
+//
+// State is kept in panes: a SLIDING(size, advance) window is k = size /
+// advance consecutive panes [p, p+advance), and each row updates exactly
+// one pane's group table, so a row costs one hash-table update whatever
+// k is. A pane is split by the oldest window its rows count in (rows late
+// for some of their windows count only in the newer ones), so a closed
+// window never sees a row added after it closed. When a window closes,
+// its panes are folded into a scratch table with agg.Table.Merge and the
+// result emitted; panes are dropped once no window that can still be
+// emitted (or, under update_previous, corrected) includes them. Tumbling
+// windows are the case k = 1: the pane is the window and is emitted
+// directly. Rows that correct a closed window (update_previous) go to a
+// per-window table merged in when the window is rebuilt. FIRST_VALUE,
+// LAST_VALUE and first-seen group order follow arrival order across panes
+// (the tables are numbered from one row counter, agg.Table.SetSeq); SUM
+// and AVG of DOUBLE add pane sums, so their rounding may differ from
+// adding the rows one by one.
 //
 // Un-windowed: one group table; with EmitChanges the updated groups are
 // emitted after every input batch, otherwise every group is emitted at the
@@ -65,15 +86,35 @@ type AggregateOp struct {
 	keyTypes []arrow.DataType
 
 	table       *agg.Table             // un-windowed
-	windows     map[int64]*windowState // windowed, by window start
+	windows     map[int64]*windowState // windowed: windows with rows, by start
+	panes       map[int64]*pane        // windowed: by pane start
+	k           int64                  // panes per window
 	wm          Watermark              // operator watermark
 	queue       []Message              // output ready to return
 	eof         bool
-	flushed     bool // EMIT FINAL groups were emitted
+	flushed     bool   // EMIT FINAL groups were emitted
+	seq         uint64 // rows consumed: sequence numbers of the tables' rows
 	rowsScratch []int32
 	stats       AggregateStats
 	reserve     int64
-	sel         windowRows // scratch: rows per window of the current segment
+	sel         paneRows // scratch: rows per sub-pane of the current segment
+
+	// scratch
+	openW, openS   int64 // firstOpen cache: window start open at watermark openW
+	haveLo, haveHi int64 // windows haveLo..haveHi are known to exist
+	srcs           []*agg.Table
+	merged         *agg.Table // a window merged from its panes (reused)
+	subs           []*subPane
+	// dict accumulates windows by key dictionary: its groups are the keys
+	// of the panes (mapped once per pane group with MapKeys), its states
+	// are reset and refilled with MergeMapped for every window.
+	dict        *agg.Table
+	epoch       uint64 // generation of dict's groups
+	present     []uint64
+	free        []*agg.Table // reset tables of dropped panes, for new panes
+	err         error        // sticky: building a window failed
+	ids, groups []uint32
+	one         [1]int32
 }
 
 // AggregateStats counts what an AggregateOp did with late rows.
@@ -81,12 +122,32 @@ type AggregateStats struct {
 	LateDropped, LateDeadLettered, LateRedirected, LateUpdated int64
 }
 
+// windowState is a window that has (had) rows.
 type windowState struct {
 	start, end int64
-	table      *agg.Table
 	emitted    bool
 	revision   int64
-	dirty      bool // updated after being emitted
+	dirty      bool       // corrected after being emitted
+	late       *agg.Table // update_previous: rows added after it closed; nil if none
+}
+
+// pane holds the state of the rows with event time in [start,
+// start+Advance), in sub-panes by the oldest window the rows count in.
+type pane struct {
+	start int64
+	subs  []subPane // ascending lo
+}
+
+// subPane holds the rows of a pane that count in the windows starting at
+// lo, lo+Advance, ..., the pane's start.
+type subPane struct {
+	lo    int64
+	table *agg.Table
+	// ids maps the table's groups 0..mapped-1 to groups of the operator's
+	// key dictionary (AggregateOp.dict) of generation epoch.
+	ids    []uint32
+	mapped int
+	epoch  uint64
 }
 
 var _ Operator = (*AggregateOp)(nil)
@@ -97,7 +158,14 @@ func NewAggregate(alloc memory.Allocator, input Operator, cfg AggregateConfig) (
 		return nil, fmt.Errorf("SESSION windows are %s", "not supported yet")
 	}
 	a := &AggregateOp{unary: unary{input: input, alloc: alloc}, cfg: cfg, wm: NoWatermark,
-		windows: map[int64]*windowState{}}
+		windows: map[int64]*windowState{}, panes: map[int64]*pane{}, openW: NoWatermark, openS: math.MinInt64}
+	a.resetHave()
+	if w := cfg.Window; w != nil {
+		if w.Advance <= 0 || w.Size < w.Advance || w.Size%w.Advance != 0 {
+			return nil, fmt.Errorf("%s: size must be a positive multiple of the advance", w)
+		}
+		a.k = w.Size / w.Advance
+	}
 	for _, k := range cfg.Keys {
 		a.keyTypes = append(a.keyTypes, k.Type())
 	}
@@ -126,10 +194,26 @@ func (a *AggregateOp) Close() error {
 	if a.table != nil {
 		a.table.Release()
 	}
-	for _, w := range a.windows {
-		w.table.Release()
+	if a.merged != nil {
+		a.merged.Release()
+		a.merged = nil
 	}
+	if a.dict != nil {
+		a.dict.Release()
+		a.dict = nil
+	}
+	for _, w := range a.windows {
+		w.release()
+	}
+	for _, p := range a.panes {
+		p.release()
+	}
+	for _, t := range a.free {
+		t.Release()
+	}
+	a.free = nil
 	a.windows = map[int64]*windowState{}
+	a.panes = map[int64]*pane{}
 	a.account()
 	return a.unary.Close()
 }
@@ -144,6 +228,9 @@ func (a *AggregateOp) Next(ctx context.Context) (Message, error) {
 		if errors.Is(err, io.EOF) {
 			a.eof = true
 			a.advance(ctx, FinalWatermark)
+			if a.err != nil {
+				return Message{}, fmt.Errorf("aggregate: %w", a.err)
+			}
 			continue
 		}
 		if err != nil {
@@ -151,6 +238,9 @@ func (a *AggregateOp) Next(ctx context.Context) (Message, error) {
 		}
 		if err := a.consume(ctx, msg); err != nil {
 			return Message{}, fmt.Errorf("aggregate: %w", err)
+		}
+		if a.err != nil {
+			return Message{}, fmt.Errorf("aggregate: %w", a.err)
 		}
 	}
 	m := a.queue[0]
@@ -178,7 +268,9 @@ func (a *AggregateOp) consume(ctx context.Context, msg Message) error {
 	before := a.wm
 	a.advance(ctx, msg.Watermark)
 	if a.cfg.EmitChanges {
-		a.emitChanges()
+		if err := a.emitChanges(); err != nil {
+			return err
+		}
 	}
 	if len(a.queue) == 0 && a.wm > before && a.wm != NoWatermark {
 		a.queue = append(a.queue, Message{Watermark: a.wm})
@@ -265,13 +357,27 @@ func (a *AggregateOp) times(batch arrow.RecordBatch) (ts, wm []int64) {
 	return ts, ts
 }
 
-// windowsOf returns the first window start of a row at time t and how many
-// windows it belongs to (starts step by Advance).
-func (a *AggregateOp) windowsOf(t int64) (first int64, n int) {
-	w := a.cfg.Window
-	last := kernels.FloorDiv(t, w.Advance) * w.Advance
-	n = int(w.Size / w.Advance)
-	return last - int64(n-1)*w.Advance, n
+// firstOpen is the start of the oldest window still open at watermark w
+// (the smallest aligned start s with s+Size > w).
+func (a *AggregateOp) firstOpen(w int64) int64 {
+	if w == a.openW {
+		return a.openS
+	}
+	size, adv := a.cfg.Window.Size, a.cfg.Window.Advance
+	s := int64(math.MinInt64)
+	if w > math.MinInt64+size {
+		s = kernels.FloorDiv(w-size, adv)*adv + adv
+	}
+	a.openW, a.openS = w, s
+	return s
+}
+
+// paneOf returns the start of the pane of event time t and the oldest
+// window that pane belongs to.
+func (a *AggregateOp) paneOf(t int64) (p, oldest int64) {
+	adv := a.cfg.Window.Advance
+	p = kernels.FloorDiv(t, adv) * adv
+	return p, p - (a.k-1)*adv
 }
 
 func (a *AggregateOp) consumeWindowed(ctx context.Context, batch arrow.RecordBatch) error {
@@ -281,40 +387,39 @@ func (a *AggregateOp) consumeWindowed(ctx context.Context, batch arrow.RecordBat
 	}
 	defer release()
 	ts, wms := a.times(batch)
-	size, adv := a.cfg.Window.Size, a.cfg.Window.Advance
+	size := a.cfg.Window.Size
 	n := len(ts)
+	base := a.seq // sequence number of row 0 (agg.Table.SetSeq)
+	a.seq += uint64(n)
 	for i := 0; i < n; {
 		a.advance(ctx, wms[i])
 		threshold := a.nextClose()
-		a.sel.reset(adv)
+		a.sel.reset()
 		j := i
 		for ; j < n; j++ {
 			w := max(wms[j], a.wm)
 			if j > i && w >= threshold {
 				break // a window closes before row j: end the segment here
 			}
-			first, k := a.windowsOf(ts[j])
-			late := false
-			for s := first; s < first+int64(k)*adv; s += adv {
-				if s+size > w {
-					a.sel.add(s, int32(j))
-					threshold = min(threshold, s+size)
-				} else {
-					late = true
-				}
+			p, oldest := a.paneOf(ts[j])
+			lo := max(oldest, a.firstOpen(w))
+			if lo <= p { // windows lo..p are open: the row counts in them
+				a.sel.add(p, lo, int32(j))
+				a.have(lo, p)
+				threshold = min(threshold, lo+size)
 			}
-			if late {
-				again, err := a.late(ctx, batch, j, ts[j], w)
+			if lo > oldest {
+				again, err := a.late(ctx, batch, keys, args, base, j, ts[j], w)
 				if err != nil {
 					return err
 				}
 				if again {
 					j++
-					break // the row re-opened a closed window: emit it now
+					break // the row corrected a closed window: emit it now
 				}
 			}
 		}
-		if err := a.update(keys, args); err != nil {
+		if err := a.update(keys, args, base); err != nil {
 			return err
 		}
 		i = j
@@ -322,82 +427,139 @@ func (a *AggregateOp) consumeWindowed(ctx context.Context, batch arrow.RecordBat
 	return nil
 }
 
-// update adds the selected rows to their windows' tables.
-func (a *AggregateOp) update(keys, args []arrow.Array) error {
-	for k, rows := range a.sel.rows {
-		if len(rows) == 0 {
+// update adds the selected rows to their sub-panes' tables.
+func (a *AggregateOp) update(keys, args []arrow.Array, base uint64) error {
+	for _, e := range a.sel.entries {
+		if len(e.rows) == 0 {
 			continue
 		}
-		w, err := a.window(a.sel.first + int64(k)*a.sel.step)
+		t, err := a.subPane(e.p, e.lo)
 		if err != nil {
 			return err
 		}
-		if err := w.table.Update(keys, args, rows, nil); err != nil {
+		t.SetSeq(base)
+		if err := t.Update(keys, args, e.rows, nil); err != nil {
 			return err
 		}
-		if w.emitted {
-			w.dirty = true
+	}
+	a.sel.reset()
+	return nil
+}
+
+// paneRows collects, for one segment of a batch, the rows of each
+// sub-pane (pane start p, oldest window lo); the slices are reused across
+// segments.
+type paneRows struct {
+	entries []paneEntry
+	spare   [][]int32
+	last    int // entry of the previous add
+}
+
+type paneEntry struct {
+	p, lo int64
+	rows  []int32
+}
+
+func (r *paneRows) reset() {
+	for _, e := range r.entries {
+		r.spare = append(r.spare, e.rows[:0])
+	}
+	r.entries = r.entries[:0]
+	r.last = 0
+}
+
+// add records row under sub-pane (p, lo).
+func (r *paneRows) add(p, lo int64, row int32) {
+	if r.last < len(r.entries) {
+		if e := &r.entries[r.last]; e.p == p && e.lo == lo {
+			e.rows = append(e.rows, row)
+			return
 		}
 	}
-	a.sel.reset(a.sel.step)
-	return nil
+	for i := range r.entries {
+		if e := &r.entries[i]; e.p == p && e.lo == lo {
+			e.rows = append(e.rows, row)
+			r.last = i
+			return
+		}
+	}
+	var rows []int32
+	if n := len(r.spare); n > 0 {
+		rows = r.spare[n-1][:0]
+		r.spare = r.spare[:n-1]
+	}
+	r.entries = append(r.entries, paneEntry{p: p, lo: lo, rows: append(rows, row)})
+	r.last = len(r.entries) - 1
 }
 
-// windowRows collects, for one segment of a batch, the rows of each window.
-// Window starts are multiples of step, so rows[k] holds the rows of the
-// window starting at first + k*step; the slices are reused across segments.
-type windowRows struct {
-	first, step int64
-	rows        [][]int32
-	spare       [][]int32
+// subPane returns the table of sub-pane (p, lo), creating it if needed.
+func (a *AggregateOp) subPane(p, lo int64) (*agg.Table, error) {
+	pn, ok := a.panes[p]
+	if !ok {
+		pn = &pane{start: p}
+		a.panes[p] = pn
+	}
+	i, found := slices.BinarySearchFunc(pn.subs, lo, func(s subPane, lo int64) int { return cmp.Compare(s.lo, lo) })
+	if found {
+		return pn.subs[i].table, nil
+	}
+	var t *agg.Table
+	if n := len(a.free); n > 0 {
+		t, a.free = a.free[n-1], a.free[:n-1]
+	} else {
+		var err error
+		if t, err = agg.NewTable(a.alloc, a.keyTypes, a.cfg.Specs); err != nil {
+			return nil, err
+		}
+	}
+	pn.subs = slices.Insert(pn.subs, i, subPane{lo: lo, table: t})
+	return t, nil
 }
 
-func (w *windowRows) reset(step int64) {
-	for _, r := range w.rows {
-		w.spare = append(w.spare, r[:0])
+// recycle drops pn, keeping up to k+1 of its tables (reset) for new panes:
+// a steady stream then stops allocating pane state.
+func (a *AggregateOp) recycle(pn *pane) {
+	for _, sp := range pn.subs {
+		if a.wm != FinalWatermark && int64(len(a.free)) <= a.k {
+			sp.table.Reset()
+			a.free = append(a.free, sp.table)
+		} else {
+			sp.table.Release()
+		}
 	}
-	w.rows = w.rows[:0]
-	w.step = step
+	pn.subs = nil
 }
 
-func (w *windowRows) slice() []int32 {
-	if n := len(w.spare); n > 0 {
-		s := w.spare[n-1]
-		w.spare = w.spare[:n-1]
-		return s
+func (p *pane) release() {
+	for _, s := range p.subs {
+		s.table.Release()
 	}
-	return nil
+	p.subs = nil
 }
 
-// add records row under the window starting at start.
-func (w *windowRows) add(start int64, row int32) {
-	if len(w.rows) == 0 {
-		w.first = start
-		w.rows = append(w.rows, w.slice())
+func (w *windowState) release() {
+	if w.late != nil {
+		w.late.Release()
+		w.late = nil
 	}
-	for start < w.first { // an earlier window: prepend slots
-		w.rows = append([][]int32{w.slice()}, w.rows...)
-		w.first -= w.step
-	}
-	k := int((start - w.first) / w.step)
-	for k >= len(w.rows) {
-		w.rows = append(w.rows, w.slice())
-	}
-	w.rows[k] = append(w.rows[k], row)
 }
 
-func (a *AggregateOp) window(start int64) (*windowState, error) {
-	if w, ok := a.windows[start]; ok {
-		return w, nil
+// have records that windows lo..hi (starts) have rows.
+func (a *AggregateOp) have(lo, hi int64) {
+	if lo >= a.haveLo && hi <= a.haveHi {
+		return
 	}
-	t, err := agg.NewTable(a.alloc, a.keyTypes, a.cfg.Specs)
-	if err != nil {
-		return nil, err
+	size := a.cfg.Window.Size
+	for s := lo; s <= hi; s += a.cfg.Window.Advance {
+		if _, ok := a.windows[s]; !ok {
+			a.windows[s] = &windowState{start: s, end: s + size}
+		}
 	}
-	w := &windowState{start: start, end: start + a.cfg.Window.Size, table: t}
-	a.windows[start] = w
-	return w, nil
+	a.haveLo, a.haveHi = lo, hi
 }
+
+// resetHave forgets the range cached by have (windows were dropped).
+func (a *AggregateOp) resetHave() { a.haveLo, a.haveHi = math.MaxInt64, math.MinInt64 }
 
 // nextClose is the smallest end among windows not yet emitted.
 func (a *AggregateOp) nextClose() int64 {
@@ -410,27 +572,43 @@ func (a *AggregateOp) nextClose() int64 {
 	return next
 }
 
-// late handles row i, whose window(s) closed before watermark w. It
-// reports whether a closed window was updated (to be re-emitted at once).
-func (a *AggregateOp) late(ctx context.Context, batch arrow.RecordBatch, i int, t, w int64) (bool, error) {
+// late handles row i (sequence number base+i), late for some of its
+// windows at watermark w. It reports whether a closed window was
+// corrected (to be re-emitted at once).
+func (a *AggregateOp) late(ctx context.Context, batch arrow.RecordBatch, keys, args []arrow.Array, base uint64, i int, t, w int64) (bool, error) {
 	switch a.cfg.Late.Strategy {
 	case "include_in_next_window":
-		first, k := a.windowsOf(max(t, w))
-		for s := first; s < first+int64(k)*a.cfg.Window.Advance; s += a.cfg.Window.Advance {
-			if s+a.cfg.Window.Size > w {
-				a.sel.add(s, int32(i))
-			}
+		// It also counts in the windows open at its watermark: those of
+		// the pane of w (all of them open).
+		p, oldest := a.paneOf(max(t, w))
+		if lo := max(oldest, a.firstOpen(w)); lo <= p {
+			a.sel.add(p, lo, int32(i))
+			a.have(lo, p)
 		}
 		a.stats.LateRedirected++
 		return false, nil
 	case "update_previous":
-		first, k := a.windowsOf(t)
+		p, oldest := a.paneOf(t)
 		updated := false
-		for s := first; s < first+int64(k)*a.cfg.Window.Advance; s += a.cfg.Window.Advance {
-			if win, ok := a.windows[s]; ok && win.emitted && win.end+a.cfg.Late.AllowedLateness > w {
-				a.sel.add(s, int32(i))
-				updated = true
+		for s := oldest; s <= p; s += a.cfg.Window.Advance {
+			win, ok := a.windows[s]
+			if !ok || !win.emitted || win.end+a.cfg.Late.AllowedLateness <= w {
+				continue
 			}
+			if win.late == nil {
+				lt, err := agg.NewTable(a.alloc, a.keyTypes, a.cfg.Specs)
+				if err != nil {
+					return false, err
+				}
+				win.late = lt
+			}
+			win.late.SetSeq(base)
+			a.one[0] = int32(i)
+			if err := win.late.Update(keys, args, a.one[:], nil); err != nil {
+				return false, err
+			}
+			win.dirty = true
+			updated = true
 		}
 		if updated {
 			a.stats.LateUpdated++
@@ -442,6 +620,99 @@ func (a *AggregateOp) late(ctx context.Context, batch arrow.RecordBatch, i int, 
 	}
 	a.stats.LateDropped++
 	return false, nil
+}
+
+// sources returns the tables whose rows count in win: the sub-panes of
+// its panes that include it, oldest pane first, then its late rows. The
+// slice is scratch, valid until the next call.
+func (a *AggregateOp) sources(win *windowState) []*agg.Table {
+	a.srcs, a.subs = a.srcs[:0], a.subs[:0]
+	for p := win.start; p < win.end; p += a.cfg.Window.Advance {
+		pn, ok := a.panes[p]
+		if !ok {
+			continue
+		}
+		for i := range pn.subs {
+			s := &pn.subs[i]
+			if s.lo > win.start {
+				break
+			}
+			a.srcs = append(a.srcs, s.table)
+			a.subs = append(a.subs, s)
+		}
+	}
+	if win.late != nil {
+		a.srcs = append(a.srcs, win.late)
+	}
+	return a.srcs
+}
+
+// scratchTable returns the (reset) table windows are merged into.
+func (a *AggregateOp) scratchTable() (*agg.Table, error) {
+	if a.merged == nil {
+		t, err := agg.NewTable(a.alloc, a.keyTypes, a.cfg.Specs)
+		if err != nil {
+			return nil, err
+		}
+		a.merged = t
+	}
+	a.merged.Reset()
+	return a.merged, nil
+}
+
+// emitWindow queues the rows of win: all its groups (changed false), or
+// those updated since the last call (changed true: the groups touched in
+// its sources). Several sources are merged into a scratch table first.
+func (a *AggregateOp) emitWindow(win *windowState, changed bool) error {
+	srcs := a.sources(win)
+	if len(srcs) == 1 && srcs[0] != win.late { // one pane (always for TUMBLING): emit it directly
+		var groups []uint32
+		if changed {
+			if groups = srcs[0].Touched(); len(groups) == 0 {
+				return nil
+			}
+		}
+		a.emitTable(srcs[0], groups, win)
+		return nil
+	}
+	if len(srcs) == 0 {
+		return nil
+	}
+	if !changed && win.late == nil {
+		return a.emitMapped(win)
+	}
+	r, err := a.scratchTable()
+	if err != nil {
+		return err
+	}
+	a.groups = a.groups[:0]
+	for _, src := range srcs {
+		var ids []uint32
+		if changed {
+			a.ids = slices.Grow(a.ids[:0], src.Len())[:src.Len()]
+			ids = a.ids
+		}
+		if err := r.MergeIDs(src, ids); err != nil {
+			return err
+		}
+		if changed {
+			for _, g := range src.Touched() {
+				a.groups = append(a.groups, ids[g])
+			}
+		}
+	}
+	if !changed {
+		a.emitTable(r, r.FirstSeenOrder(), win)
+		return nil
+	}
+	if len(a.groups) == 0 {
+		return nil
+	}
+	slices.Sort(a.groups)
+	a.groups = slices.Compact(a.groups)
+	r.SortFirstSeen(a.groups)
+	a.emitTable(r, a.groups, win)
+	return nil
 }
 
 func (a *AggregateOp) deadLetter(ctx context.Context, batch arrow.RecordBatch, i int, t, w int64, why string) error {
@@ -459,9 +730,68 @@ func (a *AggregateOp) deadLetter(ctx context.Context, batch arrow.RecordBatch, i
 	})
 }
 
+// emitMapped queues all groups of win, merged from its sub-panes through
+// the key dictionary: each pane group's key is looked up once in the
+// dictionary's life, not once per window.
+func (a *AggregateOp) emitMapped(win *windowState) error {
+	if a.dict == nil {
+		t, err := agg.NewTable(a.alloc, a.keyTypes, a.cfg.Specs)
+		if err != nil {
+			return err
+		}
+		a.dict = t
+	}
+	// Rebuild the dictionary when keys of dropped panes dominate it.
+	live := 0
+	for _, pn := range a.panes {
+		for _, sp := range pn.subs {
+			live += sp.table.Len()
+		}
+	}
+	if a.dict.Len() > 2*live+1024 {
+		a.dict.Reset()
+		a.epoch++
+	}
+	d := a.dict
+	d.ResetStates()
+	a.groups = a.groups[:0]
+	a.present = slices.Grow(a.present[:0], d.Len()/64+1)[:0]
+	for _, sp := range a.subs {
+		if sp.epoch != a.epoch {
+			sp.epoch, sp.mapped = a.epoch, 0
+		}
+		n := sp.table.Len()
+		if n > sp.mapped {
+			sp.ids = slices.Grow(sp.ids[:sp.mapped], n-sp.mapped)[:n]
+			if err := d.MapKeys(sp.table, sp.mapped, sp.ids[sp.mapped:]); err != nil {
+				return err
+			}
+			sp.mapped = n
+		}
+		if err := d.MergeMapped(sp.table, sp.ids); err != nil {
+			return err
+		}
+		for w := len(a.present); w <= d.Len()/64; w++ {
+			a.present = append(a.present, 0)
+		}
+		present := a.present
+		for _, g := range sp.ids[:n] {
+			if present[g>>6]&(1<<(g&63)) == 0 {
+				present[g>>6] |= 1 << (g & 63)
+				a.groups = append(a.groups, g)
+			}
+		}
+	}
+	// Panes were merged oldest first: that is first-seen order unless
+	// rows arrived out of pane order (then this sorts).
+	d.SortFirstSeen(a.groups)
+	a.emitTable(d, a.groups, win)
+	return nil
+}
+
 // advance moves the operator watermark to w (never back) and emits, in
-// window-end order, every window it closes; windows are dropped once they
-// can no longer be updated.
+// window-end order, every window it closes; windows and panes are dropped
+// once they can no longer be emitted or updated.
 func (a *AggregateOp) advance(ctx context.Context, w Watermark) {
 	if w > a.wm {
 		a.wm = w
@@ -481,42 +811,93 @@ func (a *AggregateOp) advance(ctx context.Context, w Watermark) {
 	}
 	slices.SortFunc(closing, func(x, y *windowState) int {
 		if x.end != y.end {
-			return int(x.end - y.end)
+			return cmp.Compare(x.end, y.end)
 		}
-		return int(x.start - y.start)
+		return cmp.Compare(x.start, y.start)
 	})
 	for _, win := range closing {
 		if !a.cfg.EmitChanges {
-			if win.emitted { // a late row updated it: re-emit the corrected groups
+			var err error
+			if win.emitted { // a late row corrected it: re-emit the corrected groups
 				win.revision++
-				a.emitTable(win.table, win.table.Touched(), win)
+				err = a.emitCorrection(win)
 			} else {
-				a.emitTable(win.table, nil, win)
+				err = a.emitWindow(win, false)
 			}
-			win.table.ClearTouched()
+			if err != nil && a.err == nil {
+				// e.g. SUM overflow when panes are merged: the query fails
+				a.err = fmt.Errorf("window %s: %w", FormatWatermark(win.start), err)
+			}
 		}
 		win.emitted, win.dirty = true, false
 	}
+	keep := int64(0)
+	if a.cfg.Late.Strategy == "update_previous" {
+		keep = a.cfg.Late.AllowedLateness
+	}
+	dropped := false
 	for s, win := range a.windows {
-		keep := int64(0)
-		if a.cfg.Late.Strategy == "update_previous" {
-			keep = a.cfg.Late.AllowedLateness
-		}
 		if win.emitted && (win.end+keep <= a.wm || a.wm == FinalWatermark) {
-			win.table.Release()
+			win.release()
 			delete(a.windows, s)
+			dropped = true
 		}
+	}
+	// A pane is needed until its newest window, [p, p+Size), is dropped;
+	// no row can reach it afterwards (that window is closed for every
+	// later row).
+	for p, pn := range a.panes {
+		if p+a.cfg.Window.Size+keep <= a.wm || a.wm == FinalWatermark {
+			a.recycle(pn)
+			delete(a.panes, p)
+		}
+	}
+	if dropped {
+		a.resetHave()
 	}
 }
 
+// emitCorrection re-emits the groups of win that late rows updated since
+// its last emission.
+func (a *AggregateOp) emitCorrection(win *windowState) error {
+	if win.late == nil {
+		return nil
+	}
+	srcs := a.sources(win)
+	r, err := a.scratchTable()
+	if err != nil {
+		return err
+	}
+	for _, src := range srcs[:len(srcs)-1] {
+		if err := r.Merge(src); err != nil {
+			return err
+		}
+	}
+	a.ids = slices.Grow(a.ids[:0], win.late.Len())[:win.late.Len()]
+	if err := r.MergeIDs(win.late, a.ids); err != nil {
+		return err
+	}
+	a.groups = a.groups[:0]
+	for _, g := range win.late.Touched() {
+		a.groups = append(a.groups, a.ids[g])
+	}
+	win.late.ClearTouched()
+	if len(a.groups) == 0 {
+		return nil
+	}
+	r.SortFirstSeen(a.groups)
+	a.emitTable(r, a.groups, win)
+	return nil
+}
+
 // emitChanges emits the groups updated since the last call.
-func (a *AggregateOp) emitChanges() {
+func (a *AggregateOp) emitChanges() error {
 	if a.table != nil {
 		if touched := a.table.Touched(); len(touched) > 0 {
 			a.emitTable(a.table, touched, nil)
 		}
 		a.table.ClearTouched()
-		return
+		return nil
 	}
 	starts := make([]int64, 0, len(a.windows))
 	for s := range a.windows {
@@ -524,12 +905,21 @@ func (a *AggregateOp) emitChanges() {
 	}
 	slices.Sort(starts)
 	for _, s := range starts {
-		w := a.windows[s]
-		if touched := w.table.Touched(); len(touched) > 0 {
-			a.emitTable(w.table, touched, w)
+		if err := a.emitWindow(a.windows[s], true); err != nil {
+			return err
 		}
-		w.table.ClearTouched()
 	}
+	for _, pn := range a.panes {
+		for _, sp := range pn.subs {
+			sp.table.ClearTouched()
+		}
+	}
+	for _, w := range a.windows {
+		if w.late != nil {
+			w.late.ClearTouched()
+		}
+	}
+	return nil
 }
 
 // emitTable queues one batch with the groups of t (all when groups is nil).
@@ -538,8 +928,11 @@ func (a *AggregateOp) emitTable(t *agg.Table, groups []uint32, win *windowState)
 		return
 	}
 	keys, results, err := t.Emit(groups)
-	if err != nil {
-		panic(err) // Emit fails only on programming errors
+	if err != nil { // e.g. a DECIMAL SUM beyond 38 digits: fails the query
+		if a.err == nil {
+			a.err = fmt.Errorf("emitting results: %w", err)
+		}
+		return
 	}
 	rows := 0
 	if len(keys) > 0 {
@@ -595,14 +988,30 @@ func (a *AggregateOp) account() error {
 	if a.table != nil {
 		bytes += a.table.StateBytes()
 	}
+	if a.merged != nil {
+		bytes += a.merged.StateBytes()
+	}
+	if a.dict != nil {
+		bytes += a.dict.StateBytes()
+	}
+	for _, t := range a.free {
+		bytes += t.StateBytes()
+	}
+	for _, p := range a.panes {
+		for _, sp := range p.subs {
+			bytes += sp.table.StateBytes()
+		}
+	}
 	for _, w := range a.windows {
-		bytes += w.table.StateBytes()
+		if w.late != nil {
+			bytes += w.late.StateBytes()
+		}
 	}
 	delta := bytes - a.reserve
 	switch {
 	case delta > 0:
 		if err := r.Reserve(delta); err != nil {
-			return fmt.Errorf("query %s: aggregate state of %d bytes: %w", a.cfg.Query, bytes, err)
+			return fmt.Errorf("aggregate state of %d bytes: %w", bytes, err)
 		}
 	case delta < 0:
 		r.Unreserve(-delta)

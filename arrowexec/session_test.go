@@ -322,7 +322,11 @@ func TestSessionsMatchReference(t *testing.T) {
 		{Strategy: "drop"}, {Strategy: "dead_letter"}, {Strategy: "include_in_next_window"},
 		{Strategy: "update_previous", AllowedLateness: 15}, {Strategy: "update_previous"},
 	}
-	for seed := uint64(1); seed <= 4; seed++ {
+	seeds := uint64(4)
+	if testing.Short() {
+		seeds = 1
+	}
+	for seed := uint64(1); seed <= seeds; seed++ {
 		r := rand.New(rand.NewPCG(seed, 7))
 		rows := genSessionRows(r, 3000, 1+int(seed)*7, 8)
 		for _, late := range lates {

@@ -20,8 +20,9 @@ type input struct {
 	arr  arrow.Array
 	ids  []uint32
 	rows []int32
-	// seq is the update sequence number of position 0; position k has
-	// seq+k (FIRST_VALUE/LAST_VALUE order rows across batches with it).
+	// seq is the sequence number of batch row 0; position k has
+	// seq+rows[k] (FIRST_VALUE/LAST_VALUE order rows across batches and
+	// tables with it).
 	seq uint64
 	// pick is scratch with one entry per group, all -1 (nil unless an
 	// aggregate of the table needsPick); an aggregate that uses it restores
@@ -40,6 +41,11 @@ type aggregator interface {
 	update(in *input) error
 	// combine merges the state of group from into group into.
 	combine(into, from uint32, scr *scratch) error
+	// merge folds the states of src, the same aggregate of another table,
+	// into this one (see mergeArgs).
+	merge(src aggregator, m *mergeArgs) error
+	// reset drops every group, keeping the memory.
+	reset()
 	// emit returns the results of groups as a new array.
 	emit(alloc memory.Allocator, groups []uint32) (arrow.Array, error)
 	bytes() int64

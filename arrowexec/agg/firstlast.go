@@ -56,8 +56,9 @@ func (a *firstLast) update(in *input) error {
 	for _, g := range seen {
 		k := int(pick[g])
 		pick[g] = -1
-		rows = append(rows, int32(rowOf(in.rows, k)))
-		a.seq[g] = in.seq + uint64(k)
+		r := rowOf(in.rows, k)
+		rows = append(rows, int32(r))
+		a.seq[g] = in.seq + uint64(r)
 		a.has.set(g)
 	}
 	in.scr.aggU32, in.scr.aggI32 = seen, rows
@@ -87,6 +88,9 @@ type store interface {
 	// setRows sets group groups[j] to row rows[j] of a (NULL included).
 	setRows(a arrow.Array, groups []uint32, rows []int32) error
 	copyGroup(dst, src uint32) error
+	// copyFrom sets group dst to group g of src, a store of the same type.
+	copyFrom(dst uint32, src store, g uint32) error
+	reset()
 	emit(alloc memory.Allocator, groups []uint32) arrow.Array
 	bytes() int64
 }

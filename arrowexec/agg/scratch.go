@@ -30,6 +30,9 @@ type scratch struct {
 	aggI32 []int32
 	aggU64 []uint64
 
+	// Table.Merge
+	mFrom, mInto, mMap []uint32
+
 	// distinct (its inner aggregate may use the agg buffers meanwhile)
 	dPairs, dIDs []uint32
 	dRows        []int32

@@ -24,7 +24,8 @@ type Table struct {
 	groups   *groupMap // nil without key columns
 	n        int       // groups
 	aggs     []aggregator
-	seq      uint64 // rows added so far (FIRST/LAST order)
+	seq      uint64   // sequence number of row 0 of the next batch
+	first    []uint64 // per group: sequence number of its first row
 
 	touched bitset
 	dead    bitset   // combined-away groups (allocated by the first Combine)
@@ -95,7 +96,7 @@ func (t *Table) Update(keys, inputs []arrow.Array, sel []int32, ids []uint32) er
 	if t.err != nil {
 		return t.err
 	}
-	n, err := t.checkArgs(keys, inputs, sel, ids)
+	n, batchLen, err := t.checkArgs(keys, inputs, sel, ids)
 	if err != nil || n == 0 {
 		return err
 	}
@@ -108,6 +109,7 @@ func (t *Table) Update(keys, inputs []arrow.Array, sel []int32, ids []uint32) er
 	ids = ids[:n]
 
 	// group ids
+	n0 := t.n
 	if t.groups == nil {
 		if t.n == 0 {
 			t.n = 1
@@ -123,6 +125,9 @@ func (t *Table) Update(keys, inputs []arrow.Array, sel []int32, ids []uint32) er
 		t.n = t.groups.n
 	}
 	t.growStates()
+	if t.n > n0 {
+		t.setFirst(ids, sel, n0)
+	}
 	if t.fwd != nil {
 		t.forward(ids)
 	}
@@ -146,14 +151,65 @@ func (t *Table) Update(keys, inputs []arrow.Array, sel []int32, ids []uint32) er
 		}
 	}
 	*in = input{} // do not retain the batch
-	t.seq += uint64(n)
+	t.seq += uint64(batchLen)
 	t.account()
 	return nil
 }
 
+// setFirst records the sequence numbers of the first rows of the groups
+// n0..t.n-1 created by an Update: new ids are handed out in order of
+// their first row, so the first occurrence of each is where the next
+// expected id appears.
+func (t *Table) setFirst(ids []uint32, sel []int32, n0 int) {
+	want := uint32(n0)
+	for k, g := range ids {
+		if g == want {
+			t.first[g] = t.seq + uint64(rowOf(sel, k))
+			if want++; int(want) == t.n {
+				return
+			}
+		}
+	}
+}
+
+// SetSeq sets the sequence number of row 0 of the next Update's batch:
+// row r of that batch is numbered seq+r, and Update then moves the
+// number past the batch. FIRST_VALUE/LAST_VALUE and first-seen order
+// (FirstSeenOrder) compare rows by these numbers, within a table and
+// across the tables folded together by Merge. A caller that feeds several
+// tables from one stream (the panes of sliding windows, say) sets each
+// table's number from one shared row counter before every Update, so that
+// the numbers of all tables follow arrival order. Numbers must grow in
+// update order within a table: a row numbered at or below an earlier row
+// of the same table makes the FIRST/LAST and first-seen order of their
+// groups unspecified.
+func (t *Table) SetSeq(seq uint64) { t.seq = seq }
+
 // checkArgs validates the shape of Update's arguments and returns the
-// number of selected rows.
-func (t *Table) checkArgs(keys, inputs []arrow.Array, sel []int32, ids []uint32) (int, error) {
+// number of selected rows and the length of the batch.
+func (t *Table) checkArgs(keys, inputs []arrow.Array, sel []int32, ids []uint32) (n, batchLen int, err error) {
+	n, err = t.checkShape(keys, inputs, sel, ids)
+	if err != nil || n == 0 {
+		return n, 0, err
+	}
+	switch {
+	case sel == nil:
+		batchLen = n
+	case len(keys) > 0:
+		batchLen = keys[0].Len()
+	default:
+		batchLen = int(sel[n-1]) + 1
+		for _, a := range inputs {
+			if a != nil {
+				batchLen = a.Len()
+				break
+			}
+		}
+	}
+	return n, batchLen, nil
+}
+
+func (t *Table) checkShape(keys, inputs []arrow.Array, sel []int32, ids []uint32) (int, error) {
 	if len(keys) != len(t.keyTypes) || len(inputs) != len(t.specs) {
 		return 0, fmt.Errorf("agg: Update got %d keys and %d inputs, want %d and %d",
 			len(keys), len(inputs), len(t.keyTypes), len(t.specs))
@@ -269,12 +325,13 @@ func (t *Table) growStates() {
 	if t.usePick {
 		t.pick = growTo(t.pick, t.n, -1)
 	}
+	t.first = growTo(t.first, t.n, 0)
 }
 
 // account recomputes StateBytes from the sizes of the table's arrays: a
 // constant amount of work per call, independent of the number of groups.
 func (t *Table) account() {
-	b := sizeOf(t.touched) + sizeOf(t.dead) + sizeOf(t.fwd) + sizeOf(t.pick) + sizeOf(t.emitGroups)
+	b := sizeOf(t.touched) + sizeOf(t.dead) + sizeOf(t.fwd) + sizeOf(t.pick) + sizeOf(t.emitGroups) + sizeOf(t.first)
 	if t.groups != nil {
 		b += t.groups.bytes()
 	}
@@ -392,6 +449,7 @@ func (t *Table) Combine(into, from uint32) {
 		}
 	}
 	putScratch(scr)
+	t.first[into] = min(t.first[into], t.first[from])
 	t.dead.set(from)
 	t.touched.clr(from)
 	t.touched.set(into)

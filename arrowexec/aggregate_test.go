@@ -1,0 +1,239 @@
+package arrowexec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/ferrisstreams/ferris/arrowexec/agg"
+	"github.com/ferrisstreams/ferris/arrowexec/expr"
+)
+
+var aggTestSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "k", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+	{Name: "v", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+	{Name: "x", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+	{Name: "ts", Type: timestampMS},
+	{Name: RowWatermarkColumn, Type: arrow.PrimitiveTypes.Int64},
+}, nil)
+
+type aggRow struct {
+	k, v   *int64
+	x      *float64
+	ts, wm int64
+}
+
+// rowSource replays rows (with their row watermarks) in batches of size;
+// every message carries the watermark after its last row.
+type rowSource struct {
+	alloc memory.Allocator
+	rows  []aggRow
+	size  int
+	i     int
+}
+
+func (s *rowSource) Schema() *arrow.Schema      { return aggTestSchema }
+func (s *rowSource) Open(context.Context) error { return nil }
+func (s *rowSource) Close() error               { return nil }
+func (s *rowSource) Next(context.Context) (Message, error) {
+	if s.i >= len(s.rows) {
+		return Message{}, io.EOF
+	}
+	b := array.NewRecordBuilder(s.alloc, aggTestSchema)
+	defer b.Release()
+	var wm int64
+	for j := 0; j < s.size && s.i < len(s.rows); j++ {
+		r := s.rows[s.i]
+		for c, p := range []*int64{r.k, r.v} {
+			if p != nil {
+				b.Field(c).(*array.Int64Builder).Append(*p)
+			} else {
+				b.Field(c).(*array.Int64Builder).AppendNull()
+			}
+		}
+		if r.x != nil {
+			b.Field(2).(*array.Float64Builder).Append(*r.x)
+		} else {
+			b.Field(2).(*array.Float64Builder).AppendNull()
+		}
+		b.Field(3).(*array.TimestampBuilder).Append(arrow.Timestamp(r.ts))
+		b.Field(4).(*array.Int64Builder).Append(r.wm)
+		wm = r.wm
+		s.i++
+	}
+	return Message{Batch: b.NewRecordBatch(), Watermark: wm}, nil
+}
+
+// genAggRows makes n rows: event times mostly increasing with jitter
+// inside the out-of-orderness bound, some late by up to several windows,
+// runs with equal times; row watermarks are the running maximum minus
+// delay (as WatermarkAssigner computes them).
+func genAggRows(r *rand.Rand, n int, delay int64) []aggRow {
+	var rows []aggRow
+	t, run := int64(1000), int64(NoWatermark)
+	ptr := func(v int64) *int64 { return &v }
+	for i := 0; i < n; i++ {
+		switch x := r.IntN(20); {
+		case x < 12:
+			t += r.Int64N(4)
+		case x < 13:
+			t += 15 + r.Int64N(20) // a jump: windows close
+		}
+		ts := t
+		switch x := r.IntN(10); {
+		case x < 2:
+			ts -= r.Int64N(delay + 1) // out of order, inside the bound
+		case x < 3:
+			ts -= delay + r.Int64N(40) // late
+		}
+		wm := int64(NoWatermark)
+		if run != NoWatermark {
+			wm = run - delay
+		}
+		row := aggRow{ts: ts, wm: wm}
+		if r.IntN(12) > 0 {
+			row.k = ptr(r.Int64N(4))
+		}
+		if r.IntN(8) > 0 {
+			row.v = ptr(r.Int64N(100) - 30)
+		}
+		if r.IntN(8) > 0 {
+			x := float64(r.IntN(50)) / 4
+			row.x = &x
+		}
+		rows = append(rows, row)
+		run = max(run, ts)
+	}
+	return rows
+}
+
+func aggTestConfig(t *testing.T, win *WindowSpec, late LateDataSpec, changes bool, dl DeadLetter) AggregateConfig {
+	specs := []agg.Spec{{Func: "count_star"}, {Func: "sum", Input: arrow.PrimitiveTypes.Int64},
+		{Func: "min", Input: arrow.PrimitiveTypes.Float64}, {Func: "max", Input: arrow.PrimitiveTypes.Int64},
+		{Func: "first_value", Input: arrow.PrimitiveTypes.Int64}, {Func: "last_value", Input: arrow.PrimitiveTypes.Float64},
+		{Func: "count", Input: arrow.PrimitiveTypes.Int64, Distinct: true}, {Func: "avg", Input: arrow.PrimitiveTypes.Int64}}
+	args := []expr.Expr{nil, expr.Col(1, "v", arrow.PrimitiveTypes.Int64), expr.Col(2, "x", arrow.PrimitiveTypes.Float64),
+		expr.Col(1, "v", arrow.PrimitiveTypes.Int64), expr.Col(1, "v", arrow.PrimitiveTypes.Int64),
+		expr.Col(2, "x", arrow.PrimitiveTypes.Float64), expr.Col(1, "v", arrow.PrimitiveTypes.Int64),
+		expr.Col(1, "v", arrow.PrimitiveTypes.Int64)}
+	fields := []arrow.Field{{Name: "k", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+		{Name: "window_start", Type: timestampMS}, {Name: "window_end", Type: timestampMS}}
+	if late.Strategy == "update_previous" {
+		fields = append(fields, arrow.Field{Name: "revision", Type: arrow.PrimitiveTypes.Int64})
+	}
+	for j, s := range specs {
+		rt, err := agg.ResultType(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fields = append(fields, arrow.Field{Name: fmt.Sprintf("a%d", j), Type: rt, Nullable: true})
+	}
+	return AggregateConfig{Query: "q", Source: "s", Keys: []expr.Expr{expr.Col(0, "k", arrow.PrimitiveTypes.Int64)},
+		Specs: specs, Args: args, Window: win, TimeCol: 3, WMCol: 4, EmitChanges: changes, Late: late,
+		DeadLetter: dl, Schema: arrow.NewSchema(fields, nil)}
+}
+
+// drainAgg runs op to the end and renders every message: its watermark
+// and rows.
+func drainAgg(t *testing.T, op Operator) []string {
+	t.Helper()
+	ctx := context.Background()
+	if err := op.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	var out []string
+	for {
+		m, err := op.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "wm=%d", m.Watermark)
+		if m.Batch != nil {
+			for i := 0; i < int(m.Batch.NumRows()); i++ {
+				sb.WriteString("\n ")
+				for c := 0; c < int(m.Batch.NumCols()); c++ {
+					fmt.Fprintf(&sb, " %s", m.Batch.Column(c).ValueStr(i))
+				}
+			}
+		}
+		out = append(out, sb.String())
+		m.Release()
+	}
+}
+
+// TestPanesMatchPerWindowReference runs random streams with in-order,
+// out-of-order and late rows through the pane implementation and through
+// the per-window reference (aggregate_ref_test.go): tumbling and sliding
+// windows, every late-data strategy, EMIT CHANGES, batch sizes 1, 3 and
+// 64. The messages (watermarks, rows, their order and batching), the late
+// counters and the dead letters must be identical.
+func TestPanesMatchPerWindowReference(t *testing.T) {
+	windows := []*WindowSpec{{Kind: Tumbling, Size: 10, Advance: 10}, {Kind: Sliding, Size: 10, Advance: 5},
+		{Kind: Sliding, Size: 12, Advance: 3}, {Kind: Sliding, Size: 6, Advance: 1}}
+	lates := []LateDataSpec{{Strategy: "drop"}, {Strategy: "dead_letter"}, {Strategy: "include_in_next_window"},
+		{Strategy: "update_previous", AllowedLateness: 6}, {Strategy: "update_previous", AllowedLateness: 25}}
+	seeds := uint64(3)
+	if testing.Short() {
+		seeds = 1
+	}
+	for seed := uint64(1); seed <= seeds; seed++ {
+		rows := genAggRows(rand.New(rand.NewPCG(seed, 9)), 400, 8)
+		for _, win := range windows {
+			for _, late := range lates {
+				for _, changes := range []bool{false, true} {
+					for _, bs := range []int{1, 3, 64} {
+						name := fmt.Sprintf("seed%d/%s/%s-%d/changes=%v/batch%d", seed, win, late.Strategy, late.AllowedLateness, changes, bs)
+						t.Run(name, func(t *testing.T) {
+							alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
+							defer alloc.AssertSize(t, 0)
+							var dlGot, dlWant recordingDL
+							op, err := NewAggregate(alloc, &rowSource{alloc: alloc, rows: rows, size: bs},
+								aggTestConfig(t, win, late, changes, &dlGot))
+							if err != nil {
+								t.Fatal(err)
+							}
+							ref, err := newRefAggregate(alloc, &rowSource{alloc: alloc, rows: rows, size: bs},
+								aggTestConfig(t, win, late, changes, &dlWant))
+							if err != nil {
+								t.Fatal(err)
+							}
+							got, want := drainAgg(t, op), drainAgg(t, ref)
+							for i := 0; i < min(len(got), len(want)); i++ {
+								if got[i] != want[i] {
+									t.Fatalf("message %d:\ngot  %s\nwant %s", i, got[i], want[i])
+								}
+							}
+							if len(got) != len(want) {
+								t.Fatalf("%d messages, want %d", len(got), len(want))
+							}
+							if op.Stats() != ref.Stats() {
+								t.Fatalf("stats %+v, want %+v", op.Stats(), ref.Stats())
+							}
+							if len(dlGot.recs) != len(dlWant.recs) {
+								t.Fatalf("%d dead letters, want %d", len(dlGot.recs), len(dlWant.recs))
+							}
+							for i := range dlGot.recs {
+								if g, w := dlGot.recs[i].Reason+dlGot.recs[i].Raw, dlWant.recs[i].Reason+dlWant.recs[i].Raw; g != w {
+									t.Fatalf("dead letter %d: %s, want %s", i, g, w)
+								}
+							}
+						})
+					}
+				}
+			}
+		}
+	}
+}
