@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"sync/atomic"
 	"testing"
@@ -80,7 +79,7 @@ func runWindowBench(b *testing.B, sql string, rows, keys, perMS int) {
 	if out.Load() == 0 {
 		b.Fatal("no output")
 	}
-	_ = peakState
+	b.ReportMetric(float64(peakState)/(1<<20), "peak-MiB")
 }
 
 // BenchmarkTumbling: 10,000 keys, five aggregates, 10 s windows of 100,000
@@ -97,7 +96,6 @@ func BenchmarkSliding(b *testing.B) {
 FROM events GROUP BY k WINDOW SLIDING (INTERVAL '10' SECOND, INTERVAL '1' SECOND)`, 2_000_000, 10_000, 10)
 }
 
-var _ = fmt.Sprint
 
 // BenchmarkSession: session windows with a 20 s gap over 100,000 keys
 // (each key sees an event about every 10 s of event time, so sessions
