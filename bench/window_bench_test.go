@@ -96,7 +96,6 @@ func BenchmarkSliding(b *testing.B) {
 FROM events GROUP BY k WINDOW SLIDING (INTERVAL '10' SECOND, INTERVAL '1' SECOND)`, 2_000_000, 10_000, 10)
 }
 
-
 // BenchmarkSession: session windows with a 20 s gap over 100,000 keys
 // (each key sees an event about every 10 s of event time, so sessions
 // split when a key is quiet for more than 20 s), five aggregates. Target: 2M rows/s on one core.
