@@ -66,9 +66,11 @@ type Reserver interface {
 // k is. A pane is split by the oldest window its rows count in (rows late
 // for some of their windows count only in the newer ones), so a closed
 // window never sees a row added after it closed. When a window closes,
-// its panes are folded into a scratch table with agg.Table.Merge and the
-// result emitted; panes are dropped once no window that can still be
-// emitted (or, under update_previous, corrected) includes them. Tumbling
+// its panes are folded and the result emitted, through a key dictionary
+// and prefix/suffix stacks (see stacks) that cost about four table folds
+// per window whatever k is; panes are dropped once no window that can
+// still be emitted (or, under update_previous, corrected) includes them.
+// Tumbling
 // windows are the case k = 1: the pane is the window and is emitted
 // directly. Rows that correct a closed window (update_previous) go to a
 // per-window table merged in when the window is rebuilt. FIRST_VALUE,
@@ -105,10 +107,12 @@ type AggregateOp struct {
 	srcs           []*agg.Table
 	merged         *agg.Table // a window merged from its panes (reused)
 	subs           []*subPane
-	// dict accumulates windows by key dictionary: its groups are the keys
-	// of the panes (mapped once per pane group with MapKeys), its states
-	// are reset and refilled with MergeMapped for every window.
+	// dict is the key dictionary of the panes: each pane group's key is
+	// looked up in it once (MapKeys), giving the ids that the stacks (or,
+	// without them, dict's own states) fold windows by.
 	dict        *agg.Table
+	stk         stacks
+	noStacks    bool   // tests: always fold windows pane by pane
 	epoch       uint64 // generation of dict's groups
 	present     []uint64
 	free        []*agg.Table // reset tables of dropped panes, for new panes
@@ -148,6 +152,7 @@ type subPane struct {
 	ids    []uint32
 	mapped int
 	epoch  uint64
+	full   bool // lo is the pane's oldest window: it counts in all of them
 }
 
 var _ Operator = (*AggregateOp)(nil)
@@ -202,6 +207,7 @@ func (a *AggregateOp) Close() error {
 		a.dict.Release()
 		a.dict = nil
 	}
+	a.stk.release()
 	for _, w := range a.windows {
 		w.release()
 	}
@@ -512,7 +518,7 @@ func (a *AggregateOp) subPane(p, lo int64) (*agg.Table, error) {
 			return nil, err
 		}
 	}
-	pn.subs = slices.Insert(pn.subs, i, subPane{lo: lo, table: t})
+	pn.subs = slices.Insert(pn.subs, i, subPane{lo: lo, table: t, full: lo == p-(a.k-1)*a.cfg.Window.Advance})
 	return t, nil
 }
 
@@ -730,9 +736,11 @@ func (a *AggregateOp) deadLetter(ctx context.Context, batch arrow.RecordBatch, i
 	})
 }
 
-// emitMapped queues all groups of win, merged from its sub-panes through
+// emitMapped queues all groups of win, folded from its sub-panes through
 // the key dictionary: each pane group's key is looked up once in the
-// dictionary's life, not once per window.
+// dictionary's life, not once per window. The fold is done by the stacks
+// (see stacks) when their tables are small enough beside the panes,
+// otherwise by merging every sub-pane into the dictionary's states.
 func (a *AggregateOp) emitMapped(win *windowState) error {
 	if a.dict == nil {
 		t, err := agg.NewTable(a.alloc, a.keyTypes, a.cfg.Specs)
@@ -753,9 +761,6 @@ func (a *AggregateOp) emitMapped(win *windowState) error {
 		a.epoch++
 	}
 	d := a.dict
-	d.ResetStates()
-	a.groups = a.groups[:0]
-	a.present = slices.Grow(a.present[:0], d.Len()/64+1)[:0]
 	for _, sp := range a.subs {
 		if sp.epoch != a.epoch {
 			sp.epoch, sp.mapped = a.epoch, 0
@@ -768,24 +773,226 @@ func (a *AggregateOp) emitMapped(win *windowState) error {
 			}
 			sp.mapped = n
 		}
-		if err := d.MergeMapped(sp.table, sp.ids); err != nil {
-			return err
-		}
-		for w := len(a.present); w <= d.Len()/64; w++ {
-			a.present = append(a.present, 0)
-		}
-		present := a.present
-		for _, g := range sp.ids[:n] {
+	}
+	// The window's groups, in the order the panes (oldest first) first
+	// saw them: that is first-seen order unless rows arrived out of pane
+	// order (then SortFirstSeen below sorts).
+	a.groups = a.groups[:0]
+	a.present = slices.Grow(a.present[:0], d.Len()/64+1)[:d.Len()/64+1]
+	clear(a.present)
+	present := a.present
+	for _, sp := range a.subs {
+		for _, g := range sp.ids[:sp.table.Len()] {
 			if present[g>>6]&(1<<(g&63)) == 0 {
 				present[g>>6] |= 1 << (g & 63)
 				a.groups = append(a.groups, g)
 			}
 		}
 	}
-	// Panes were merged oldest first: that is first-seen order unless
-	// rows arrived out of pane order (then this sorts).
-	d.SortFirstSeen(a.groups)
-	a.emitTable(d, a.groups, win)
+	var r *agg.Table
+	if !a.noStacks && int64(d.Len())*(a.k+1) <= 2*int64(live)+4096 {
+		var err error
+		if r, err = a.foldStacks(win); err != nil {
+			return err
+		}
+	} else {
+		a.stk.release() // the stacks would outgrow the panes: fold window by window
+		d.ResetStates()
+		for _, sp := range a.subs {
+			if err := d.MergeMapped(sp.table, sp.ids); err != nil {
+				return err
+			}
+		}
+		r = d
+	}
+	r.SortFirstSeen(a.groups)
+	a.emitTable(r, a.groups, win)
+	return nil
+}
+
+// stacks folds the panes of consecutive sliding windows with the
+// two-stacks technique, so that a window costs about four table folds
+// whatever k is, instead of k: for windows starting at lo, lo+adv, ...,
+// lo+size-adv (one block of k windows),
+//
+//   - front[i] holds the fold of the panes lo+i*adv .. lo+size-adv (a
+//     suffix of the block's first window), built back to front when the
+//     block starts: front[i] = a copy of front[i+1] + pane lo+i*adv;
+//   - back holds the fold of the panes lo+size .. hi-adv, the panes of
+//     the block's later windows that lie past its first window; each
+//     pane is added once, when the first window that includes it closes.
+//
+// Window lo+i*adv is then front[i] + back: front[i] is consumed (back is
+// merged into it in place, and it is emitted from). After the last
+// window of the block the next window starts a new block. Every fold
+// goes through the key dictionary: all the tables hold every
+// dictionary key with the dictionary's ids (MapKeys on the dictionary
+// keeps them aligned; groups without rows are skipped by MergeAligned
+// and not emitted), so stack tables merge id to id.
+//
+// The stacks fold only the full sub-panes, those counting in every
+// window of their pane (all of a pane's rows unless some were late): a
+// full sub-pane can take rows only while its pane's oldest window is
+// open, so it is final by the time any of its windows closes and may be
+// folded once for all of them. Sub-panes of late rows, which count in
+// fewer windows, are merged into each window's result on top. Since
+// every merge keeps the smaller first-row number and FIRST_VALUE /
+// LAST_VALUE compare row numbers, the fold order changes nothing but
+// the rounding of DOUBLE sums.
+//
+// The tables are dropped when the dictionary is rebuilt (its ids
+// change) and when k+1 dictionary-sized tables would hold more than
+// twice the groups of the live panes (windows with many panes, each
+// with few of the window's keys): windows are then folded from all
+// their panes into the dictionary's states.
+type stacks struct {
+	built bool
+	epoch uint64 // dictionary generation of the tables' ids
+	lo    int64  // start of the block's first window
+	next  int    // front[next] is the first suffix not consumed
+	front []*agg.Table
+	back  *agg.Table
+	hi    int64 // back holds panes lo+size .. hi-adv
+	ids   []uint32
+}
+
+// release frees the stacks' tables.
+func (s *stacks) release() {
+	for _, t := range s.front {
+		t.Release()
+	}
+	if s.back != nil {
+		s.back.Release()
+	}
+	*s = stacks{ids: s.ids[:0]}
+}
+
+func (s *stacks) stateBytes() int64 {
+	var n int64
+	for _, t := range s.front {
+		n += t.StateBytes()
+	}
+	if s.back != nil {
+		n += s.back.StateBytes()
+	}
+	return n
+}
+
+// align gives t (a stack table, or nil: a new one) every key of the
+// dictionary, with the dictionary's ids.
+func (a *AggregateOp) align(t *agg.Table) (*agg.Table, error) {
+	if t == nil {
+		var err error
+		if t, err = agg.NewTable(a.alloc, a.keyTypes, a.cfg.Specs); err != nil {
+			return nil, err
+		}
+	}
+	n, m := t.Len(), a.dict.Len()
+	if n >= m {
+		return t, nil
+	}
+	a.stk.ids = slices.Grow(a.stk.ids[:0], m-n)[:m-n]
+	if err := t.MapKeys(a.dict, n, a.stk.ids); err != nil {
+		return t, err
+	}
+	for i, g := range a.stk.ids {
+		if int(g) != n+i {
+			return t, fmt.Errorf("stack table out of line with the key dictionary (group %d is %d)", n+i, g)
+		}
+	}
+	return t, nil
+}
+
+// fullSub returns the full sub-pane of the pane starting at p, or nil.
+func (a *AggregateOp) fullSub(p int64) *subPane {
+	if pn, ok := a.panes[p]; ok && len(pn.subs) > 0 && pn.subs[0].full {
+		return &pn.subs[0]
+	}
+	return nil
+}
+
+// foldStacks returns the table (a consumed front entry) holding win
+// folded from its sub-panes (a.subs, mapped in the dictionary).
+func (a *AggregateOp) foldStacks(win *windowState) (*agg.Table, error) {
+	st := &a.stk
+	adv, size := a.cfg.Window.Advance, a.cfg.Window.Size
+	if st.epoch != a.epoch {
+		a.stk.release()
+		st.epoch = a.epoch
+	}
+	s := win.start
+	if !st.built || s < st.lo+int64(st.next)*adv || s >= st.lo+size {
+		if err := a.buildFront(s); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	for ; st.hi < s+size; st.hi += adv {
+		if sp := a.fullSub(st.hi); sp != nil {
+			if st.back, err = a.align(st.back); err != nil {
+				return nil, err
+			}
+			if err := st.back.MergeMapped(sp.table, sp.ids); err != nil {
+				return nil, err
+			}
+		}
+	}
+	i := int((s - st.lo) / adv)
+	st.next = i + 1
+	r, err := a.align(st.front[i])
+	if err != nil {
+		return nil, err
+	}
+	if st.hi > st.lo+size && st.back != nil {
+		if err := r.MergeAligned(st.back); err != nil {
+			return nil, err
+		}
+	}
+	for _, sp := range a.subs {
+		if !sp.full {
+			if err := r.MergeMapped(sp.table, sp.ids); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return r, nil
+}
+
+// buildFront starts a block with the window starting at s: front[i]
+// becomes the fold of the full sub-panes of panes s+i*adv .. s+size-adv,
+// back becomes empty.
+func (a *AggregateOp) buildFront(s int64) error {
+	st := &a.stk
+	adv := a.cfg.Window.Advance
+	st.built = false
+	for int64(len(st.front)) < a.k {
+		st.front = append(st.front, nil)
+	}
+	for i := int(a.k) - 1; i >= 0; i-- {
+		t, err := a.align(st.front[i])
+		if t != nil {
+			st.front[i] = t
+		}
+		if err != nil {
+			return err
+		}
+		if i+1 < int(a.k) {
+			if err := t.CopyStates(st.front[i+1]); err != nil {
+				return err
+			}
+		} else {
+			t.ResetStates()
+		}
+		if sp := a.fullSub(s + int64(i)*adv); sp != nil {
+			if err := t.MergeMapped(sp.table, sp.ids); err != nil {
+				return err
+			}
+		}
+	}
+	if st.back != nil {
+		st.back.ResetStates()
+	}
+	st.lo, st.next, st.hi, st.built = s, 0, s+a.cfg.Window.Size, true
 	return nil
 }
 
@@ -962,14 +1169,19 @@ func (a *AggregateOp) emitTable(t *agg.Table, groups []uint32, win *windowState)
 	releaseAll(cols)
 }
 
+// constTimestamp returns n copies of v as a TIMESTAMP(ms) array without
+// nulls, owned by the caller.
 func constTimestamp(alloc memory.Allocator, v int64, n int) arrow.Array {
-	b := array.NewTimestampBuilder(alloc, timestampMS)
-	defer b.Release()
-	b.Reserve(n)
-	for range n {
-		b.UnsafeAppend(arrow.Timestamp(v))
+	buf := memory.NewResizableBuffer(alloc)
+	defer buf.Release()
+	buf.Resize(n * arrow.TimestampSizeBytes)
+	vals := arrow.TimestampTraits.CastFromBytes(buf.Bytes())
+	for i := range vals {
+		vals[i] = arrow.Timestamp(v)
 	}
-	return b.NewArray()
+	d := array.NewData(timestampMS, n, []*memory.Buffer{nil, buf}, nil, 0, 0)
+	defer d.Release()
+	return array.MakeFromData(d)
 }
 
 func releaseAll(arrs []arrow.Array) {
@@ -994,6 +1206,7 @@ func (a *AggregateOp) account() error {
 	if a.dict != nil {
 		bytes += a.dict.StateBytes()
 	}
+	bytes += a.stk.stateBytes()
 	for _, t := range a.free {
 		bytes += t.StateBytes()
 	}

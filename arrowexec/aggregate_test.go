@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -233,6 +234,40 @@ func TestPanesMatchPerWindowReference(t *testing.T) {
 						})
 					}
 				}
+			}
+		}
+	}
+}
+
+// TestPanesWithoutStacksMatchReference is TestPanesMatchPerWindowReference
+// for sliding windows folded pane by pane into the key dictionary, the
+// fallback used when the stacks would outgrow the panes.
+func TestPanesWithoutStacksMatchReference(t *testing.T) {
+	rows := genAggRows(rand.New(rand.NewPCG(2, 9)), 400, 8)
+	for _, win := range []*WindowSpec{{Kind: Sliding, Size: 12, Advance: 3}, {Kind: Sliding, Size: 6, Advance: 1}} {
+		for _, late := range []LateDataSpec{{Strategy: "drop"}, {Strategy: "include_in_next_window"}, {Strategy: "update_previous", AllowedLateness: 6}} {
+			for _, bs := range []int{1, 64} {
+				t.Run(fmt.Sprintf("%s/%s/batch%d", win, late.Strategy, bs), func(t *testing.T) {
+					alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
+					defer alloc.AssertSize(t, 0)
+					var dlGot, dlWant recordingDL
+					op, err := NewAggregate(alloc, &rowSource{alloc: alloc, rows: rows, size: bs}, aggTestConfig(t, win, late, false, &dlGot))
+					if err != nil {
+						t.Fatal(err)
+					}
+					op.noStacks = true
+					ref, err := newRefAggregate(alloc, &rowSource{alloc: alloc, rows: rows, size: bs}, aggTestConfig(t, win, late, false, &dlWant))
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, want := drainAgg(t, op), drainAgg(t, ref)
+					if !slices.Equal(got, want) {
+						t.Fatalf("messages differ:\ngot  %q\nwant %q", got, want)
+					}
+					if op.Stats() != ref.Stats() || len(dlGot.recs) != len(dlWant.recs) {
+						t.Fatalf("stats %+v (%d dead letters), want %+v (%d)", op.Stats(), len(dlGot.recs), ref.Stats(), len(dlWant.recs))
+					}
+				})
 			}
 		}
 	}

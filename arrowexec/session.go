@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"time"
 	"unsafe"
@@ -70,17 +71,24 @@ import (
 // dictionary (an agg.Table without aggregates) gives every row a dense key
 // id in one vectorised Update. A scalar pass over the rows then maintains,
 // per key id, singly linked lists of open and kept sessions in a slab of
-// plain structs, and writes each row's session id into an Int64 column
-// (session id == group id in its table); the aggregate states are then
-// updated by one agg.Table.Update per table, keyed by that synthetic
-// column. Closing times are kept in a min-heap, refreshed lazily when
-// sessions grow. Before each row the sessions due at its watermark are
-// closed: they leave their keys' lists at once (no later row can reach
-// them), and are emitted once the pending rows are applied, so closing does
-// not cut the batch. The pending rows are applied early only before a
-// merge (agg.Table.Combine needs both sessions' rows applied) and around a
-// late row that updates a closed session (its earlier state is emitted
-// first, its corrected state right after).
+// plain structs, and appends each row, with its session's group id, to
+// its session table's segment; the aggregate states are then updated by
+// one agg.Table.UpdateIDs per table, which takes the group ids as given
+// (no second hash pass). The row pass touches each chunk of rows' list
+// heads and sessions ahead of time (warm), so that their cache misses
+// overlap instead of queueing one behind the other.
+//
+// Closing times are kept in a timer wheel (sessTimers): buckets about
+// gap/256 wide, ordered only within the current bucket, with a heap for
+// times beyond the wheel. An entry is not moved when its session grows;
+// when it comes up it goes to the session's current bucket in O(1). Before
+// each row the sessions due at its watermark are closed: they leave their
+// keys' lists at once (no later row can reach them), and are emitted once
+// the pending rows are applied, so closing does not cut the batch. The
+// pending rows are applied early only before a merge (agg.Table.Combine
+// needs both sessions' rows applied) and around a late row that updates a
+// closed session (its earlier state is emitted first, its corrected state
+// right after).
 //
 // # State
 //
@@ -105,14 +113,13 @@ type SessionOp struct {
 	// minCompact is the generation size (defaultMinCompact; tests lower it).
 	minCompact int
 
-	dict      *agg.Table // key dictionary: GROUP BY tuple -> key id
-	keyOpen   []int32    // per key id: first open session, -1 for none
-	keyClosed []int32    // per key id: first kept closed session, -1 for none
-	keyLive   int        // keys with at least one session
+	dict    *agg.Table // key dictionary: GROUP BY tuple -> key id
+	keys    []keyLists // per key id: its sessions
+	keyLive int        // keys with at least one session
 
 	sess  []session
 	free  []int32
-	heap  []sessEvent
+	timer sessTimers   // when sessions close (open) or expire (kept)
 	tabs  []*sessTable // the last one receives new sessions
 	seq   int64        // sessions begun so far
 	dirty []int32      // kept sessions updated by late rows, to re-emit
@@ -124,10 +131,19 @@ type SessionOp struct {
 	reserve int64
 
 	// per-batch scratch
-	kids    []uint32
-	sids    []int64
-	closing []int32
-	toFree  []int32
+	kids     []uint32
+	warmSink int64 // keeps warm's loads
+	closing  []int32
+	sortKeys []sortKey
+	toFree   []int32
+}
+
+// keyLists heads the singly linked lists of one key's sessions (slab
+// indexes, -1 for none); both in one struct so a row finds them in one
+// cache line.
+type keyLists struct {
+	open   int32 // open sessions
+	closed int32 // kept closed sessions (update_previous)
 }
 
 // session is one session window of one key.
@@ -145,22 +161,16 @@ type session struct {
 	pending    bool // queued for (re-)emission
 }
 
-// sessTable is one generation of session aggregate states.
+// sessTable is one generation of session aggregate states: a keyless
+// agg.Table whose group ids are the sessions' gids, updated through
+// UpdateIDs (no hashing).
 type sessTable struct {
 	t    *agg.Table
-	n    int     // sessions created (== t.Len())
-	live int     // sessions not yet freed
-	rows []int32 // rows of the current segment
-	used bool    // rows were added in the current segment
-}
-
-// sessEvent is a heap entry: at the time at, session idx closes (if open)
-// or expires (if kept). Entries are lazy: at may be below the session's
-// current time, and ver tells a freed slot.
-type sessEvent struct {
-	at  int64
-	idx int32
-	ver uint32
+	n    int      // sessions created (== t.Len())
+	live int      // sessions not yet freed
+	rows []int32  // rows of the current segment
+	ids  []uint32 // their sessions' gids
+	used bool     // rows were added in the current segment
 }
 
 // defaultMinCompact is the generation size: a session table (or the key
@@ -182,7 +192,7 @@ func NewSessionAggregate(alloc memory.Allocator, input Operator, cfg AggregateCo
 		return nil, fmt.Errorf("session aggregate: EMIT CHANGES is not supported for SESSION windows")
 	}
 	s := &SessionOp{unary: unary{input: input, alloc: alloc}, cfg: cfg, gap: cfg.Window.Gap, keep: -1, wm: NoWatermark,
-		minCompact: defaultMinCompact}
+		minCompact: defaultMinCompact, timer: newSessTimers(cfg.Window.Gap)}
 	if cfg.Late.Strategy == "update_previous" {
 		s.keep = max(cfg.Late.AllowedLateness, 0)
 	}
@@ -201,7 +211,7 @@ func NewSessionAggregate(alloc memory.Allocator, input Operator, cfg AggregateCo
 }
 
 func (s *SessionOp) newTable() error {
-	t, err := agg.NewTable(s.alloc, []arrow.DataType{arrow.PrimitiveTypes.Int64}, s.cfg.Specs)
+	t, err := agg.NewTable(s.alloc, nil, s.cfg.Specs)
 	if err != nil {
 		return err
 	}
@@ -231,7 +241,8 @@ func (s *SessionOp) Close() error {
 	if s.dict != nil {
 		s.dict.Release()
 	}
-	s.sess, s.free, s.heap, s.keyOpen, s.keyClosed = nil, nil, nil, nil, nil
+	s.sess, s.free, s.keys = nil, nil, nil
+	s.timer = sessTimers{}
 	if r, ok := s.alloc.(Reserver); ok && s.reserve > 0 {
 		r.Unreserve(s.reserve)
 	}
@@ -366,23 +377,19 @@ func (s *SessionOp) consumeBatch(ctx context.Context, batch arrow.RecordBatch) e
 	if err := s.dict.Update(keys, nil, nil, s.kids); err != nil {
 		return err
 	}
-	for len(s.keyOpen) < s.dict.Len() {
-		s.keyOpen = append(s.keyOpen, -1)
-		s.keyClosed = append(s.keyClosed, -1)
+	for len(s.keys) < s.dict.Len() {
+		s.keys = append(s.keys, keyLists{open: -1, closed: -1})
 	}
-	// the synthetic session-id column, over Go memory reused across batches
-	s.sids = slices.Grow(s.sids[:0], n)[:n]
-	sidArr := int64Over(s.sids)
-	defer sidArr.Release()
-	sidKey := []arrow.Array{sidArr}
-
 	for i := 0; i < n; {
 		j := i
 	rows:
 		for ; j < n; j++ {
+			if j%warmRows == 0 {
+				s.warm(j, min(j+warmRows, n))
+			}
 			s.wm = max(s.wm, wms[j])
 			w := s.wm
-			if len(s.heap) > 0 && s.heap[0].at <= w {
+			if w >= s.timer.next {
 				s.closeDue(w)
 			}
 			act, err := s.row(ctx, batch, j, ts[j], w, j == i)
@@ -397,7 +404,7 @@ func (s *SessionOp) consumeBatch(ctx context.Context, batch arrow.RecordBatch) e
 				break rows
 			}
 		}
-		if err := s.flush(sidKey, args); err != nil {
+		if err := s.flush(args); err != nil {
 			return err
 		}
 		if err := s.emitClosed(); err != nil {
@@ -408,30 +415,40 @@ func (s *SessionOp) consumeBatch(ctx context.Context, batch arrow.RecordBatch) e
 	return nil
 }
 
-// int64Over wraps vals (Go memory, not copied) as an Int64 array.
-func int64Over(vals []int64) arrow.Array {
-	var b []byte
-	if len(vals) > 0 {
-		b = unsafe.Slice((*byte)(unsafe.Pointer(&vals[0])), len(vals)*8)
+// warmRows is how many rows warm touches at a time: enough to keep many
+// cache misses in flight, few enough that what it loads stays in cache
+// until the row loop gets there.
+const warmRows = 256
+
+// warm touches the open-session list heads and head sessions of the keys
+// of rows [from, to). The row loop reaches them through a chain of
+// dependent loads (key id, list head, session) with a branch after each
+// row, so it waits for one cache miss after another; this loop's
+// iterations are independent, so the processor overlaps their misses. It
+// is only a hint: the lists may change before the rows are handled.
+func (s *SessionOp) warm(from, to int) {
+	var sum int64
+	for _, k := range s.kids[from:to] {
+		if h := s.keys[k].open; h >= 0 {
+			sum += s.sess[h].end
+		}
 	}
-	data := array.NewData(arrow.PrimitiveTypes.Int64, len(vals), []*memory.Buffer{nil, memory.NewBufferBytes(b)}, nil, 0, 0)
-	defer data.Release()
-	return array.NewInt64Data(data)
+	s.warmSink = sum
 }
 
 // flush applies the rows of the current segment to their session tables.
-func (s *SessionOp) flush(sidKey, args []arrow.Array) error {
+func (s *SessionOp) flush(args []arrow.Array) error {
 	for _, t := range s.tabs {
 		if !t.used {
 			continue
 		}
 		t.used = false
 		if len(t.rows) > 0 {
-			if err := t.t.Update(sidKey, args, t.rows, nil); err != nil {
+			if err := t.t.UpdateIDs(args, t.rows, t.ids); err != nil {
 				return err
 			}
 		}
-		t.rows = t.rows[:0]
+		t.rows, t.ids = t.rows[:0], t.ids[:0]
 		if t.t.Len() != t.n {
 			return fmt.Errorf("internal error: session table has %d groups for %d sessions", t.t.Len(), t.n)
 		}
@@ -442,9 +459,9 @@ func (s *SessionOp) flush(sidKey, args []arrow.Array) error {
 // add routes row j to session idx.
 func (s *SessionOp) add(j int, idx int32) {
 	ss := &s.sess[idx]
-	s.sids[j] = int64(ss.gid)
 	t := ss.tab
 	t.rows = append(t.rows, int32(j))
+	t.ids = append(t.ids, ss.gid)
 	t.used = true
 }
 
@@ -459,7 +476,7 @@ func (s *SessionOp) row(ctx context.Context, batch arrow.RecordBatch, j int, t, 
 	kid := s.kids[j]
 	redirected := false
 	var hit, second int32 = -1, -1
-	for x := s.keyOpen[kid]; x >= 0; x = s.sess[x].next {
+	for x := s.keys[kid].open; x >= 0; x = s.sess[x].next {
 		if s.overlaps(&s.sess[x], t) {
 			if hit < 0 {
 				hit = x
@@ -473,7 +490,7 @@ func (s *SessionOp) row(ctx context.Context, batch arrow.RecordBatch, j int, t, 
 		case "include_in_next_window":
 			redirected = true
 			t = w
-			for x := s.keyOpen[kid]; x >= 0; x = s.sess[x].next {
+			for x := s.keys[kid].open; x >= 0; x = s.sess[x].next {
 				if s.overlaps(&s.sess[x], t) {
 					if hit < 0 {
 						hit = x
@@ -494,7 +511,7 @@ func (s *SessionOp) row(ctx context.Context, batch arrow.RecordBatch, j int, t, 
 	switch {
 	case hit < 0:
 		tab := s.tabs[len(s.tabs)-1]
-		if h := s.keyOpen[kid]; h >= 0 {
+		if h := s.keys[kid].open; h >= 0 {
 			tab = s.sess[h].tab // open sessions of a key share a table
 		}
 		idx := s.open(kid, tab, t, t+s.gap, true)
@@ -508,7 +525,7 @@ func (s *SessionOp) row(ctx context.Context, batch arrow.RecordBatch, j int, t, 
 			return rowFlush, nil // combine needs both sessions' rows applied
 		}
 		s.merge(kid, t)
-		for x := s.keyOpen[kid]; x >= 0; x = s.sess[x].next {
+		for x := s.keys[kid].open; x >= 0; x = s.sess[x].next {
 			if s.overlaps(&s.sess[x], t) {
 				ss := &s.sess[x]
 				ss.start, ss.end = min(ss.start, t), max(ss.end, t+s.gap)
@@ -527,7 +544,7 @@ func (s *SessionOp) row(ctx context.Context, batch arrow.RecordBatch, j int, t, 
 // into the earliest-begun of them. All their rows must have been applied.
 func (s *SessionOp) merge(kid uint32, t int64) {
 	var into int32 = -1
-	for x := s.keyOpen[kid]; x >= 0; {
+	for x := s.keys[kid].open; x >= 0; {
 		next := s.sess[x].next
 		if s.overlaps(&s.sess[x], t) {
 			switch {
@@ -541,7 +558,7 @@ func (s *SessionOp) merge(kid uint32, t int64) {
 				}
 				a.start, a.end = min(a.start, b.start), max(a.end, b.end)
 				a.tab.t.Combine(a.gid, b.gid)
-				s.unlink(&s.keyOpen[kid], x)
+				s.unlink(&s.keys[kid].open, x)
 				s.release(x)
 			}
 		}
@@ -559,7 +576,7 @@ func (s *SessionOp) open(kid uint32, tab *sessTable, start, end int64, isOpen bo
 		s.sess = append(s.sess, session{})
 		idx = int32(len(s.sess) - 1)
 	}
-	if s.keyOpen[kid] < 0 && s.keyClosed[kid] < 0 {
+	if s.keys[kid].open < 0 && s.keys[kid].closed < 0 {
 		s.keyLive++
 	}
 	ss := &s.sess[idx]
@@ -569,21 +586,21 @@ func (s *SessionOp) open(kid uint32, tab *sessTable, start, end int64, isOpen bo
 	tab.live++
 	at := end
 	if isOpen {
-		ss.next, s.keyOpen[kid] = s.keyOpen[kid], idx
+		ss.next, s.keys[kid].open = s.keys[kid].open, idx
 	} else {
-		ss.next, s.keyClosed[kid] = s.keyClosed[kid], idx
+		ss.next, s.keys[kid].closed = s.keys[kid].closed, idx
 		at = s.expiry(ss)
 		ss.pending = true
 		s.dirty = append(s.dirty, idx)
 	}
-	s.push(sessEvent{at: at, idx: idx, ver: ss.ver})
+	s.timer.insert(sessEvent{at: at, idx: idx, ver: ss.ver})
 	return idx
 }
 
 // lateUpdate handles a late row under update_previous.
 func (s *SessionOp) lateUpdate(ctx context.Context, batch arrow.RecordBatch, j int, kid uint32, t, w int64, first bool) (rowAction, error) {
 	var hit int32 = -1
-	for x := s.keyClosed[kid]; x >= 0; x = s.sess[x].next {
+	for x := s.keys[kid].closed; x >= 0; x = s.sess[x].next {
 		if s.overlaps(&s.sess[x], t) && (hit < 0 || s.sess[x].start < s.sess[hit].start) {
 			hit = x
 		}
@@ -640,29 +657,6 @@ func (s *SessionOp) due(ss *session) int64 {
 	return s.expiry(ss)
 }
 
-// nextEvent drops stale heap entries due at or below w and returns the
-// time of the first real one (FinalWatermark when the heap is empty).
-func (s *SessionOp) nextEvent(w int64) int64 {
-	for len(s.heap) > 0 {
-		e := s.heap[0]
-		if e.at > w {
-			return e.at
-		}
-		ss := &s.sess[e.idx]
-		if ss.ver != e.ver {
-			s.pop()
-			continue
-		}
-		if d := s.due(ss); d > e.at {
-			s.pop()
-			s.push(sessEvent{at: d, idx: e.idx, ver: e.ver})
-			continue
-		}
-		return e.at
-	}
-	return FinalWatermark
-}
-
 // advance moves the operator watermark to w (never back), closes the
 // sessions it reaches and queues them; it is called between batches, when
 // no rows are pending.
@@ -677,27 +671,94 @@ func (s *SessionOp) advance(w Watermark) error {
 // leave their keys' lists at once; closed sessions are emitted, and slots
 // freed, by emitClosed after the pending rows are applied.
 func (s *SessionOp) closeDue(w int64) {
-	for len(s.heap) > 0 && s.nextEvent(w) <= w {
-		e := s.pop()
-		ss := &s.sess[e.idx]
-		if !ss.open { // a kept session's allowed lateness is over
-			s.unlink(&s.keyClosed[ss.key], e.idx)
-			s.toFree = append(s.toFree, e.idx)
-			continue
+	q := &s.timer
+	for {
+		for len(q.near) > 0 && q.near[0].at <= w {
+			s.fire(heapPop(&q.near), w)
 		}
-		ss.open = false
-		s.unlink(&s.keyOpen[ss.key], e.idx)
-		if !ss.pending {
-			ss.pending = true
-			s.closing = append(s.closing, e.idx)
-		}
-		if s.keep >= 0 && w != FinalWatermark {
-			ss.next, s.keyClosed[ss.key] = s.keyClosed[ss.key], e.idx
-			s.push(sessEvent{at: s.expiry(ss), idx: e.idx, ver: ss.ver})
-		} else {
-			s.toFree = append(s.toFree, e.idx)
+		if !q.passed(w) || !s.nextBucket(w) {
+			break
 		}
 	}
+	q.setNext()
+}
+
+// fire handles a timer entry due at or below w: a stale one (freed slot)
+// is dropped, one of a session that has grown since is put back at its
+// current time, and otherwise the session closes (open) or goes (kept).
+func (s *SessionOp) fire(e sessEvent, w int64) {
+	ss := &s.sess[e.idx]
+	if ss.ver != e.ver {
+		return
+	}
+	if d := s.due(ss); d > e.at {
+		e.at = d
+		s.timer.insert(e)
+		return
+	}
+	if !ss.open { // a kept session's allowed lateness is over
+		s.unlink(&s.keys[ss.key].closed, e.idx)
+		s.toFree = append(s.toFree, e.idx)
+		return
+	}
+	ss.open = false
+	s.unlink(&s.keys[ss.key].open, e.idx)
+	if !ss.pending {
+		ss.pending = true
+		s.closing = append(s.closing, e.idx)
+	}
+	if s.keep >= 0 && w != FinalWatermark {
+		ss.next, s.keys[ss.key].closed = s.keys[ss.key].closed, e.idx
+		s.timer.insert(sessEvent{at: s.expiry(ss), idx: e.idx, ver: ss.ver})
+	} else {
+		s.toFree = append(s.toFree, e.idx)
+	}
+}
+
+// nextBucket moves the timer queue, whose near heap is empty and whose
+// current bucket w has passed, to the next bucket holding entries (at most
+// the one holding w), pulling far entries into the ring as it comes within
+// reach, and loads that bucket into the near heap: stale entries are
+// dropped and those of sessions that have grown go to their current
+// bucket. It reports false when the queue is empty.
+func (s *SessionOp) nextBucket(w int64) bool {
+	q := &s.timer
+	var c int64
+	switch {
+	case q.ringN > 0:
+		c = q.cur + 1
+	case len(q.far) > 0:
+		c = min(w>>q.shift, q.far[0].at>>q.shift)
+	default:
+		q.cur = w >> q.shift
+		return false
+	}
+	q.cur = c
+	for len(q.far) > 0 && uint64(q.far[0].at>>q.shift-c) < timerRing {
+		q.insert(heapPop(&q.far))
+	}
+	slot := c & (timerRing - 1)
+	list := q.ring[slot]
+	q.ringN -= len(list)
+	var sum uint32
+	for _, e := range list { // overlap the cache misses (see warm)
+		sum += s.sess[e.idx].ver
+	}
+	s.warmSink += int64(sum)
+	for _, e := range list { // insert never appends to slot: its bucket c is now near
+		ss := &s.sess[e.idx]
+		if ss.ver != e.ver {
+			continue
+		}
+		if d := s.due(ss); d > e.at {
+			e.at = d
+			q.insert(e)
+			continue
+		}
+		heapPush(&q.near, e)
+	}
+	q.ring[slot] = list[:0]
+	return true
 }
 
 // emitClosed queues one batch with the sessions closed since the last call
@@ -705,8 +766,8 @@ func (s *SessionOp) closeDue(w int64) {
 // updated, then frees the slots of sessions that are gone.
 func (s *SessionOp) emitClosed() error {
 	if len(s.closing)+len(s.dirty) > 0 {
-		sortSessions(s.sess, s.closing)
-		sortSessions(s.sess, s.dirty)
+		s.sortKeys = sortSessions(s.sess, s.closing, s.sortKeys)
+		s.sortKeys = sortSessions(s.sess, s.dirty, s.sortKeys)
 		s.closing = append(s.closing, s.dirty...)
 		s.dirty = s.dirty[:0]
 		if err := s.emit(s.closing); err != nil {
@@ -721,17 +782,51 @@ func (s *SessionOp) emitClosed() error {
 	return nil
 }
 
-func sortSessions(sess []session, xs []int32) {
-	slices.SortFunc(xs, func(a, b int32) int {
-		x, y := &sess[a], &sess[b]
-		if c := cmp.Compare(x.end, y.end); c != 0 {
-			return c
+func sortSessions(sess []session, xs []int32, keys []sortKey) []sortKey {
+	// sort copies of the keys: comparing through xs would miss the cache
+	keys = keys[:0]
+	for _, x := range xs {
+		ss := &sess[x]
+		keys = append(keys, sortKey{end: ss.end, start: ss.start, seq: ss.seq, idx: x})
+	}
+	// closeDue closes sessions in order of end, so an insertion sort
+	// (fixing ties) usually finishes in linear time; it gives up for a
+	// general sort after a few moves per element.
+	budget := 4 * len(keys)
+	for i := 1; i < len(keys) && budget >= 0; i++ {
+		k := keys[i]
+		j := i
+		for ; j > 0 && k.less(keys[j-1]); j-- {
+			keys[j] = keys[j-1]
+			budget--
 		}
-		if c := cmp.Compare(x.start, y.start); c != 0 {
-			return c
-		}
-		return cmp.Compare(x.seq, y.seq)
-	})
+		keys[j] = k
+	}
+	if budget < 0 {
+		slices.SortFunc(keys, func(x, y sortKey) int {
+			return cmp.Or(cmp.Compare(x.end, y.end), cmp.Compare(x.start, y.start), cmp.Compare(x.seq, y.seq))
+		})
+	}
+	for k := range keys {
+		xs[k] = keys[k].idx
+	}
+	return keys
+}
+
+// sortKey is what sortSessions orders sessions by.
+type sortKey struct {
+	end, start, seq int64
+	idx             int32
+}
+
+func (x sortKey) less(y sortKey) bool {
+	if x.end != y.end {
+		return x.end < y.end
+	}
+	if x.start != y.start {
+		return x.start < y.start
+	}
+	return x.seq < y.seq
 }
 
 // emit queues one batch with the sessions xs, in that order.
@@ -848,7 +943,7 @@ func (s *SessionOp) release(x int32) {
 	kid := ss.key
 	*ss = session{ver: ss.ver + 1, next: -1}
 	s.free = append(s.free, x)
-	if s.keyOpen[kid] < 0 && s.keyClosed[kid] < 0 {
+	if s.keys[kid].open < 0 && s.keys[kid].closed < 0 {
 		s.keyLive--
 	}
 }
@@ -887,8 +982,8 @@ func (s *SessionOp) compact() error {
 // that have sessions, renumbering them.
 func (s *SessionOp) rebuildDict() error {
 	var live []uint32
-	for k := range s.keyOpen {
-		if s.keyOpen[k] >= 0 || s.keyClosed[k] >= 0 {
+	for k := range s.keys {
+		if s.keys[k].open >= 0 || s.keys[k].closed >= 0 {
 			live = append(live, uint32(k))
 		}
 	}
@@ -910,25 +1005,115 @@ func (s *SessionOp) rebuildDict() error {
 			return err
 		}
 	}
-	open := make([]int32, len(live))
-	closed := make([]int32, len(live))
+	keys := make([]keyLists, len(live))
 	for nk, ok := range live {
-		open[nk], closed[nk] = s.keyOpen[ok], s.keyClosed[ok]
-		for _, head := range []int32{open[nk], closed[nk]} {
+		keys[nk] = s.keys[ok]
+		for _, head := range []int32{keys[nk].open, keys[nk].closed} {
 			for x := head; x >= 0; x = s.sess[x].next {
 				s.sess[x].key = uint32(nk)
 			}
 		}
 	}
 	s.dict.Release()
-	s.dict, s.keyOpen, s.keyClosed = d, open, closed
+	s.dict, s.keys = d, keys
 	return nil
 }
 
-// The heap is 4-ary: a node's children share a cache line, halving the
+// sessEvent is a timer entry: at the time at, session idx closes (if
+// open) or expires (if kept). Entries are lazy: at may be below the
+// session's current time (it grew since), and ver tells a freed slot.
+type sessEvent struct {
+	at  int64
+	idx int32
+	ver uint32
+}
+
+// timerRing is the number of buckets of the timer wheel (a power of two).
+const timerRing = 1024
+
+// sessTimers is the closing queue of the sessions: a timer wheel of
+// timerRing buckets 2^shift ms wide, sized from the gap so that the wheel
+// spans a few gaps. Only the current bucket is ordered (the near heap);
+// later buckets within reach of the wheel are unordered lists, and entries
+// beyond its reach wait in the far heap. A session that grows keeps its
+// old entry; when the entry comes up it moves to the session's current
+// bucket in O(1), where a heap would pay a sift per growth. Every live
+// session has exactly one entry.
+//
+// Invariants: near holds the entries of buckets up to cur, ring[b%
+// timerRing] those of bucket b for cur < b < cur+timerRing, far the rest;
+// no entry is due before next.
+type sessTimers struct {
+	shift uint
+	cur   int64         // current bucket
+	near  []sessEvent   // 4-ary min-heap
+	ring  [][]sessEvent // per bucket, unordered
+	ringN int           // entries in ring
+	far   []sessEvent   // 4-ary min-heap
+	next  int64
+}
+
+func newSessTimers(gap int64) sessTimers {
+	var shift uint
+	for shift < 62 && gap>>shift > timerRing/4 {
+		shift++
+	}
+	return sessTimers{shift: shift, ring: make([][]sessEvent, timerRing), next: math.MaxInt64}
+}
+
+func (q *sessTimers) empty() bool { return len(q.near)+q.ringN+len(q.far) == 0 }
+
+// passed reports whether w is beyond the current bucket.
+func (q *sessTimers) passed(w int64) bool {
+	return q.cur < math.MaxInt64>>q.shift && w >= (q.cur+1)<<q.shift
+}
+
+// insert adds e to the bucket of e.at.
+func (q *sessTimers) insert(e sessEvent) {
+	b := e.at >> q.shift
+	if q.empty() {
+		q.cur = b
+	}
+	switch {
+	case b <= q.cur:
+		heapPush(&q.near, e)
+		q.next = min(q.next, e.at)
+	case uint64(b-q.cur) < timerRing:
+		slot := b & (timerRing - 1)
+		q.ring[slot] = append(q.ring[slot], e)
+		q.ringN++
+	default:
+		heapPush(&q.far, e)
+	}
+}
+
+// setNext recomputes next: the top of the near heap or the start of the
+// next bucket, whichever is first (the largest time when empty).
+func (q *sessTimers) setNext() {
+	q.next = math.MaxInt64
+	if q.empty() {
+		return
+	}
+	if q.cur < math.MaxInt64>>q.shift {
+		q.next = (q.cur + 1) << q.shift
+	}
+	if len(q.near) > 0 {
+		q.next = min(q.next, q.near[0].at)
+	}
+}
+
+func (q *sessTimers) bytes() int64 {
+	n := cap(q.near) + cap(q.far)
+	for _, b := range q.ring {
+		n += cap(b)
+	}
+	return int64(n)*int64(unsafe.Sizeof(sessEvent{})) + int64(cap(q.ring))*int64(unsafe.Sizeof([]sessEvent{}))
+}
+
+// The heaps are 4-ary: a node's children share a cache line, halving the
 // levels a pop walks compared with a binary heap.
-func (s *SessionOp) push(e sessEvent) {
-	h := append(s.heap, e)
+func heapPush(hp *[]sessEvent, e sessEvent) {
+	h := append(*hp, e)
 	i := len(h) - 1
 	for i > 0 {
 		p := (i - 1) / 4
@@ -939,11 +1124,11 @@ func (s *SessionOp) push(e sessEvent) {
 		i = p
 	}
 	h[i] = e
-	s.heap = h
+	*hp = h
 }
 
-func (s *SessionOp) pop() sessEvent {
-	h := s.heap
+func heapPop(hp *[]sessEvent) sessEvent {
+	h := *hp
 	top := h[0]
 	n := len(h) - 1
 	last := h[n]
@@ -969,7 +1154,7 @@ func (s *SessionOp) pop() sessEvent {
 	if n > 0 {
 		h[i] = last
 	}
-	s.heap = h
+	*hp = h
 	return top
 }
 
@@ -981,8 +1166,8 @@ func (s *SessionOp) account() error {
 	}
 	bytes := s.dict.StateBytes() +
 		int64(cap(s.sess))*int64(unsafe.Sizeof(session{})) +
-		int64(cap(s.heap))*int64(unsafe.Sizeof(sessEvent{})) +
-		int64(cap(s.keyOpen)+cap(s.keyClosed)+cap(s.free))*4
+		s.timer.bytes() +
+		int64(cap(s.keys))*8 + int64(cap(s.free))*4
 	for _, t := range s.tabs {
 		bytes += t.t.StateBytes()
 	}

@@ -408,3 +408,47 @@ func TestSessionStateIsReclaimed(t *testing.T) {
 		t.Fatalf("session slab grew to %d slots for at most ~10 open sessions", len(op.sess))
 	}
 }
+
+// TestSessionsTimerWheel repeats the reference comparison with gaps that
+// give the closing queue (a timer wheel) buckets wider than a millisecond,
+// with jumps in event time that leave the wheel empty or skip it, and with
+// allowed lateness beyond the wheel's reach (its far heap).
+func TestSessionsTimerWheel(t *testing.T) {
+	for _, c := range []struct{ scale, gap, jump int64 }{
+		{1, 1, 0}, {1, 10, 5000}, {70, 700, 0}, {500, 5000, 3_000_000}, {1000, 1 << 40, 1 << 50},
+	} {
+		r := rand.New(rand.NewPCG(uint64(c.gap), 9))
+		rows := genSessionRows(r, 3000, 11, 8)
+		for i := range rows {
+			rows[i].ts = rows[i].ts*c.scale + r.Int64N(c.scale)
+			if rows[i].wm != NoWatermark {
+				rows[i].wm *= c.scale
+			}
+			for _, at := range []int{1000, 2000} {
+				if c.jump > 0 && i >= at {
+					rows[i].ts += c.jump
+					if rows[i].wm != NoWatermark {
+						rows[i].wm += c.jump
+					}
+				}
+			}
+		}
+		lates := []LateDataSpec{{Strategy: "drop"}, {Strategy: "include_in_next_window"},
+			{Strategy: "update_previous", AllowedLateness: 10 * c.gap}}
+		for _, late := range lates {
+			want := referenceSessions(rows, c.gap, late)
+			for _, size := range []int{1, 3, 4096} {
+				got := runSessions(t, rows, size, c.gap, late, 16)
+				if !slices.Equal(got, want) {
+					for i := range min(len(got), len(want)) {
+						if got[i] != want[i] {
+							t.Fatalf("gap %d %s batch %d: row %d is %q, want %q (of %d and %d rows)",
+								c.gap, late.Strategy, size, i, got[i], want[i], len(got), len(want))
+						}
+					}
+					t.Fatalf("gap %d %s batch %d: %d rows, want %d", c.gap, late.Strategy, size, len(got), len(want))
+				}
+			}
+		}
+	}
+}

@@ -97,27 +97,32 @@ func (t *Table) MergeIDs(src *Table, ids []uint32) error {
 	if t.fwd != nil {
 		t.forward(into)
 	}
-	err := t.mergeStates(src, live, into, scr)
+	err := t.mergeStates(src, live, into, scr, ids != nil)
 	if ids != nil {
 		copy(ids, scr.mMap[:src.n])
 	}
 	return err
 }
 
-// mergeStates folds src's groups live[k] into t's groups into[k].
-func (t *Table) mergeStates(src *Table, live, into []uint32, scr *scratch) error {
+// mergeStates folds src's groups live[k] into t's groups into[k]. The
+// map of every src group (scr.mMap, mergeArgs.srcMap) is built when
+// wantMap is set or a DISTINCT aggregate needs it.
+func (t *Table) mergeStates(src *Table, live, into []uint32, scr *scratch, wantMap bool) error {
 	first, sfirst, touched := t.first, src.first, t.touched
 	for k, g := range into {
 		first[g] = min(first[g], sfirst[live[k]])
 		touched[g>>6] |= 1 << (g & 63)
 	}
-	scr.mMap = growTo(scr.mMap, src.n, 0)
-	srcMap := scr.mMap[:src.n]
-	for g := range srcMap {
-		srcMap[g] = ^uint32(0)
-	}
-	for k, g := range live {
-		srcMap[g] = into[k]
+	var srcMap []uint32
+	if wantMap || t.distinct {
+		scr.mMap = growTo(scr.mMap, src.n, 0)
+		srcMap = scr.mMap[:src.n]
+		for g := range srcMap {
+			srcMap[g] = ^uint32(0)
+		}
+		for k, g := range live {
+			srcMap[g] = into[k]
+		}
 	}
 	m := &mergeArgs{into: into, from: live, srcMap: srcMap, srcDead: src.dead, alloc: t.alloc, scr: scr}
 	var err error
@@ -244,7 +249,116 @@ func (t *Table) MergeMapped(src *Table, into []uint32) error {
 	if t.fwd != nil {
 		t.forward(scr.mInto)
 	}
-	return t.mergeStates(src, live, scr.mInto, scr)
+	return t.mergeStates(src, live, scr.mInto, scr, false)
+}
+
+// MergeAligned is MergeMapped with the identity map: group g of src
+// folds into group g of t. It is for tables whose groups were all created
+// by MapKeys from one dictionary table, in its order, so that equal ids
+// mean equal keys (the caller keeps them so; keys are not compared). t
+// must have at least src.Len() groups. Groups of src that hold no rows
+// (first-row number unknown, as MapKeys and ResetStates leave them) are
+// skipped: they change no state and are not marked touched in t.
+// Otherwise it behaves as Merge.
+func (t *Table) MergeAligned(src *Table) error {
+	if err := t.checkMerge(src, nil); err != nil {
+		return err
+	}
+	if src.n > t.n {
+		return fmt.Errorf("agg: MergeAligned: src has %d groups, table has %d", src.n, t.n)
+	}
+	scr := getScratch(len(t.specs))
+	defer putScratch(scr)
+	live := scr.mFrom[:0]
+	for g, f := range src.first[:src.n] {
+		if f != ^uint64(0) && (src.dead == nil || !src.dead.get(uint32(g))) {
+			live = append(live, uint32(g))
+		}
+	}
+	scr.mFrom = live
+	if len(live) == 0 {
+		return nil
+	}
+	into := append(scr.mInto[:0], live...)
+	scr.mInto = into
+	if t.fwd != nil {
+		t.forward(into)
+	}
+	return t.mergeStates(src, live, into, scr, false)
+}
+
+// CopyStates makes t's aggregate states, first-row numbers and touched
+// marks those of src, group for group, and the states of t's groups
+// from src.Len() on empty: what ResetStates then MergeAligned give, for
+// tables aligned on one dictionary (see MergeAligned), but copying the
+// states' memory where the aggregates allow it. t must have at least
+// src.Len() groups and the same specs.
+func (t *Table) CopyStates(src *Table) error {
+	if err := t.checkMerge(src, nil); err != nil {
+		return err
+	}
+	if src.n > t.n {
+		return fmt.Errorf("agg: CopyStates: src has %d groups, table has %d", src.n, t.n)
+	}
+	fast := t.dead == nil && src.dead == nil
+	for _, a := range t.aggs {
+		_, ok := a.(stateCopier)
+		fast = fast && ok
+	}
+	if !fast {
+		t.ResetStates()
+		return t.MergeAligned(src)
+	}
+	for j, a := range t.aggs {
+		a.(stateCopier).copyStates(src.aggs[j], src.n)
+	}
+	words := (src.n + 63) >> 6
+	t.touched = append(t.touched[:0], src.touched[:words]...)
+	t.first = append(t.first[:0], src.first[:src.n]...)
+	t.growStates()
+	for g := src.n; g < t.n; g++ {
+		t.first[g] = ^uint64(0)
+	}
+	t.seq = max(t.seq, src.seq)
+	t.account()
+	return nil
+}
+
+// stateCopier is implemented by aggregators whose states are plain
+// per-group values: copyStates makes the states of groups 0..n-1 those
+// of src (the same aggregate of another table) and drops the rest (the
+// table grows them again, empty).
+type stateCopier interface {
+	copyStates(src aggregator, n int)
+}
+
+func (a *countAgg) copyStates(src aggregator, n int) {
+	a.n = append(a.n[:0], src.(*countAgg).n[:n]...)
+}
+
+func (a *sumInt[T]) copyStates(src aggregator, n int) {
+	o := src.(*sumInt[T])
+	a.sums, a.nn = append(a.sums[:0], o.sums[:n]...), append(a.nn[:0], o.nn[:(n+63)>>6]...)
+}
+
+func (a *sumFloat) copyStates(src aggregator, n int) {
+	o := src.(*sumFloat)
+	a.sums, a.n = append(a.sums[:0], o.sums[:n]...), append(a.n[:0], o.n[:n]...)
+}
+
+func (a *sumWide) copyStates(src aggregator, n int) {
+	o := src.(*sumWide)
+	a.sums, a.n = append(a.sums[:0], o.sums[:n]...), append(a.n[:0], o.n[:n]...)
+}
+
+func (a *mmOrd[T]) copyStates(src aggregator, n int) {
+	o := src.(*mmOrd[T])
+	a.vals, a.nn = append(a.vals[:0], o.vals[:n]...), append(a.nn[:0], o.nn[:(n+63)>>6]...)
+}
+
+func (a *mmDec) copyStates(src aggregator, n int) {
+	o := src.(*mmDec)
+	a.vals, a.nn = append(a.vals[:0], o.vals[:n]...), append(a.nn[:0], o.nn[:(n+63)>>6]...)
 }
 
 func (t *Table) checkMerge(src *Table, ids []uint32) error {

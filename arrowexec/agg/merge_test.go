@@ -280,9 +280,11 @@ func TestMergeMatchesOneTable(t *testing.T) {
 					release()
 					dict.ResetStates()
 					var present []uint32
+					var partIDs [][]uint32
 					seenID := map[uint32]bool{}
 					for _, p := range parts {
 						ids := make([]uint32, p.Len())
+						partIDs = append(partIDs, ids)
 						half := p.Len() / 2
 						if err := dict.MapKeys(p, 0, ids[:half]); err == nil && half < p.Len() && half > 0 {
 							t.Fatalf("MapKeys with a short ids succeeded")
@@ -302,6 +304,65 @@ func TestMergeMatchesOneTable(t *testing.T) {
 					}
 					dict.SortFirstSeen(present)
 					checkByKey(t, dict, present, f.ref, whole)
+
+					// the same folds as sliding windows' stacks do them, in
+					// tables aligned on the dictionary (groups without rows
+					// included): a suffix s of the parts, then r = a copy of
+					// s plus the other parts (CopyStates) and q = the other
+					// parts plus s (MergeAligned)
+					aligned := func() *Table {
+						a, err := NewTable(alloc, kt, f.specs)
+						if err != nil {
+							t.Fatal(err)
+						}
+						ids := make([]uint32, dict.Len())
+						if err := a.MapKeys(dict, 0, ids); err != nil {
+							t.Fatal(err)
+						}
+						for g, id := range ids {
+							if int(id) != g {
+								t.Fatalf("MapKeys into an empty table: group %d got id %d", g, id)
+							}
+						}
+						return a
+					}
+					half := len(parts) / 2
+					fold := func(into *Table, ps []*Table, ids [][]uint32) {
+						for i, p := range ps {
+							if err := into.MergeMapped(p, ids[i]); err != nil {
+								t.Fatal(err)
+							}
+						}
+					}
+					sfx, r, q := aligned(), aligned(), aligned()
+					defer sfx.Release()
+					defer r.Release()
+					defer q.Release()
+					fold(sfx, parts[half:], partIDs[half:])
+					fold(r, parts, partIDs) // stale states: CopyStates must replace them
+					if err := r.CopyStates(sfx); err != nil {
+						t.Fatal(err)
+					}
+					fold(r, parts[:half], partIDs[:half])
+					fold(q, parts[:half], partIDs[:half])
+					if err := q.MergeAligned(sfx); err != nil {
+						t.Fatal(err)
+					}
+					for _, tb := range []*Table{r, q} {
+						got := slices.Clone(present)
+						tb.SortFirstSeen(got)
+						checkByKey(t, tb, got, f.ref, whole)
+					}
+					if sfx.Len() > 0 { // a table with fewer groups cannot take them
+						small, err := NewTable(alloc, kt, f.specs)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if small.MergeAligned(sfx) == nil || small.CopyStates(sfx) == nil {
+							t.Fatalf("MergeAligned/CopyStates into a table with fewer groups succeeded")
+						}
+						small.Release()
+					}
 				})
 			}
 		}

@@ -35,6 +35,7 @@ type Table struct {
 	closed  bool
 
 	usePick    bool    // some aggregate needs input.pick
+	distinct   bool    // some aggregate is DISTINCT (merges need mergeArgs.srcMap)
 	pick       []int32 // per group, all -1 between calls
 	in         input
 	emitGroups []uint32
@@ -64,6 +65,8 @@ func NewTable(alloc memory.Allocator, keyTypes []arrow.DataType, specs []Spec) (
 		}
 		t.aggs = append(t.aggs, a)
 		t.usePick = t.usePick || needsPick(a)
+		_, d := a.(*distinct)
+		t.distinct = t.distinct || d
 	}
 	t.account()
 	return t, nil
