@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"slices"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -284,42 +283,8 @@ func (a *AggregateOp) consume(ctx context.Context, msg Message) error {
 	return nil
 }
 
-// evalInputs evaluates the key and argument expressions over batch.
-func (a *AggregateOp) evalInputs(batch arrow.RecordBatch) (keys, args []arrow.Array, release func(), err error) {
-	ec := a.evalContext()
-	var all []arrow.Array
-	release = func() {
-		for _, x := range all {
-			x.Release()
-		}
-	}
-	for _, k := range a.cfg.Keys {
-		v, err := k.Eval(ec, batch)
-		if err != nil {
-			release()
-			return nil, nil, nil, fmt.Errorf("group key %s: %w", k, err)
-		}
-		all = append(all, v)
-		keys = append(keys, v)
-	}
-	for _, e := range a.cfg.Args {
-		if e == nil {
-			args = append(args, nil)
-			continue
-		}
-		v, err := e.Eval(ec, batch)
-		if err != nil {
-			release()
-			return nil, nil, nil, fmt.Errorf("aggregate argument %s: %w", e, err)
-		}
-		all = append(all, v)
-		args = append(args, v)
-	}
-	return keys, args, release, nil
-}
-
 func (a *AggregateOp) consumeGrouped(batch arrow.RecordBatch) error {
-	keys, args, release, err := a.evalInputs(batch)
+	keys, args, release, err := evalAggregateInputs(a.evalContext(), &a.cfg, batch)
 	if err != nil {
 		return err
 	}
@@ -348,21 +313,6 @@ func allNil(arrs []arrow.Array) bool {
 	return true
 }
 
-// times returns the event times and row watermarks of batch; for
-// processing time, the wall clock for every row.
-func (a *AggregateOp) times(batch arrow.RecordBatch) (ts, wm []int64) {
-	if a.cfg.TimeCol >= 0 {
-		return kernels.Values[int64](batch.Column(a.cfg.TimeCol)), kernels.Values[int64](batch.Column(a.cfg.WMCol))
-	}
-	now := time.Now().UnixMilli()
-	n := int(batch.NumRows())
-	ts = make([]int64, n)
-	for i := range ts {
-		ts[i] = now
-	}
-	return ts, ts
-}
-
 // firstOpen is the start of the oldest window still open at watermark w
 // (the smallest aligned start s with s+Size > w).
 func (a *AggregateOp) firstOpen(w int64) int64 {
@@ -387,12 +337,12 @@ func (a *AggregateOp) paneOf(t int64) (p, oldest int64) {
 }
 
 func (a *AggregateOp) consumeWindowed(ctx context.Context, batch arrow.RecordBatch) error {
-	keys, args, release, err := a.evalInputs(batch)
+	keys, args, release, err := evalAggregateInputs(a.evalContext(), &a.cfg, batch)
 	if err != nil {
 		return err
 	}
 	defer release()
-	ts, wms := a.times(batch)
+	ts, wms := rowTimes(&a.cfg, batch)
 	size := a.cfg.Window.Size
 	n := len(ts)
 	base := a.seq // sequence number of row 0 (agg.Table.SetSeq)
@@ -723,17 +673,7 @@ func (a *AggregateOp) emitWindow(win *windowState, changed bool) error {
 
 func (a *AggregateOp) deadLetter(ctx context.Context, batch arrow.RecordBatch, i int, t, w int64, why string) error {
 	a.stats.LateDeadLettered++
-	if a.cfg.DeadLetter == nil {
-		return nil
-	}
-	reason := fmt.Sprintf("late row: event time %s is behind watermark %s and its window has closed", FormatWatermark(t), FormatWatermark(w))
-	if why != "" {
-		reason += " (" + why + ")"
-	}
-	return a.cfg.DeadLetter.DeadLetter(ctx, DeadLetterRecord{
-		Time: time.Now().UTC(), Query: a.cfg.Query, Source: a.cfg.Source,
-		Field: batch.Schema().Field(max(a.cfg.TimeCol, 0)).Name, Reason: reason, Raw: RowJSON(batch, i),
-	})
+	return deadLetterLate(ctx, &a.cfg, batch, i, t, w, "window", why)
 }
 
 // emitMapped queues all groups of win, folded from its sub-panes through

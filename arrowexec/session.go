@@ -305,55 +305,6 @@ func (s *SessionOp) consume(ctx context.Context, msg Message) error {
 	return nil
 }
 
-// evalInputs evaluates the key and argument expressions over batch; the
-// caller calls release.
-func (s *SessionOp) evalInputs(batch arrow.RecordBatch) (keys, args []arrow.Array, release func(), err error) {
-	ec := &expr.Context{Alloc: s.alloc, Now: time.Now()}
-	var all []arrow.Array
-	release = func() {
-		for _, x := range all {
-			x.Release()
-		}
-	}
-	for _, k := range s.cfg.Keys {
-		v, err := k.Eval(ec, batch)
-		if err != nil {
-			release()
-			return nil, nil, nil, fmt.Errorf("group key %s: %w", k, err)
-		}
-		all = append(all, v)
-		keys = append(keys, v)
-	}
-	for _, e := range s.cfg.Args {
-		if e == nil {
-			args = append(args, nil)
-			continue
-		}
-		v, err := e.Eval(ec, batch)
-		if err != nil {
-			release()
-			return nil, nil, nil, fmt.Errorf("aggregate argument %s: %w", e, err)
-		}
-		all = append(all, v)
-		args = append(args, v)
-	}
-	return keys, args, release, nil
-}
-
-// eventTimes returns the event times and row watermarks of batch; for
-// processing time, the wall clock for both.
-func (s *SessionOp) eventTimes(batch arrow.RecordBatch) (ts, wm []int64) {
-	if s.cfg.TimeCol >= 0 {
-		return kernels.Values[int64](batch.Column(s.cfg.TimeCol)), kernels.Values[int64](batch.Column(s.cfg.WMCol))
-	}
-	now := time.Now().UnixMilli()
-	ts = make([]int64, batch.NumRows())
-	for i := range ts {
-		ts[i] = now
-	}
-	return ts, ts
-}
-
 // rowAction is what the row loop does after a row.
 type rowAction int
 
@@ -364,13 +315,13 @@ const (
 )
 
 func (s *SessionOp) consumeBatch(ctx context.Context, batch arrow.RecordBatch) error {
-	keys, args, release, err := s.evalInputs(batch)
+	keys, args, release, err := evalAggregateInputs(&expr.Context{Alloc: s.alloc, Now: time.Now()}, &s.cfg, batch)
 	if err != nil {
 		return err
 	}
 	defer release()
 	n := int(batch.NumRows())
-	ts, wms := s.eventTimes(batch)
+	ts, wms := rowTimes(&s.cfg, batch)
 
 	// key ids, vectorised
 	s.kids = slices.Grow(s.kids[:0], n)[:n]
@@ -628,17 +579,7 @@ func (s *SessionOp) lateUpdate(ctx context.Context, batch arrow.RecordBatch, j i
 
 func (s *SessionOp) deadLetter(ctx context.Context, batch arrow.RecordBatch, i int, t, w int64, why string) error {
 	s.stats.LateDeadLettered++
-	if s.cfg.DeadLetter == nil {
-		return nil
-	}
-	reason := fmt.Sprintf("late row: event time %s is behind watermark %s and its session has closed", FormatWatermark(t), FormatWatermark(w))
-	if why != "" {
-		reason += " (" + why + ")"
-	}
-	return s.cfg.DeadLetter.DeadLetter(ctx, DeadLetterRecord{
-		Time: time.Now().UTC(), Query: s.cfg.Query, Source: s.cfg.Source,
-		Field: batch.Schema().Field(max(s.cfg.TimeCol, 0)).Name, Reason: reason, Raw: RowJSON(batch, i),
-	})
+	return deadLetterLate(ctx, &s.cfg, batch, i, t, w, "session", why)
 }
 
 // expiry is when a kept closed session is dropped.
