@@ -1,4 +1,5 @@
--- Windowed aggregation over event time, on the bundled trades file.
+-- Tumbling, sliding and session windows over event time, on the bundled
+-- trades file.
 -- Results go to examples/out/; the bad record on line 5 to the dead-letter file.
 --
 --   go run ./cmd/ferris run examples/windows.sql
@@ -25,3 +26,11 @@ SELECT COUNT(*) AS trades, SUM(volume) AS volume, window_start, window_end
 FROM trades
 WINDOW SLIDING (INTERVAL '4' SECOND, INTERVAL '2' SECOND)
 WITH (connector = 'file', path = 'out/volume_4s.jsonl', format = 'json');
+
+-- Bursts of activity per sector: a session ends 1.5 s after its last trade.
+CREATE STREAM sector_bursts AS
+SELECT sector, COUNT(*) AS trades, SUM(volume) AS volume, window_start, window_end
+FROM trades
+GROUP BY sector
+WINDOW SESSION (INTERVAL '1500' MILLISECOND)
+WITH (connector = 'file', path = 'out/sector_bursts.jsonl', format = 'json');

@@ -194,6 +194,16 @@ func TestWindowsExample(t *testing.T) {
 {"trades":3,"volume":16801,"window_start":"2024-01-01T00:00:04.000Z","window_end":"2024-01-01T00:00:08.000Z"}
 {"trades":1,"volume":15000,"window_start":"2024-01-01T00:00:06.000Z","window_end":"2024-01-01T00:00:10.000Z"}
 `,
+		// tech 0.5 s and 1.0 s share a session (gap 1.5 s), 5.0 s starts
+		// another; finance 2.25 s and 4.0 s are 1.75 s apart: two sessions.
+		// All close at end of input, ordered by end.
+		"sector_bursts.jsonl": `{"sector":"tech","trades":2,"volume":1500,"window_start":"2024-01-01T00:00:00.500Z","window_end":"2024-01-01T00:00:02.500Z"}
+{"sector":"finance","trades":1,"volume":5400,"window_start":"2024-01-01T00:00:02.250Z","window_end":"2024-01-01T00:00:03.750Z"}
+{"sector":"energy","trades":1,"volume":2500,"window_start":"2024-01-01T00:00:03.000Z","window_end":"2024-01-01T00:00:04.500Z"}
+{"sector":"finance","trades":1,"volume":1001,"window_start":"2024-01-01T00:00:04.000Z","window_end":"2024-01-01T00:00:05.500Z"}
+{"sector":"tech","trades":1,"volume":800,"window_start":"2024-01-01T00:00:05.000Z","window_end":"2024-01-01T00:00:06.500Z"}
+{"sector":"energy","trades":1,"volume":15000,"window_start":"2024-01-01T00:00:06.125Z","window_end":"2024-01-01T00:00:07.625Z"}
+`,
 	}
 	for f, w := range want {
 		got, err := os.ReadFile(filepath.Join(dir, "out", f))
