@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -51,10 +52,11 @@ type EventTimeConfig struct {
 // are converted to TIMESTAMP milliseconds in place.
 type WatermarkAssigner struct {
 	unary
-	cfg    EventTimeConfig
-	schema *arrow.Schema
-	max    int64 // running maximum (of punctuation rows, when punctuated)
-	last   Watermark
+	cfg     EventTimeConfig
+	schema  *arrow.Schema
+	max     int64 // running maximum (of punctuation rows, when punctuated)
+	last    Watermark
+	scratch []int64 // row watermarks of the current batch
 }
 
 var _ Operator = (*WatermarkAssigner)(nil)
@@ -127,16 +129,22 @@ func (w *WatermarkAssigner) Next(ctx context.Context) (Message, error) {
 	if w.cfg.Strategy == Punctuated {
 		punct = batch.Column(w.cfg.Punctuation).(*array.Boolean)
 	}
-	wmb := array.NewInt64Builder(w.alloc)
-	defer wmb.Release()
-	wmb.Reserve(n)
+	w.scratch = slices.Grow(w.scratch[:0], n)[:n]
 	run := w.max
+	delay := w.cfg.Delay.Milliseconds()
+	floor := w.last
 	for i, t := range ts {
-		wmb.UnsafeAppend(max(w.watermark(run), w.last))
+		if run != math.MinInt64 {
+			floor = max(floor, run-delay)
+		}
+		w.scratch[i] = floor
 		if punct == nil || (punct.IsValid(i) && punct.Value(i)) {
 			run = max(run, t)
 		}
 	}
+	wmb := array.NewInt64Builder(w.alloc)
+	defer wmb.Release()
+	wmb.AppendValues(w.scratch, nil)
 	w.max = run
 	w.last = max(w.last, w.watermark(run), msg.Watermark)
 	wm := wmb.NewArray()
