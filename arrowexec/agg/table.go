@@ -134,29 +134,7 @@ func (t *Table) Update(keys, inputs []arrow.Array, sel []int32, ids []uint32) er
 	if t.fwd != nil {
 		t.forward(ids)
 	}
-	touched := t.touched
-	for _, g := range ids {
-		touched[g>>6] |= 1 << (g & 63)
-	}
-
-	in := &t.in
-	for j, a := range t.aggs {
-		*in = input{arr: inputs[j], ids: ids, rows: sel, seq: t.seq, pick: t.pick, scr: scr}
-		if in.arr != nil && a.skipNulls() && in.arr.NullN() > 0 {
-			in.ids, in.rows = nonNull(scr, j, inputs, ids, sel)
-			if len(in.ids) == 0 {
-				continue
-			}
-		}
-		if err := a.update(in); err != nil {
-			*in = input{}
-			return err
-		}
-	}
-	*in = input{} // do not retain the batch
-	t.seq += uint64(batchLen)
-	t.account()
-	return nil
+	return t.apply(ids, inputs, sel, scr, batchLen)
 }
 
 // setFirst records the sequence numbers of the first rows of the groups
@@ -468,4 +446,33 @@ func (t *Table) Release() {
 	}
 	t.closed = true
 	*t = Table{closed: true}
+}
+
+// apply marks the groups ids as touched and updates every aggregate with
+// the rows sel (nil: all) of inputs, row i going to group ids[i]; the tail
+// shared by Update and UpdateIDs once group ids are known.
+func (t *Table) apply(ids []uint32, inputs []arrow.Array, sel []int32, scr *scratch, batchLen int) error {
+	touched := t.touched
+	for _, g := range ids {
+		touched[g>>6] |= 1 << (g & 63)
+	}
+
+	in := &t.in
+	for j, a := range t.aggs {
+		*in = input{arr: inputs[j], ids: ids, rows: sel, seq: t.seq, pick: t.pick, scr: scr}
+		if in.arr != nil && a.skipNulls() && in.arr.NullN() > 0 {
+			in.ids, in.rows = nonNull(scr, j, inputs, ids, sel)
+			if len(in.ids) == 0 {
+				continue
+			}
+		}
+		if err := a.update(in); err != nil {
+			*in = input{}
+			return err
+		}
+	}
+	*in = input{} // do not retain the batch
+	t.seq += uint64(batchLen)
+	t.account()
+	return nil
 }

@@ -63,27 +63,5 @@ func (t *Table) UpdateIDs(inputs []arrow.Array, sel []int32, ids []uint32) error
 		ids = scr.ids[:n]
 		t.forward(ids)
 	}
-	touched := t.touched
-	for _, g := range ids {
-		touched[g>>6] |= 1 << (g & 63)
-	}
-
-	in := &t.in
-	for j, a := range t.aggs {
-		*in = input{arr: inputs[j], ids: ids, rows: sel, seq: t.seq, pick: t.pick, scr: scr}
-		if in.arr != nil && a.skipNulls() && in.arr.NullN() > 0 {
-			in.ids, in.rows = nonNull(scr, j, inputs, ids, sel)
-			if len(in.ids) == 0 {
-				continue
-			}
-		}
-		if err := a.update(in); err != nil {
-			*in = input{}
-			return err
-		}
-	}
-	*in = input{} // do not retain the batch
-	t.seq += uint64(batchLen)
-	t.account()
-	return nil
+	return t.apply(ids, inputs, sel, scr, batchLen)
 }
