@@ -93,7 +93,9 @@ type AggregateOp struct {
 	wm          Watermark              // operator watermark
 	queue       []Message              // output ready to return
 	eof         bool
-	flushed     bool   // EMIT FINAL groups were emitted
+	flushed     bool  // EMIT FINAL groups were emitted
+	lastPane    int64 // pane of the previous row (valid when paneSet)
+	paneSet     bool
 	seq         uint64 // rows consumed: sequence numbers of the tables' rows
 	rowsScratch []int32
 	stats       AggregateStats
@@ -332,7 +334,12 @@ func (a *AggregateOp) firstOpen(w int64) int64 {
 // window that pane belongs to.
 func (a *AggregateOp) paneOf(t int64) (p, oldest int64) {
 	adv := a.cfg.Window.Advance
-	p = kernels.FloorDiv(t, adv) * adv
+	if a.paneSet && t >= a.lastPane && t-a.lastPane < adv {
+		p = a.lastPane // consecutive rows mostly share a pane: skip the division
+	} else {
+		p = kernels.FloorDiv(t, adv) * adv
+		a.lastPane, a.paneSet = p, true
+	}
 	return p, p - (a.k-1)*adv
 }
 
