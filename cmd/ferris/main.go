@@ -248,7 +248,7 @@ func runPipeline(ctx context.Context, p *plan.Pipeline, path string, stdout, std
 	defer cancel()
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
+	defer func() { signal.Stop(sig); close(sig) }() // ends the watcher goroutine
 	var interrupted atomic.Bool
 	go func() {
 		if _, ok := <-sig; !ok {
