@@ -160,42 +160,8 @@ func (a *refAggregateOp) consume(ctx context.Context, msg Message) error {
 	return nil
 }
 
-// evalInputs evaluates the key and argument expressions over batch.
-func (a *refAggregateOp) evalInputs(batch arrow.RecordBatch) (keys, args []arrow.Array, release func(), err error) {
-	ec := a.evalContext()
-	var all []arrow.Array
-	release = func() {
-		for _, x := range all {
-			x.Release()
-		}
-	}
-	for _, k := range a.cfg.Keys {
-		v, err := k.Eval(ec, batch)
-		if err != nil {
-			release()
-			return nil, nil, nil, fmt.Errorf("group key %s: %w", k, err)
-		}
-		all = append(all, v)
-		keys = append(keys, v)
-	}
-	for _, e := range a.cfg.Args {
-		if e == nil {
-			args = append(args, nil)
-			continue
-		}
-		v, err := e.Eval(ec, batch)
-		if err != nil {
-			release()
-			return nil, nil, nil, fmt.Errorf("aggregate argument %s: %w", e, err)
-		}
-		all = append(all, v)
-		args = append(args, v)
-	}
-	return keys, args, release, nil
-}
-
 func (a *refAggregateOp) consumeGrouped(batch arrow.RecordBatch) error {
-	keys, args, release, err := a.evalInputs(batch)
+	keys, args, release, err := evalAggregateInputs(a.evalContext(), &a.cfg, batch)
 	if err != nil {
 		return err
 	}
@@ -240,7 +206,7 @@ func (a *refAggregateOp) windowsOf(t int64) (first int64, n int) {
 }
 
 func (a *refAggregateOp) consumeWindowed(ctx context.Context, batch arrow.RecordBatch) error {
-	keys, args, release, err := a.evalInputs(batch)
+	keys, args, release, err := evalAggregateInputs(a.evalContext(), &a.cfg, batch)
 	if err != nil {
 		return err
 	}

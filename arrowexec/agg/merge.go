@@ -71,18 +71,9 @@ func (t *Table) MergeIDs(src *Table, ids []uint32) error {
 		t.n = 1 // no keys: one group, which src (n > 0) has too
 		clear(into)
 	} else {
-		keys := make([]arrow.Array, len(src.groups.cols))
-		for c, col := range src.groups.cols {
-			keys[c] = col.emit(t.alloc, live)
-		}
-		t.groups.s = scr
-		_, err := t.groups.find(keys, nil, nil, into)
-		t.groups.s = nil
-		releaseAll(keys)
-		if err != nil {
+		if err := t.findKeysOf(src, live, into, scr); err != nil {
 			return err
 		}
-		t.n = t.groups.n
 	}
 	t.growStates()
 	// New groups take their first-row number from src; they were created
@@ -174,18 +165,9 @@ func (t *Table) MapKeys(src *Table, from int, ids []uint32) error {
 			groups = append(groups, uint32(g))
 		}
 		scr.mFrom = groups
-		keys := make([]arrow.Array, len(src.groups.cols))
-		for c, col := range src.groups.cols {
-			keys[c] = col.emit(t.alloc, groups)
-		}
-		t.groups.s = scr
-		_, err := t.groups.find(keys, nil, nil, ids)
-		t.groups.s = nil
-		releaseAll(keys)
-		if err != nil {
+		if err := t.findKeysOf(src, groups, ids, scr); err != nil {
 			return err
 		}
-		t.n = t.groups.n
 	}
 	t.growStates()
 	for g := n0; g < t.n; g++ {
@@ -742,4 +724,22 @@ func (a *distinct) reset() {
 	a.inner.reset()
 	a.set.reset()
 	a.head, a.next, a.pick = a.head[:0], a.next[:0], a.pick[:0]
+}
+
+// findKeysOf looks up (creating as needed) the keys of src's groups in t,
+// writing t's group id of src group groups[i] to ids[i].
+func (t *Table) findKeysOf(src *Table, groups, ids []uint32, scr *scratch) error {
+	keys := make([]arrow.Array, len(src.groups.cols))
+	for c, col := range src.groups.cols {
+		keys[c] = col.emit(t.alloc, groups)
+	}
+	t.groups.s = scr
+	_, err := t.groups.find(keys, nil, nil, ids)
+	t.groups.s = nil
+	releaseAll(keys)
+	if err != nil {
+		return err
+	}
+	t.n = t.groups.n
+	return nil
 }
