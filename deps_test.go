@@ -12,16 +12,17 @@ import (
 
 // layers gives each top-level package its rank; a package may import only
 // packages of a strictly lower rank, or its own tree. kernels ← arrowexec ←
-// plan, sources, sinks ← server ← cmd (DESIGN.md).
+// plan, sources ← sinks ← server ← cmd (DESIGN.md; sinks may use sources,
+// e.g. the Kafka sink shares the Kafka source's client options).
 var layers = map[string]int{
 	"kernels":   0,
 	"arrowexec": 1,
 	"plan":      2,
 	"sources":   2,
-	"sinks":     2,
-	"server":    3,
-	"bench":     4,
-	"cmd":       4,
+	"sinks":     3,
+	"server":    4,
+	"bench":     5,
+	"cmd":       5,
 }
 
 const module = "github.com/ferrisstreams/ferris/"

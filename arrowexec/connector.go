@@ -79,8 +79,12 @@ type SourceSpec struct {
 
 // SinkSpec is everything a connector needs to open a sink.
 type SinkSpec struct {
-	Name       string        // query / stream name
-	Schema     *arrow.Schema // schema of the rows written
+	Name   string        // query / stream name
+	Schema *arrow.Schema // schema of the rows written
+	// Key names the columns that identify a row's entity (the GROUP BY
+	// columns of an aggregate, or a table's PRIMARY KEY); sinks with keyed
+	// messages (Kafka) build the message key from them. May be empty.
+	Key        []string
 	Options    Options
 	BaseDir    string
 	Alloc      memory.Allocator

@@ -86,6 +86,8 @@ type Topology struct {
 	stopMu      sync.Mutex
 	stopCh      chan struct{}
 	stopped     bool
+	tapInit     sync.Once
+	taps        taps
 }
 
 // stopChan returns the channel Stop closes, creating it on first use.
@@ -182,6 +184,7 @@ func (t *Topology) Run(ctx context.Context) error {
 		errs = append(errs, err)
 		mu.Unlock()
 	}
+	t.tapsOnce()
 	t.sourceStats = map[string]*SourceStats{}
 	for _, s := range t.Sources {
 		st := &SourceStats{}
@@ -189,7 +192,9 @@ func (t *Topology) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := runSource(ctx, srcCtx, s, st, subs[s.Stream]); err != nil {
+			err := t.runSource(ctx, srcCtx, s, st, subs[s.Stream])
+			t.endTaps(s.Stream, err)
+			if err != nil {
 				fail(fmt.Errorf("source %q: %w", s.Stream, err))
 				cancel()
 			}
@@ -199,7 +204,11 @@ func (t *Topology) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := runQuery(ctx, q, subs[q.Output]); err != nil {
+			err := t.runQuery(ctx, q, subs[q.Output])
+			if q.Output != "" {
+				t.endTaps(q.Output, err)
+			}
+			if err != nil {
 				fail(fmt.Errorf("query %q: %w", q.Name, err))
 			}
 		}()
@@ -246,7 +255,7 @@ func finish(to []*Inlet, err error) {
 
 // runSource drives one source. srcCtx is cancelled by Stop: the source then
 // ends its stream cleanly, while ctx still governs delivery downstream.
-func runSource(ctx, srcCtx context.Context, s *SourceNode, st *SourceStats, to []*Inlet) (err error) {
+func (t *Topology) runSource(ctx, srcCtx context.Context, s *SourceNode, st *SourceStats, to []*Inlet) (err error) {
 	defer func() {
 		if err != nil && ctx.Err() == nil && srcCtx.Err() != nil {
 			err = nil // stopped by Stop: a clean, drained end
@@ -269,7 +278,9 @@ func runSource(ctx, srcCtx context.Context, s *SourceNode, st *SourceStats, to [
 		msg, err := s.Op.Next(srcCtx)
 		if errors.Is(err, io.EOF) {
 			if last != FinalWatermark {
-				return fanout(ctx, Message{Watermark: FinalWatermark}, to)
+				final := Message{Watermark: FinalWatermark}
+				t.toTaps(s.Stream, final)
+				return fanout(ctx, final, to)
 			}
 			return nil
 		}
@@ -282,13 +293,14 @@ func runSource(ctx, srcCtx context.Context, s *SourceNode, st *SourceStats, to [
 			msg.Watermark = last // never backwards
 		}
 		last = msg.Watermark
+		t.toTaps(s.Stream, msg)
 		if err := fanout(ctx, msg, to); err != nil {
 			return err
 		}
 	}
 }
 
-func runQuery(ctx context.Context, q *QueryNode, to []*Inlet) (err error) {
+func (t *Topology) runQuery(ctx context.Context, q *QueryNode, to []*Inlet) (err error) {
 	q.Stats.State.Store(int32(QueryRunning))
 	q.Stats.Watermark.Store(NoWatermark)
 	defer func() {
@@ -345,6 +357,9 @@ func runQuery(ctx context.Context, q *QueryNode, to []*Inlet) (err error) {
 		if err := writeSinks(ctx, q, msg); err != nil {
 			msg.Release()
 			return err
+		}
+		if q.Output != "" {
+			t.toTaps(q.Output, msg)
 		}
 		if err := fanout(ctx, msg, to); err != nil {
 			return err

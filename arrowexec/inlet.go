@@ -73,6 +73,25 @@ func (in *Inlet) Push(ctx context.Context, msg Message) error {
 	}
 }
 
+// TryPush hands msg to the query if the buffer has room, taking ownership
+// of it either way, and reports whether it was queued (a message for a
+// closed Inlet counts as delivered). It never blocks.
+func (in *Inlet) TryPush(msg Message) bool {
+	select {
+	case <-in.done:
+		msg.Release()
+		return true
+	default:
+	}
+	select {
+	case in.ch <- msg:
+		return true
+	default:
+		msg.Release()
+		return false
+	}
+}
+
 // Finish signals the end of the stream. Call it once, from the producer,
 // after its last Push. If the query has already closed the Inlet, messages
 // that raced with Close are released here.

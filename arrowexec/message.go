@@ -44,6 +44,10 @@ func FormatWatermark(w Watermark) string {
 type Message struct {
 	Batch     arrow.RecordBatch
 	Watermark Watermark
+	// Partition is the source partition every row of Batch came from, for
+	// sources with partitions (see PartitionedSource); 0 otherwise. Only the
+	// WatermarkAssigner reads it.
+	Partition int32
 }
 
 // Release releases the batch, if any. It is safe on a watermark-only message.
