@@ -41,22 +41,40 @@ type EventTimeConfig struct {
 	Strategy    WatermarkStrategy
 	Delay       time.Duration // bounded out-of-orderness
 	Punctuation int           // index of the BOOLEAN punctuation column (Punctuated)
-	DeadLetter  DeadLetter    // receives rows without an event time; nil drops them with an error
+	// IdleTimeout, when positive, is how long a partition may send nothing
+	// before it stops holding the stream's watermark back. It becomes
+	// active again with its next row.
+	IdleTimeout time.Duration
+	DeadLetter  DeadLetter       // receives rows without an event time; nil drops them with an error
+	Now         func() time.Time // wall clock for idleness; nil means time.Now
 }
 
 // WatermarkAssigner follows a source: it computes each row's watermark (the
-// watermark as of the rows before it in its partition: a running maximum of
-// event time minus the delay), appends it as column RowWatermarkColumn, and
-// sets each message's watermark to the watermark after its last row. Rows
-// whose event time is NULL are dead-lettered and removed. BIGINT event times
-// are converted to TIMESTAMP milliseconds in place.
+// stream's watermark as of the rows before it), appends it as column
+// RowWatermarkColumn, and sets each message's watermark to the watermark
+// after its last row. Rows whose event time is NULL are dead-lettered and
+// removed. BIGINT event times are converted to TIMESTAMP milliseconds in
+// place.
+//
+// Each source partition (Message.Partition) has its own watermark: a running
+// maximum of its event times minus the delay. The stream's watermark is the
+// minimum over the partitions the source has assigned (PartitionedSource;
+// otherwise the partitions seen) that are not idle, and never goes
+// backwards. Within one partition the result does not depend on batching.
 type WatermarkAssigner struct {
 	unary
 	cfg     EventTimeConfig
 	schema  *arrow.Schema
-	max     int64 // running maximum (of punctuation rows, when punctuated)
+	parts   map[int32]*partitionClock
+	listed  PartitionedSource // the input, when it reports its partitions
 	last    Watermark
 	scratch []int64 // row watermarks of the current batch
+}
+
+// partitionClock is the watermark state of one source partition.
+type partitionClock struct {
+	max      int64     // running maximum event time (of punctuation rows, when punctuated)
+	lastSeen time.Time // wall time of its last row (or of its assignment)
 }
 
 var _ Operator = (*WatermarkAssigner)(nil)
@@ -73,10 +91,15 @@ func NewWatermarkAssigner(alloc memory.Allocator, input Operator, cfg EventTimeC
 	if cfg.EpochFactor == 0 {
 		cfg.EpochFactor = 1
 	}
-	return &WatermarkAssigner{
-		unary: unary{input: input, alloc: alloc}, cfg: cfg,
-		schema: arrow.NewSchema(fields, nil), max: math.MinInt64, last: NoWatermark,
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
+	w := &WatermarkAssigner{
+		unary: unary{input: input, alloc: alloc}, cfg: cfg,
+		schema: arrow.NewSchema(fields, nil), parts: map[int32]*partitionClock{}, last: NoWatermark,
+	}
+	w.listed, _ = input.(PartitionedSource)
+	return w
 }
 
 var timestampMS = &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}
@@ -84,11 +107,51 @@ var timestampMS = &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}
 // Schema implements Operator: the input's columns plus RowWatermarkColumn.
 func (w *WatermarkAssigner) Schema() *arrow.Schema { return w.schema }
 
-func (w *WatermarkAssigner) watermark(max int64) Watermark {
+// partitionWatermark is a partition's own watermark for running maximum max.
+func (w *WatermarkAssigner) partitionWatermark(max int64) Watermark {
 	if max == math.MinInt64 {
 		return NoWatermark
 	}
 	return max - w.cfg.Delay.Milliseconds()
+}
+
+// syncPartitions follows the source's assignment: new partitions start
+// holding the watermark back, revoked or finished ones stop.
+func (w *WatermarkAssigner) syncPartitions(now time.Time) {
+	if w.listed == nil {
+		return
+	}
+	assigned := w.listed.Partitions()
+	for p := range w.parts {
+		if !slices.Contains(assigned, p) {
+			delete(w.parts, p)
+		}
+	}
+	for _, p := range assigned {
+		if w.parts[p] == nil {
+			w.parts[p] = &partitionClock{max: math.MinInt64, lastSeen: now}
+		}
+	}
+}
+
+// others returns the minimum watermark over the active partitions other
+// than skip, and whether there was any.
+func (w *WatermarkAssigner) others(skip int32, now time.Time) (Watermark, bool) {
+	min, any := FinalWatermark, false
+	for p, c := range w.parts {
+		if p == skip || (w.cfg.IdleTimeout > 0 && now.Sub(c.lastSeen) > w.cfg.IdleTimeout) {
+			continue
+		}
+		min, any = minWatermark(min, w.partitionWatermark(c.max)), true
+	}
+	return min, any
+}
+
+func minWatermark(a, b Watermark) Watermark {
+	if b < a {
+		return b
+	}
+	return a
 }
 
 // Next implements Operator.
@@ -97,7 +160,12 @@ func (w *WatermarkAssigner) Next(ctx context.Context) (Message, error) {
 	if err != nil {
 		return msg, err
 	}
+	now := w.cfg.Now()
+	w.syncPartitions(now)
 	if msg.Batch == nil {
+		if wm, ok := w.others(-1, now); ok && wm > w.last {
+			w.last = wm
+		}
 		msg.Watermark = max(msg.Watermark, w.last)
 		w.last = msg.Watermark
 		return msg, nil
@@ -129,24 +197,37 @@ func (w *WatermarkAssigner) Next(ctx context.Context) (Message, error) {
 	if w.cfg.Strategy == Punctuated {
 		punct = batch.Column(w.cfg.Punctuation).(*array.Boolean)
 	}
+	part := w.parts[msg.Partition]
+	if part == nil {
+		part = &partitionClock{max: math.MinInt64}
+		w.parts[msg.Partition] = part
+	}
+	part.lastSeen = now
+	// A row's watermark: the minimum of its partition's running watermark
+	// and the other active partitions', floored at the stream's last
+	// watermark (never backwards).
+	ceiling, _ := w.others(msg.Partition, now)
 	w.scratch = slices.Grow(w.scratch[:0], n)[:n]
-	run := w.max
+	run := part.max
 	delay := w.cfg.Delay.Milliseconds()
 	floor := w.last
 	for i, t := range ts {
 		if run != math.MinInt64 {
-			floor = max(floor, run-delay)
+			floor = max(floor, min(run-delay, ceiling))
 		}
 		w.scratch[i] = floor
 		if punct == nil || (punct.IsValid(i) && punct.Value(i)) {
 			run = max(run, t)
 		}
 	}
+	part.max = run
 	wmb := array.NewInt64Builder(w.alloc)
 	defer wmb.Release()
 	wmb.AppendValues(w.scratch, nil)
-	w.max = run
-	w.last = max(w.last, w.watermark(run), msg.Watermark)
+	if wm, ok := w.others(-1, now); ok {
+		w.last = max(w.last, wm)
+	}
+	w.last = max(w.last, msg.Watermark)
 	wm := wmb.NewArray()
 	defer wm.Release()
 	cols := make([]arrow.Array, 0, len(w.schema.Fields()))

@@ -54,6 +54,7 @@ type EventTimeSpec struct {
 	DelayMS     int64
 	Punctuation string // column name, for the punctuated strategy
 	EpochFactor int64  // BIGINT event times are epoch ms (1) or seconds (1000)
+	IdleMS      int64  // idle_timeout: a partition silent this long stops holding the watermark (0: never)
 }
 
 // eventTimeIndex is the index of the event-time column in Schema, or -1.

@@ -155,6 +155,10 @@ func validateSourceOptions(r *Relation, with []ast.Option) error {
 		d, _ := ParseDuration(v)
 		r.Time.DelayMS = d.Milliseconds()
 	}
+	if v, ok := o["idle_timeout"]; ok {
+		d, _ := ParseDuration(v)
+		r.Time.IdleMS = d.Milliseconds()
+	}
 	r.LateData = strings.ToLower(o["late_data"])
 	if v, ok := o["allowed_lateness"]; ok {
 		d, _ := ParseDuration(v)

@@ -106,6 +106,7 @@ func (p *Pipeline) Build(env BuildEnv) (topo *arrowexec.Topology, err error) {
 				EpochFactor: r.Time.EpochFactor,
 				Strategy:    r.Time.Strategy,
 				Delay:       time.Duration(r.Time.DelayMS) * time.Millisecond,
+				IdleTimeout: time.Duration(r.Time.IdleMS) * time.Millisecond,
 				DeadLetter:  deadLetter(r.Options),
 			}
 			if r.Time.Strategy == arrowexec.Punctuated {
@@ -235,6 +236,9 @@ func (p *Pipeline) Explain() string {
 		fmt.Fprintf(&b, "%s %s (%s)", r.Kind, r.Name, schemaString(r.Declared))
 		if r.EventTime != "" {
 			fmt.Fprintf(&b, " event_time=%s watermark_delay=%dms", r.EventTime, r.Time.DelayMS)
+			if r.Time.IdleMS > 0 {
+				fmt.Fprintf(&b, " idle_timeout=%dms", r.Time.IdleMS)
+			}
 		}
 		fmt.Fprintf(&b, " connector=%s\n", r.Options["connector"])
 	}
