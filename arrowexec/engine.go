@@ -114,8 +114,12 @@ func (t *Topology) Stop() {
 	}
 }
 
-// SourceStats returns the counters of the named source stream (nil before Run).
-func (t *Topology) SourceStats(stream string) *SourceStats { return t.sourceStats[stream] }
+// SourceStats returns the live counters of the named source stream (nil
+// for an unknown stream). It is safe to call concurrently with Run.
+func (t *Topology) SourceStats(stream string) *SourceStats {
+	t.tapsOnce()
+	return t.sourceStats[stream]
+}
 
 // Discard closes every source, operator and sink of a topology that was
 // built but will not run (validation, or a failed build). Do not call it
@@ -185,10 +189,8 @@ func (t *Topology) Run(ctx context.Context) error {
 		mu.Unlock()
 	}
 	t.tapsOnce()
-	t.sourceStats = map[string]*SourceStats{}
 	for _, s := range t.Sources {
-		st := &SourceStats{}
-		t.sourceStats[s.Stream] = st
+		st := t.sourceStats[s.Stream]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -70,11 +70,14 @@ func (t *Topology) Streams() []string {
 	return sortedKeys(t.taps.streams)
 }
 
-// tapsOnce registers every stream of the topology the first time it is needed.
+// tapsOnce registers every stream of the topology, for taps and source
+// counters, the first time either is needed.
 func (t *Topology) tapsOnce() {
 	t.tapInit.Do(func() {
 		t.taps.streams = map[string]*tapStream{}
+		t.sourceStats = map[string]*SourceStats{}
 		for _, s := range t.Sources {
+			t.sourceStats[s.Stream] = &SourceStats{}
 			t.taps.streams[s.Stream] = &tapStream{schema: visibleSchema(s.Op.Schema())}
 		}
 		for _, q := range t.Queries {

@@ -24,6 +24,9 @@ type BuildEnv struct {
 	// DeadLetter returns the dead-letter sink for a path option ("" for the
 	// pipeline default).
 	DeadLetter func(path string) arrowexec.DeadLetter
+	// QueryPrefix is put before query and source names in the resource
+	// manager's accounts, so pipelines sharing one manager stay apart.
+	QueryPrefix string
 }
 
 // Build instantiates connectors and operators for every query. Nothing is
@@ -47,7 +50,7 @@ func (p *Pipeline) Build(env BuildEnv) (topo *arrowexec.Topology, err error) {
 	for _, q := range p.Queries {
 		node := &arrowexec.QueryNode{Name: q.Name, Output: q.Output}
 		topo.Queries = append(topo.Queries, node)
-		alloc := env.Resources.Query(q.Name)
+		alloc := env.Resources.Query(env.QueryPrefix + q.Name)
 		b := &opBuilder{alloc: alloc, depth: p.Settings.ChannelDepth, node: node, deadLetter: deadLetter(nil)}
 		if node.Root, err = b.build(q.Plan); err != nil {
 			return topo, at(q.At, fmt.Errorf("query %s: %w", q.Name, err))
@@ -90,7 +93,7 @@ func (p *Pipeline) Build(env BuildEnv) (topo *arrowexec.Topology, err error) {
 		if v, ok := r.Options["linger_ms"]; ok {
 			linger, _ = ParseDuration(v)
 		}
-		alloc := env.Resources.Query("source:" + r.Name)
+		alloc := env.Resources.Query(env.QueryPrefix + "source:" + r.Name)
 		op, err := factory(arrowexec.SourceSpec{
 			Name: r.Name, Schema: r.Declared, Options: r.Options, BaseDir: env.BaseDir,
 			BatchSize: batch, Linger: linger, Alloc: alloc,
@@ -185,6 +188,10 @@ func (b *opBuilder) build(n Node) (arrowexec.Operator, error) {
 			return nil, err
 		}
 		return arrowexec.NewLimit(in, n.N), nil
+	case *Join:
+		return b.buildJoin(n)
+	case *Over:
+		return b.buildOver(n)
 	}
 	return nil, errors.New("no physical operator for " + n.describe())
 }
@@ -209,6 +216,10 @@ func physicalTree(n Node, depth int, b *strings.Builder) {
 		fmt.Fprintf(b, "%sProjectOp %d columns (vectorised)\n", pad, len(n.Exprs))
 	case *Limit:
 		fmt.Fprintf(b, "%sLimitOp %d\n", pad, n.N)
+	case *Join:
+		fmt.Fprintf(b, "%s%s\n", pad, n.physical())
+	case *Over:
+		fmt.Fprintf(b, "%s%s\n", pad, overPhysical(n))
 	case *Aggregate:
 		kind := "HashAggregate (vectorised group ids, typed state vectors)"
 		switch {

@@ -1,6 +1,5 @@
-// Package server will hold the long-running service around the engine: the
-// HTTP API, /metrics, OpenTelemetry setup, the Arrow Flight server, pprof
-// and authentication. It is empty until the Kafka/server issue lands; the
-// layering test already reserves its place (it may import every engine
-// package, and only cmd may import it).
+// Package server is the long-running service around the engine: a registry
+// of running pipelines, the HTTP API to manage them and read their streams
+// live, the metrics listener (/metrics, /debug/pprof), and bearer-token
+// authentication and connection limits.
 package server

@@ -32,12 +32,15 @@ const usage = `ferris — streaming SQL on Apache Arrow
 
 usage:
   ferris run      [flags] FILE.sql   run a pipeline until its bounded inputs end (Ctrl-C drains and stops)
+  ferris server   [flags] [FILE.sql ...]  serve the HTTP API (127.0.0.1:8080) and metrics (127.0.0.1:9091),
+                                     running the given pipelines and those POSTed to /queries
   ferris explain  [flags] FILE.sql   print each query's logical, optimised and physical plan
   ferris validate [flags] FILE.sql   check a pipeline; exit 1 listing every error with line and column
 
 flags:
   --set name=value   override an engine setting (repeatable); see 'ferris settings'
   --config FILE      read settings from FILE (lines of name = value)
+  --http-addr, --metrics-addr ADDR, --token T, --data-dir DIR   for ferris server
   ferris settings    list the engine settings and their current values
 `
 
@@ -73,6 +76,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	sets := setFlags{}
 	fs.Var(sets, "set", "override an engine setting: name=value (repeatable)")
 	configFile := fs.String("config", "", "settings file (name = value lines)")
+	var svc serviceFlags
+	fs.StringVar(&svc.httpAddr, "http-addr", "127.0.0.1:8080", "server: HTTP API address (port 0: any free port)")
+	fs.StringVar(&svc.metricsAddr, "metrics-addr", "127.0.0.1:9091", "server: /metrics and /debug/pprof address; - disables")
+	fs.StringVar(&svc.token, "token", "", "server: bearer token the API and metrics require (default $FERRIS_TOKEN; empty: none)")
+	fs.StringVar(&svc.dataDir, "data-dir", ".", "server: folder relative paths of pipelines resolve against")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -99,7 +107,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "run", "explain", "validate":
-	case "server", "dev", "bench":
+	case "server":
+		for k, v := range sets {
+			if err := settings.Set(k, v); err != nil {
+				fmt.Fprintf(stderr, "ferris: --set %s: %v\n", k, err)
+				return 2
+			}
+		}
+		return serve(ctx, cmd, svc, settings, fs.Args(), stdout, stderr)
+	case "dev", "bench":
 		fmt.Fprintf(stderr, "ferris %s: not implemented yet in this build\n", cmd)
 		return 2
 	default:
@@ -219,12 +235,8 @@ func newBuildEnv(p *plan.Pipeline, path string, stdout io.Writer) (plan.BuildEnv
 		dlPath = filepath.Join(base, dlPath)
 	}
 	dl := &deadLetters{defaultPath: dlPath, files: map[string]*sinks.DeadLetterFile{}}
-	conns := &arrowexec.Connectors{}
-	sources.Register(conns)
-	sinks.Register(conns)
-	conns.RegisterSink("stdout", sinks.StdoutFactory(stdout))
 	env := plan.BuildEnv{
-		Connectors: conns,
+		Connectors: connectors(stdout),
 		Resources:  resource.NewManager(nil, p.Settings.MemoryLimitBytes()),
 		BaseDir:    base,
 		DeadLetter: func(path string) arrowexec.DeadLetter {
@@ -235,6 +247,16 @@ func newBuildEnv(p *plan.Pipeline, path string, stdout io.Writer) (plan.BuildEnv
 		},
 	}
 	return env, dl
+}
+
+// connectors registers every connector of the binary; the stdout sink
+// writes to stdout.
+func connectors(stdout io.Writer) *arrowexec.Connectors {
+	conns := &arrowexec.Connectors{}
+	sources.Register(conns)
+	sinks.Register(conns)
+	conns.RegisterSink("stdout", sinks.StdoutFactory(stdout))
+	return conns
 }
 
 func runPipeline(ctx context.Context, p *plan.Pipeline, path string, stdout, stderr io.Writer) int {

@@ -1,0 +1,370 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ferrisstreams/ferris/arrowexec"
+	"github.com/ferrisstreams/ferris/arrowexec/resource"
+	"github.com/ferrisstreams/ferris/plan"
+	"github.com/ferrisstreams/ferris/plan/ast"
+	"github.com/ferrisstreams/ferris/plan/sql"
+	"github.com/ferrisstreams/ferris/sinks"
+)
+
+// Errors of Registry operations, for errors.Is.
+var (
+	ErrExists   = errors.New("already exists")
+	ErrNotFound = errors.New("not found")
+	ErrBadName  = errors.New("bad pipeline name")
+)
+
+// SQLError is a pipeline whose SQL does not compile: every error found,
+// each with its position when it has one.
+type SQLError struct {
+	Errors []PositionedError
+}
+
+// PositionedError is one SQL error; Line and Column are 0 when the error
+// has no position.
+type PositionedError struct {
+	Line    int    `json:"line,omitempty"`
+	Column  int    `json:"column,omitempty"`
+	Message string `json:"message"`
+}
+
+func (e *SQLError) Error() string {
+	msgs := make([]string, len(e.Errors))
+	for i, pe := range e.Errors {
+		msgs[i] = pe.Message
+		if pe.Line > 0 {
+			msgs[i] = fmt.Sprintf("line %d, column %d: %s", pe.Line, pe.Column, pe.Message)
+		}
+	}
+	return fmt.Sprint(msgs)
+}
+
+// newSQLError splits a (joined) compile error into positioned errors.
+func newSQLError(err error) *SQLError {
+	var out SQLError
+	var walk func(error)
+	walk = func(err error) {
+		var joined interface{ Unwrap() []error }
+		if errors.As(err, &joined) {
+			for _, e := range joined.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		var pe *plan.Error
+		var se *sql.Error
+		switch {
+		case errors.As(err, &pe) && pe.Pos.Line > 0:
+			out.Errors = append(out.Errors, PositionedError{Line: pe.Pos.Line, Column: pe.Pos.Col, Message: pe.Msg})
+		case errors.As(err, &se):
+			out.Errors = append(out.Errors, PositionedError{Line: se.Pos.Line, Column: se.Pos.Col, Message: se.Msg})
+		default:
+			out.Errors = append(out.Errors, PositionedError{Message: err.Error()})
+		}
+	}
+	walk(err)
+	return &out
+}
+
+// RegistryConfig configures a Registry.
+type RegistryConfig struct {
+	Settings arrowexec.Settings // engine settings every pipeline starts from
+	// DataDir is where relative paths of pipelines (files, dead letters)
+	// resolve.
+	DataDir string
+	// Connectors registers the connectors a pipeline may use; stdout is
+	// where the stdout sink writes.
+	Connectors func(stdout io.Writer) *arrowexec.Connectors
+	// Resources accounts memory of every pipeline (max_memory_mb).
+	Resources *resource.Manager
+}
+
+// Registry holds the running pipelines of a server. Each registered
+// pipeline (one or more statements) is compiled and runs as its own
+// topology. Source streams declared by a running pipeline may be read by
+// pipelines registered later: their declarations are included when those
+// compile (each reader gets its own connector instance). A bare SELECT's
+// results are exported as a stream named after the pipeline (or
+// "pipeline.select_N" when it has several), readable live through taps.
+// It is safe for concurrent use.
+type Registry struct {
+	cfg RegistryConfig
+
+	mu        sync.Mutex
+	pipelines map[string]*Pipeline
+	closed    bool
+	wg        sync.WaitGroup
+}
+
+// Pipeline is one registered pipeline.
+type Pipeline struct {
+	Name    string
+	SQL     string
+	Created time.Time
+
+	plan    *plan.Pipeline
+	decls   []*ast.CreateSource // the source streams it declares
+	topo    *arrowexec.Topology
+	dl      *sinks.DeadLetterFile
+	cancel  context.CancelFunc
+	done    chan struct{}
+	err     error // set before done is closed
+	streams map[string]bool // the streams it defines (not those it borrows)
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry(cfg RegistryConfig) *Registry {
+	if cfg.Resources == nil {
+		cfg.Resources = resource.NewManager(nil, cfg.Settings.MemoryLimitBytes())
+	}
+	return &Registry{cfg: cfg, pipelines: map[string]*Pipeline{}}
+}
+
+var validName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,63}$`)
+
+// Register compiles and starts a pipeline. Its errors are ErrBadName,
+// ErrExists, a *SQLError for SQL that does not compile, or a connector
+// error from building it.
+func (r *Registry) Register(name, text string) (*Pipeline, error) {
+	if !validName.MatchString(name) {
+		return nil, fmt.Errorf("%w %q: use 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or '_'", ErrBadName, name)
+	}
+	stmts, err := sql.Parse(text)
+	if err != nil {
+		return nil, newSQLError(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, errors.New("server is shutting down")
+	}
+	if _, ok := r.pipelines[name]; ok {
+		return nil, fmt.Errorf("pipeline %q %w", name, ErrExists)
+	}
+	// Source streams of other pipelines are visible, unless redeclared.
+	own := map[string]bool{}
+	var decls []*ast.CreateSource
+	for _, st := range stmts {
+		switch s := st.(type) {
+		case *ast.CreateSource:
+			own[s.Name.Name] = true
+			decls = append(decls, s)
+		case *ast.CreateAs:
+			own[s.Name.Name] = true
+		}
+	}
+	for _, pname := range r.namesLocked() {
+		op := r.pipelines[pname]
+		for _, d := range op.decls {
+			if own[d.Name.Name] {
+				return nil, fmt.Errorf("stream %q is already declared by pipeline %q (read it without declaring it again): %w", d.Name.Name, pname, ErrExists)
+			}
+		}
+	}
+	var all []ast.Statement
+	borrowed := map[string]bool{}
+	for _, pname := range r.namesLocked() {
+		for _, d := range r.pipelines[pname].decls {
+			all = append(all, d)
+			borrowed[d.Name.Name] = true
+		}
+	}
+	all = append(all, stmts...)
+	p, err := plan.CompileStatements(all, r.cfg.Settings, nil)
+	if err != nil {
+		return nil, newSQLError(err)
+	}
+	pl := &Pipeline{Name: name, SQL: text, Created: time.Now().UTC(), plan: p, decls: decls, done: make(chan struct{}), streams: map[string]bool{}}
+	if err := r.build(pl); err != nil {
+		return nil, err
+	}
+	for _, s := range pl.topo.Streams() {
+		if borrowed[s] {
+			continue
+		}
+		for other, op := range r.pipelines {
+			if op.streams[s] {
+				pl.topo.Discard()
+				return nil, fmt.Errorf("stream %q is already defined by pipeline %q: %w", s, other, ErrExists)
+			}
+		}
+		pl.streams[s] = true
+	}
+	r.pipelines[name] = pl
+	r.start(pl)
+	return pl, nil
+}
+
+// build makes the topology of pl; bare SELECTs become exported streams.
+func (r *Registry) build(pl *Pipeline) error {
+	pl.dl = sinks.NewDeadLetterFile(filepath.Join(r.cfg.DataDir, pl.Name+".dead_letter.jsonl"))
+	env := plan.BuildEnv{
+		Connectors:  r.cfg.Connectors(io.Discard),
+		Resources:   r.cfg.Resources,
+		BaseDir:     r.cfg.DataDir,
+		QueryPrefix: pl.Name + "/",
+		DeadLetter: func(path string) arrowexec.DeadLetter {
+			if path == "" {
+				return pl.dl
+			}
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(r.cfg.DataDir, path)
+			}
+			return sinks.NewDeadLetterFile(path)
+		},
+	}
+	topo, err := pl.plan.Build(env)
+	if err != nil {
+		_ = pl.dl.Close()
+		return newSQLError(err)
+	}
+	var bare []*arrowexec.QueryNode
+	for _, q := range topo.Queries {
+		if q.Output == "" {
+			bare = append(bare, q)
+		}
+	}
+	for _, q := range bare {
+		q.Output = pl.Name + "." + q.Name
+		if len(bare) == 1 && pl.plan.Relation(pl.Name) == nil {
+			q.Output = pl.Name
+		}
+	}
+	pl.topo = topo
+	return nil
+}
+
+func (r *Registry) start(pl *Pipeline) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pl.cancel = cancel
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer cancel()
+		err := pl.topo.Run(ctx)
+		if errors.Is(err, context.Canceled) {
+			err = nil
+		}
+		pl.err = err
+		_ = pl.dl.Close()
+		close(pl.done)
+	}()
+}
+
+// Get returns the named pipeline.
+func (r *Registry) Get(name string) (*Pipeline, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.pipelines[name]
+	if !ok {
+		return nil, fmt.Errorf("pipeline %q %w", name, ErrNotFound)
+	}
+	return p, nil
+}
+
+// List returns the pipelines in name order.
+func (r *Registry) List() []*Pipeline {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*Pipeline, 0, len(r.pipelines))
+	for _, n := range r.namesLocked() {
+		out = append(out, r.pipelines[n])
+	}
+	return out
+}
+
+func (r *Registry) namesLocked() []string {
+	names := make([]string, 0, len(r.pipelines))
+	for n := range r.pipelines {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Remove stops the named pipeline (draining in-flight batches for at most
+// grace, then cancelling) and forgets it.
+func (r *Registry) Remove(name string, grace time.Duration) error {
+	r.mu.Lock()
+	p, ok := r.pipelines[name]
+	if ok {
+		delete(r.pipelines, name)
+	}
+	r.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("pipeline %q %w", name, ErrNotFound)
+	}
+	p.stop(grace)
+	return nil
+}
+
+// stop drains the pipeline, cancelling it if it does not end within grace.
+func (p *Pipeline) stop(grace time.Duration) {
+	p.topo.Stop()
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		p.cancel()
+		<-p.done
+	}
+}
+
+// Shutdown stops every pipeline (see Remove) and refuses new ones.
+func (r *Registry) Shutdown(grace time.Duration) {
+	r.mu.Lock()
+	r.closed = true
+	ps := make([]*Pipeline, 0, len(r.pipelines))
+	for _, p := range r.pipelines {
+		ps = append(ps, p)
+	}
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range ps {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.stop(grace) }()
+	}
+	wg.Wait()
+	r.wg.Wait()
+}
+
+// Stream finds the pipeline producing a stream (its own sources, derived
+// streams and exported SELECTs).
+func (r *Registry) Stream(stream string) (*Pipeline, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.pipelines {
+		if p.streams[stream] {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("stream %q %w", stream, ErrNotFound)
+}
+
+// Topology returns the running topology (for taps).
+func (p *Pipeline) Topology() *arrowexec.Topology { return p.topo }
+
+// Done is closed when the pipeline has ended.
+func (p *Pipeline) Done() <-chan struct{} { return p.done }
+
+// Err is the error the pipeline ended with (nil while running or after a
+// clean end).
+func (p *Pipeline) Err() error {
+	select {
+	case <-p.done:
+		return p.err
+	default:
+		return nil
+	}
+}

@@ -1,0 +1,178 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Config configures a Server. Addresses default to 127.0.0.1 listeners
+// (DESIGN.md); port 0 picks a free port.
+type Config struct {
+	HTTPAddr    string // API; default 127.0.0.1:8080
+	MetricsAddr string // /metrics and /debug/pprof; default 127.0.0.1:9091; "-" disables
+	Token       string // bearer token for the API and metrics; empty: none
+	// MaxConnections bounds open API connections (max_connections); 0 takes
+	// the Registry settings' value.
+	MaxConnections int
+	MaxBodyBytes   int64
+	// Grace bounds the drain of a pipeline on DELETE and on shutdown.
+	Grace    time.Duration
+	Registry RegistryConfig
+	// Log receives one line per listener and lifecycle event.
+	Log io.Writer
+}
+
+// Server is a running FerrisStreams service.
+type Server struct {
+	cfg         Config
+	Registry    *Registry
+	API         *API
+	HTTPAddr    net.Addr
+	MetricsAddr net.Addr // nil when disabled
+
+	active     atomic.Int64
+	registered atomic.Int64
+	httpSrv    *http.Server
+	metricsSrv *http.Server
+	errs       chan error
+}
+
+// Start opens the listeners and begins serving. Serve or Shutdown must
+// follow.
+func Start(cfg Config) (*Server, error) {
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = "127.0.0.1:8080"
+	}
+	if cfg.MetricsAddr == "" {
+		cfg.MetricsAddr = "127.0.0.1:9091"
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = 10 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	if cfg.MaxConnections == 0 {
+		cfg.MaxConnections = cfg.Registry.Settings.MaxConnections
+	}
+	s := &Server{cfg: cfg, Registry: NewRegistry(cfg.Registry), errs: make(chan error, 2)}
+	s.API = &API{Registry: s.Registry, Token: cfg.Token, MaxBodyBytes: cfg.MaxBodyBytes, Grace: cfg.Grace}
+	l, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("HTTP API listener: %w", err)
+	}
+	s.HTTPAddr = l.Addr()
+	s.httpSrv = &http.Server{Handler: s.countRegistrations(s.API.Handler()), ReadHeaderTimeout: 10 * time.Second}
+	go s.serve(s.httpSrv, LimitListener(l, cfg.MaxConnections, &s.active))
+	fmt.Fprintf(cfg.Log, "ferris: HTTP API on http://%s\n", s.HTTPAddr)
+
+	if cfg.MetricsAddr != "-" {
+		ml, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			_ = s.httpSrv.Close()
+			return nil, fmt.Errorf("metrics listener: %w", err)
+		}
+		s.MetricsAddr = ml.Addr()
+		s.metricsSrv = &http.Server{Handler: s.metricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go s.serve(s.metricsSrv, ml)
+		fmt.Fprintf(cfg.Log, "ferris: metrics on http://%s/metrics\n", s.MetricsAddr)
+	}
+	return s, nil
+}
+
+// countRegistrations counts successful POST /queries for
+// ferris_sql_queries_total.
+func (s *Server) countRegistrations(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		h.ServeHTTP(rec, r)
+		if r.Method == http.MethodPost && r.URL.Path == "/queries" && rec.status == http.StatusCreated {
+			s.registered.Add(1)
+		}
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *Server) metricsHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		NewCollector(s.Registry, &s.active, &s.registered),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !Authorized(s.cfg.Token, r.Header.Get("Authorization")) {
+			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token"))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) serve(srv *http.Server, l net.Listener) {
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		s.errs <- err
+	}
+}
+
+// Serve blocks until ctx ends or a listener fails, then shuts down.
+func (s *Server) Serve(ctx context.Context) error {
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-s.errs:
+	}
+	return errors.Join(err, s.Shutdown())
+}
+
+// Shutdown stops accepting requests, drains every pipeline (bounded by the
+// grace period, in-flight batches reach their sinks), and closes the
+// listeners.
+func (s *Server) Shutdown() error {
+	fmt.Fprintln(s.cfg.Log, "ferris: shutting down: draining pipelines")
+	// Pipelines first: their streams end, which ends live row readers.
+	s.Registry.Shutdown(s.cfg.Grace)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Grace)
+	defer cancel()
+	err := s.httpSrv.Shutdown(ctx)
+	if s.metricsSrv != nil {
+		err = errors.Join(err, s.metricsSrv.Shutdown(ctx))
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = nil // streaming clients cut off at the deadline
+	}
+	return err
+}
