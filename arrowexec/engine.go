@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -81,6 +82,10 @@ type Topology struct {
 	// Resources, when set, turns memory-limit panics of a query's allocator
 	// into that query's error.
 	Resources *resource.Manager
+	// CommitInterval is how often queries that pass rows straight through
+	// to their sinks flush them so committing sources (Committer) can
+	// commit; 0 means DefaultCommitInterval.
+	CommitInterval time.Duration
 
 	sourceStats map[string]*SourceStats
 	stopMu      sync.Mutex
@@ -166,6 +171,22 @@ func (t *Topology) Run(ctx context.Context) error {
 		}
 	}
 
+	trackers := map[*Inlet]*commitTracker{}
+	srcTracker := map[*SourceNode]*commitTracker{}
+	for _, s := range t.Sources {
+		if c := committerOf(s.Op); c != nil {
+			tr := newCommitTracker(c, subs[s.Stream])
+			srcTracker[s] = tr
+			for _, in := range subs[s.Stream] {
+				trackers[in] = tr
+			}
+		}
+	}
+	interval := t.CommitInterval
+	if interval <= 0 {
+		interval = DefaultCommitInterval
+	}
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stopCh := t.stopChan()
@@ -194,7 +215,7 @@ func (t *Topology) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := t.runSource(ctx, srcCtx, s, st, subs[s.Stream])
+			err := t.runSource(ctx, srcCtx, s, st, subs[s.Stream], srcTracker[s])
 			t.endTaps(s.Stream, err)
 			if err != nil {
 				fail(fmt.Errorf("source %q: %w", s.Stream, err))
@@ -206,7 +227,9 @@ func (t *Topology) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := t.runQuery(ctx, q, subs[q.Output])
+			c := queryCommits{trackers: trackers, interval: interval,
+				passThrough: passesRowsThrough(q.Root) && len(subs[q.Output]) == 0}
+			err := t.runQuery(ctx, q, subs[q.Output], c)
 			if q.Output != "" {
 				t.endTaps(q.Output, err)
 			}
@@ -257,7 +280,7 @@ func finish(to []*Inlet, err error) {
 
 // runSource drives one source. srcCtx is cancelled by Stop: the source then
 // ends its stream cleanly, while ctx still governs delivery downstream.
-func (t *Topology) runSource(ctx, srcCtx context.Context, s *SourceNode, st *SourceStats, to []*Inlet) (err error) {
+func (t *Topology) runSource(ctx, srcCtx context.Context, s *SourceNode, st *SourceStats, to []*Inlet, commits *commitTracker) (err error) {
 	defer func() {
 		if err != nil && ctx.Err() == nil && srcCtx.Err() != nil {
 			err = nil // stopped by Stop: a clean, drained end
@@ -273,6 +296,7 @@ func (t *Topology) runSource(ctx, srcCtx context.Context, s *SourceNode, st *Sou
 		return err
 	}
 	last := NoWatermark
+	var seq int64
 	for {
 		if srcCtx.Err() != nil {
 			return srcCtx.Err()
@@ -295,6 +319,11 @@ func (t *Topology) runSource(ctx, srcCtx context.Context, s *SourceNode, st *Sou
 			msg.Watermark = last // never backwards
 		}
 		last = msg.Watermark
+		if commits != nil {
+			seq++
+			msg.seq = seq
+			commits.record(seq)
+		}
 		t.toTaps(s.Stream, msg)
 		if err := fanout(ctx, msg, to); err != nil {
 			return err
@@ -302,7 +331,30 @@ func (t *Topology) runSource(ctx, srcCtx context.Context, s *SourceNode, st *Sou
 	}
 }
 
-func (t *Topology) runQuery(ctx context.Context, q *QueryNode, to []*Inlet) (err error) {
+// queryCommits is how a query takes part in source commits.
+type queryCommits struct {
+	trackers map[*Inlet]*commitTracker
+	interval time.Duration
+	// passThrough: the query holds no rows between reads and nothing reads
+	// its output, so once its sinks are flushed, everything it consumed is
+	// durable.
+	passThrough bool
+}
+
+// ack tells the committing sources of q's inputs that what q consumed is
+// durable.
+func (c queryCommits) ack(ctx context.Context, q *QueryNode) error {
+	for _, in := range q.Inputs {
+		if tr := c.trackers[in.Inlet]; tr != nil && in.Inlet.consumed > 0 {
+			if err := tr.ack(ctx, in.Inlet, in.Inlet.consumed); err != nil {
+				return fmt.Errorf("committing stream %s: %w", in.Stream, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (t *Topology) runQuery(ctx context.Context, q *QueryNode, to []*Inlet, commits queryCommits) (err error) {
 	q.Stats.State.Store(int32(QueryRunning))
 	q.Stats.Watermark.Store(NoWatermark)
 	defer func() {
@@ -338,13 +390,26 @@ func (t *Topology) runQuery(ctx context.Context, q *QueryNode, to []*Inlet) (err
 	if err := q.Root.Open(ctx); err != nil {
 		return err
 	}
+	flush := func() error {
+		for _, s := range q.Sinks {
+			if err := s.Flush(ctx); err != nil {
+				return fmt.Errorf("flushing sink: %w", err)
+			}
+		}
+		return nil
+	}
+	lastCommit := time.Now()
+	final := false
 	for {
 		msg, err := q.Root.Next(ctx)
 		if errors.Is(err, io.EOF) {
-			for _, s := range q.Sinks {
-				if err := s.Flush(ctx); err != nil {
-					return fmt.Errorf("flushing sink: %w", err)
-				}
+			if err := flush(); err != nil {
+				return err
+			}
+			// Drained (Stop) or at the end of its input: a query holding
+			// state vouches only when a final watermark flushed it.
+			if commits.passThrough || final {
+				return commits.ack(ctx, q)
 			}
 			return nil
 		}
@@ -356,9 +421,21 @@ func (t *Topology) runQuery(ctx context.Context, q *QueryNode, to []*Inlet) (err
 			q.Stats.Batches.Add(1)
 		}
 		q.Stats.Watermark.Store(msg.Watermark)
+		final = msg.Watermark == FinalWatermark
 		if err := writeSinks(ctx, q, msg); err != nil {
 			msg.Release()
 			return err
+		}
+		if commits.passThrough && len(commits.trackers) > 0 && time.Since(lastCommit) >= commits.interval {
+			lastCommit = time.Now()
+			if err := flush(); err != nil {
+				msg.Release()
+				return err
+			}
+			if err := commits.ack(ctx, q); err != nil {
+				msg.Release()
+				return err
+			}
 		}
 		if q.Output != "" {
 			t.toTaps(q.Output, msg)

@@ -20,6 +20,9 @@ type Inlet struct {
 	done   chan struct{}
 	once   sync.Once
 	err    error // set before Finish when the producer failed
+	// consumed is the source sequence number of the last message Next
+	// returned (read by the query goroutine only).
+	consumed int64
 }
 
 var _ Operator = (*Inlet)(nil)
@@ -45,6 +48,9 @@ func (in *Inlet) Next(ctx context.Context) (Message, error) {
 				return Message{}, in.err
 			}
 			return Message{}, io.EOF
+		}
+		if m.seq > 0 {
+			in.consumed = m.seq
 		}
 		return m, nil
 	case <-ctx.Done():

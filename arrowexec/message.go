@@ -48,6 +48,8 @@ type Message struct {
 	// sources with partitions (see PartitionedSource); 0 otherwise. Only the
 	// WatermarkAssigner reads it.
 	Partition int32
+
+	seq int64 // position in its source's stream, for commits (0: none)
 }
 
 // Release releases the batch, if any. It is safe on a watermark-only message.
