@@ -273,7 +273,7 @@ func (a *AggregateOp) consume(ctx context.Context, msg Message) error {
 		}
 	}
 	before := a.wm
-	a.advance(ctx, msg.Watermark)
+	a.advance(ctx, processingWatermark(&a.cfg, msg.Watermark))
 	if a.cfg.EmitChanges {
 		if err := a.emitChanges(); err != nil {
 			return err

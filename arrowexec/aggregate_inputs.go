@@ -80,3 +80,14 @@ func deadLetterLate(ctx context.Context, cfg *AggregateConfig, batch arrow.Recor
 		Field: batch.Schema().Field(max(cfg.TimeCol, 0)).Name, Reason: reason, Raw: RowJSON(batch, i),
 	})
 }
+
+// processingWatermark is the watermark an operator over cfg advances to on
+// a message with watermark wm: for processing time, the wall clock (so
+// windows close on time even while input is quiet, at each heartbeat of the
+// source), otherwise wm.
+func processingWatermark(cfg *AggregateConfig, wm Watermark) Watermark {
+	if cfg.TimeCol >= 0 || wm == FinalWatermark {
+		return wm
+	}
+	return max(wm, time.Now().UnixMilli())
+}

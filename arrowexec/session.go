@@ -63,7 +63,9 @@ import (
 //     once with revision 0. Later rows are dead-lettered.
 //
 // Processing-time input (TimeCol < 0) uses the wall clock when a batch is
-// consumed as both event time and watermark for its rows.
+// consumed as both event time and watermark for its rows, and every message
+// (a source's heartbeat too) advances the watermark to the wall clock, so
+// sessions close on time while input is quiet.
 //
 // # Design
 //
@@ -290,7 +292,7 @@ func (s *SessionOp) consume(ctx context.Context, msg Message) error {
 			return err
 		}
 	}
-	if err := s.advance(msg.Watermark); err != nil {
+	if err := s.advance(processingWatermark(&s.cfg, msg.Watermark)); err != nil {
 		return err
 	}
 	if err := s.compact(); err != nil {
