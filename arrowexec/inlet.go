@@ -79,6 +79,16 @@ func (in *Inlet) Push(ctx context.Context, msg Message) error {
 	}
 }
 
+// Closed reports whether the reader has closed the Inlet.
+func (in *Inlet) Closed() bool {
+	select {
+	case <-in.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // TryPush hands msg to the query if the buffer has room, taking ownership
 // of it either way, and reports whether it was queued (a message for a
 // closed Inlet counts as delivered). It never blocks.

@@ -109,6 +109,10 @@ func (t *Topology) toTaps(stream string, msg Message) {
 	}
 	kept := s.readers[:0]
 	for _, in := range s.readers {
+		if in.Closed() { // unsubscribed
+			in.Finish()
+			continue
+		}
 		out := Message{Watermark: msg.Watermark}
 		if msg.Batch != nil {
 			b := msg.Batch

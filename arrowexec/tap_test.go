@@ -25,6 +25,11 @@ func TestTapSeesEveryMessageAndSlowReadersAreCutOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	gone, err := topo.Tap("nums", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone.Close() // unsubscribes before the run: dropped at the first message
 	if err := topo.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -61,4 +66,39 @@ func TestTapSeesEveryMessageAndSlowReadersAreCutOff(t *testing.T) {
 	}
 	fast.Close()
 	slow.Close()
+}
+
+func TestClosedTapsAreDropped(t *testing.T) {
+	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer alloc.AssertSize(t, 0)
+	topo := &Topology{Sources: []*SourceNode{{Stream: "nums", Op: &countSource{alloc: alloc, n: 10, size: 1, block: true}}}}
+	gone, err := topo.Tap("nums", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone.Close()
+	kept, err := topo.Tap("nums", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- topo.Run(context.Background()) }()
+	for i := 0; i < 10; i++ { // all ten rows reached the open tap
+		msg, err := kept.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg.Release()
+	}
+	topo.taps.mu.Lock()
+	n := len(topo.taps.streams["nums"].readers)
+	topo.taps.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d readers on the stream, want the one still open", n)
+	}
+	topo.Stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	kept.Close()
 }

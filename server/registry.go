@@ -120,7 +120,7 @@ type Pipeline struct {
 	dl      *sinks.DeadLetterFile
 	cancel  context.CancelFunc
 	done    chan struct{}
-	err     error // set before done is closed
+	err     error           // set before done is closed
 	streams map[string]bool // the streams it defines (not those it borrows)
 }
 

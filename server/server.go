@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ferrisstreams/ferris/server/flight"
 )
 
 // Config configures a Server. Addresses default to 127.0.0.1 listeners
@@ -21,6 +23,7 @@ import (
 type Config struct {
 	HTTPAddr    string // API; default 127.0.0.1:8080
 	MetricsAddr string // /metrics and /debug/pprof; default 127.0.0.1:9091; "-" disables
+	FlightAddr  string // Arrow Flight (gRPC) export of streams; default 127.0.0.1:8815; "-" disables
 	Token       string // bearer token for the API and metrics; empty: none
 	// MaxConnections bounds open API connections (max_connections); 0 takes
 	// the Registry settings' value.
@@ -40,11 +43,13 @@ type Server struct {
 	API         *API
 	HTTPAddr    net.Addr
 	MetricsAddr net.Addr // nil when disabled
+	FlightAddr  net.Addr // nil when disabled
 
 	active     atomic.Int64
 	registered atomic.Int64
 	httpSrv    *http.Server
 	metricsSrv *http.Server
+	flightSrv  *flight.Server
 	errs       chan error
 }
 
@@ -57,6 +62,9 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.MetricsAddr == "" {
 		cfg.MetricsAddr = "127.0.0.1:9091"
 	}
+	if cfg.FlightAddr == "" {
+		cfg.FlightAddr = "127.0.0.1:8815"
+	}
 	if cfg.Grace <= 0 {
 		cfg.Grace = 10 * time.Second
 	}
@@ -66,7 +74,7 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.MaxConnections == 0 {
 		cfg.MaxConnections = cfg.Registry.Settings.MaxConnections
 	}
-	s := &Server{cfg: cfg, Registry: NewRegistry(cfg.Registry), errs: make(chan error, 2)}
+	s := &Server{cfg: cfg, Registry: NewRegistry(cfg.Registry), errs: make(chan error, 3)}
 	s.API = &API{Registry: s.Registry, Token: cfg.Token, MaxBodyBytes: cfg.MaxBodyBytes, Grace: cfg.Grace}
 	l, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -87,6 +95,15 @@ func Start(cfg Config) (*Server, error) {
 		s.metricsSrv = &http.Server{Handler: s.metricsHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go s.serve(s.metricsSrv, ml)
 		fmt.Fprintf(cfg.Log, "ferris: metrics on http://%s/metrics\n", s.MetricsAddr)
+	}
+	if cfg.FlightAddr != "-" {
+		if err := s.startFlight(); err != nil {
+			_ = s.httpSrv.Close()
+			if s.metricsSrv != nil {
+				_ = s.metricsSrv.Close()
+			}
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -165,6 +182,9 @@ func (s *Server) Shutdown() error {
 	fmt.Fprintln(s.cfg.Log, "ferris: shutting down: draining pipelines")
 	// Pipelines first: their streams end, which ends live row readers.
 	s.Registry.Shutdown(s.cfg.Grace)
+	if s.flightSrv != nil {
+		s.flightSrv.Shutdown() // bounded by the grace period, then cut off
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Grace)
 	defer cancel()
 	err := s.httpSrv.Shutdown(ctx)

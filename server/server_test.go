@@ -41,7 +41,7 @@ func startServer(t *testing.T, token string, maxConns int) (*Server, string) {
 	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	settings := arrowexec.DefaultSettings()
 	s, err := Start(Config{
-		HTTPAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", Token: token, MaxConnections: maxConns,
+		HTTPAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", FlightAddr: "127.0.0.1:0", Token: token, MaxConnections: maxConns,
 		Grace: 5 * time.Second,
 		Registry: RegistryConfig{
 			Settings: settings, DataDir: dir, Resources: resource.NewManager(alloc, 0),

@@ -32,7 +32,8 @@ const usage = `ferris — streaming SQL on Apache Arrow
 
 usage:
   ferris run      [flags] FILE.sql   run a pipeline until its bounded inputs end (Ctrl-C drains and stops)
-  ferris server   [flags] [FILE.sql ...]  serve the HTTP API (127.0.0.1:8080) and metrics (127.0.0.1:9091),
+  ferris server   [flags] [FILE.sql ...]  serve the HTTP API (127.0.0.1:8080), metrics (127.0.0.1:9091)
+                                     and Arrow Flight (127.0.0.1:8815),
                                      running the given pipelines and those POSTed to /queries
   ferris explain  [flags] FILE.sql   print each query's logical, optimised and physical plan
   ferris validate [flags] FILE.sql   check a pipeline; exit 1 listing every error with line and column
@@ -40,7 +41,7 @@ usage:
 flags:
   --set name=value   override an engine setting (repeatable); see 'ferris settings'
   --config FILE      read settings from FILE (lines of name = value)
-  --http-addr, --metrics-addr ADDR, --token T, --data-dir DIR   for ferris server
+  --http-addr, --metrics-addr, --flight-addr ADDR, --token T, --data-dir DIR   for ferris server
   ferris settings    list the engine settings and their current values
 `
 
@@ -79,6 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var svc serviceFlags
 	fs.StringVar(&svc.httpAddr, "http-addr", "127.0.0.1:8080", "server: HTTP API address (port 0: any free port)")
 	fs.StringVar(&svc.metricsAddr, "metrics-addr", "127.0.0.1:9091", "server: /metrics and /debug/pprof address; - disables")
+	fs.StringVar(&svc.flightAddr, "flight-addr", "127.0.0.1:8815", "server: Arrow Flight (gRPC) export of streams; - disables")
 	fs.StringVar(&svc.token, "token", "", "server: bearer token the API and metrics require (default $FERRIS_TOKEN; empty: none)")
 	fs.StringVar(&svc.dataDir, "data-dir", ".", "server: folder relative paths of pipelines resolve against")
 	if err := fs.Parse(args[1:]); err != nil {

@@ -17,10 +17,10 @@ import (
 
 // serviceFlags are the flags of ferris server and ferris dev.
 type serviceFlags struct {
-	httpAddr, metricsAddr, kafkaAddr, token, dataDir string
+	httpAddr, metricsAddr, flightAddr, kafkaAddr, token, dataDir string
 }
 
-// serve runs ferris server (or dev): the HTTP API and metrics listeners,
+// serve runs ferris server (or dev): the HTTP API, metrics and Arrow Flight listeners,
 // with the pipelines of files registered at start, until SIGINT/SIGTERM,
 // then drains every pipeline and exits.
 func serve(ctx context.Context, cmd string, f serviceFlags, settings arrowexec.Settings, files []string, stdout, stderr io.Writer) int {
@@ -35,7 +35,7 @@ func serve(ctx context.Context, cmd string, f serviceFlags, settings arrowexec.S
 		return 2
 	}
 	cfg := server.Config{
-		HTTPAddr: f.httpAddr, MetricsAddr: f.metricsAddr, Token: f.token, Log: stderr,
+		HTTPAddr: f.httpAddr, MetricsAddr: f.metricsAddr, FlightAddr: f.flightAddr, Token: f.token, Log: stderr,
 		Registry: server.RegistryConfig{
 			Settings: settings, DataDir: dataDir,
 			Resources:  resource.NewManager(nil, settings.MemoryLimitBytes()),

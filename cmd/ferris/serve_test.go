@@ -35,7 +35,7 @@ func TestServerRegistersFilesAndStopsOnCancel(t *testing.T) {
 	var stdout, stderr syncBuffer
 	code := make(chan int, 1)
 	go func() {
-		code <- run(ctx, []string{"server", "--http-addr", "127.0.0.1:0", "--metrics-addr", "-",
+		code <- run(ctx, []string{"server", "--http-addr", "127.0.0.1:0", "--metrics-addr", "-", "--flight-addr", "127.0.0.1:0",
 			"--data-dir", "../../examples", "../../examples/big_trades.sql"}, &stdout, &stderr)
 	}()
 	addr := regexp.MustCompile(`HTTP API on (http://\S+)`)
