@@ -13,7 +13,7 @@ build:
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 $(PKGS)
-	$(GO) test -count=1 -race -short . ./arrowexec ./arrowexec/resource ./sources/... ./sinks/... ./cmd/...
+	$(GO) test -count=1 -race -short . ./arrowexec ./arrowexec/resource ./sources/... ./sinks/... ./server/... ./cmd/...
 
 race:
 	$(GO) test -race $(PKGS)

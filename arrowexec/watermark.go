@@ -59,8 +59,9 @@ type EventTimeConfig struct {
 // Each source partition (Message.Partition) has its own watermark: a running
 // maximum of its event times minus the delay. The stream's watermark is the
 // minimum over the partitions the source has assigned (PartitionedSource;
-// otherwise the partitions seen) that are not idle, and never goes
-// backwards. Within one partition the result does not depend on batching.
+// otherwise the partitions seen) that are not idle — when all are idle, the
+// highest any has reached — and never goes backwards. Within one partition
+// the result does not depend on batching.
 type WatermarkAssigner struct {
 	unary
 	cfg     EventTimeConfig
@@ -135,14 +136,25 @@ func (w *WatermarkAssigner) syncPartitions(now time.Time) {
 }
 
 // others returns the minimum watermark over the active partitions other
-// than skip, and whether there was any.
+// than skip, and whether there was any. When every partition is idle
+// (skip < 0), nothing is waited for: it returns the highest watermark any
+// partition has reached.
 func (w *WatermarkAssigner) others(skip int32, now time.Time) (Watermark, bool) {
 	min, any := FinalWatermark, false
+	highest := NoWatermark
 	for p, c := range w.parts {
-		if p == skip || (w.cfg.IdleTimeout > 0 && now.Sub(c.lastSeen) > w.cfg.IdleTimeout) {
+		if p == skip {
 			continue
 		}
-		min, any = minWatermark(min, w.partitionWatermark(c.max)), true
+		wm := w.partitionWatermark(c.max)
+		if w.cfg.IdleTimeout > 0 && now.Sub(c.lastSeen) > w.cfg.IdleTimeout {
+			highest = max(highest, wm)
+			continue
+		}
+		min, any = minWatermark(min, wm), true
+	}
+	if !any && skip < 0 && highest != NoWatermark {
+		return highest, true
 	}
 	return min, any
 }

@@ -75,6 +75,10 @@ func TestPartitionWatermarksTakeTheMinimumAndIdlePartitionsStopHoldingBack(t *te
 		{advance: time.Second, part: 0, ts: []int64{70 * sec}, wantRows: []int64{50 * sec}, wantWM: 50 * sec},
 		// p1 is revoked: it no longer counts.
 		{advance: time.Second, assign: []int32{0}, ts: nil, wantWM: 70 * sec},
+		// A new partition holds the watermark back until it is idle too;
+		// when every partition is idle nothing is waited for.
+		{advance: time.Second, assign: []int32{0, 2}, part: 0, ts: []int64{90 * sec}, wantRows: []int64{70 * sec}, wantWM: 70 * sec},
+		{advance: 11 * time.Second, ts: nil, wantWM: 90 * sec},
 	}
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)

@@ -68,7 +68,7 @@ func (p *Pipeline) Build(env BuildEnv) (topo *arrowexec.Topology, err error) {
 				node.SinkColumns = sinkSchema.NumFields()
 			}
 			sink, err := factory(arrowexec.SinkSpec{
-				Name: q.Name, Schema: sinkSchema, Options: q.Sink.Options,
+				Name: q.Name, Schema: sinkSchema, Key: sinkKey(q.Plan), Options: q.Sink.Options,
 				BaseDir: env.BaseDir, Alloc: alloc, DeadLetter: deadLetter(q.Sink.Options),
 			})
 			if err != nil {

@@ -25,7 +25,9 @@ import (
 	"github.com/ferrisstreams/ferris/arrowexec/resource"
 	"github.com/ferrisstreams/ferris/plan"
 	"github.com/ferrisstreams/ferris/sinks"
+	kafkasink "github.com/ferrisstreams/ferris/sinks/kafka"
 	"github.com/ferrisstreams/ferris/sources"
+	kafkasrc "github.com/ferrisstreams/ferris/sources/kafka"
 )
 
 const usage = `ferris — streaming SQL on Apache Arrow
@@ -35,13 +37,17 @@ usage:
   ferris server   [flags] [FILE.sql ...]  serve the HTTP API (127.0.0.1:8080), metrics (127.0.0.1:9091)
                                      and Arrow Flight (127.0.0.1:8815),
                                      running the given pipelines and those POSTed to /queries
+  ferris dev      [flags] [FILE.sql ...]  ferris server plus an in-process Kafka-compatible broker
+                                     on 127.0.0.1:9092 that kafka streams use unless they name brokers
   ferris explain  [flags] FILE.sql   print each query's logical, optimised and physical plan
   ferris validate [flags] FILE.sql   check a pipeline; exit 1 listing every error with line and column
 
 flags:
   --set name=value   override an engine setting (repeatable); see 'ferris settings'
   --config FILE      read settings from FILE (lines of name = value)
-  --http-addr, --metrics-addr, --flight-addr ADDR, --token T, --data-dir DIR   for ferris server
+  --http-addr, --metrics-addr, --flight-addr ADDR, --token T, --data-dir DIR   for ferris server and dev
+  --kafka-addr ADDR  for ferris dev (default 127.0.0.1:9092)
+
   ferris settings    list the engine settings and their current values
 `
 
@@ -82,6 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&svc.metricsAddr, "metrics-addr", "127.0.0.1:9091", "server: /metrics and /debug/pprof address; - disables")
 	fs.StringVar(&svc.flightAddr, "flight-addr", "127.0.0.1:8815", "server: Arrow Flight (gRPC) export of streams; - disables")
 	fs.StringVar(&svc.token, "token", "", "server: bearer token the API and metrics require (default $FERRIS_TOKEN; empty: none)")
+	fs.StringVar(&svc.kafkaAddr, "kafka-addr", "127.0.0.1:9092", "dev: address of the in-process Kafka-compatible broker")
 	fs.StringVar(&svc.dataDir, "data-dir", ".", "server: folder relative paths of pipelines resolve against")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
@@ -109,7 +116,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "run", "explain", "validate":
-	case "server":
+	case "server", "dev":
 		for k, v := range sets {
 			if err := settings.Set(k, v); err != nil {
 				fmt.Fprintf(stderr, "ferris: --set %s: %v\n", k, err)
@@ -117,7 +124,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		return serve(ctx, cmd, svc, settings, fs.Args(), stdout, stderr)
-	case "dev", "bench":
+	case "bench":
 		fmt.Fprintf(stderr, "ferris %s: not implemented yet in this build\n", cmd)
 		return 2
 	default:
@@ -238,7 +245,7 @@ func newBuildEnv(p *plan.Pipeline, path string, stdout io.Writer) (plan.BuildEnv
 	}
 	dl := &deadLetters{defaultPath: dlPath, files: map[string]*sinks.DeadLetterFile{}}
 	env := plan.BuildEnv{
-		Connectors: connectors(stdout),
+		Connectors: connectorsFor(kafkasrc.Config{})(stdout),
 		Resources:  resource.NewManager(nil, p.Settings.MemoryLimitBytes()),
 		BaseDir:    base,
 		DeadLetter: func(path string) arrowexec.DeadLetter {
@@ -251,14 +258,19 @@ func newBuildEnv(p *plan.Pipeline, path string, stdout io.Writer) (plan.BuildEnv
 	return env, dl
 }
 
-// connectors registers every connector of the binary; the stdout sink
+// connectorsFor registers every connector of the binary: Kafka clients
+// default to kafka's brokers (then $KAFKA_BROKERS), and the stdout sink
 // writes to stdout.
-func connectors(stdout io.Writer) *arrowexec.Connectors {
-	conns := &arrowexec.Connectors{}
-	sources.Register(conns)
-	sinks.Register(conns)
-	conns.RegisterSink("stdout", sinks.StdoutFactory(stdout))
-	return conns
+func connectorsFor(kafka kafkasrc.Config) func(stdout io.Writer) *arrowexec.Connectors {
+	return func(stdout io.Writer) *arrowexec.Connectors {
+		conns := &arrowexec.Connectors{}
+		sources.Register(conns)
+		sinks.Register(conns)
+		kafkasrc.Register(conns, kafka)
+		kafkasink.Register(conns, kafka)
+		conns.RegisterSink("stdout", sinks.StdoutFactory(stdout))
+		return conns
+	}
 }
 
 func runPipeline(ctx context.Context, p *plan.Pipeline, path string, stdout, stderr io.Writer) int {

@@ -4,15 +4,20 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/ferrisstreams/ferris/arrowexec"
 	"github.com/ferrisstreams/ferris/arrowexec/resource"
 	"github.com/ferrisstreams/ferris/server"
+	kafkasrc "github.com/ferrisstreams/ferris/sources/kafka"
 )
 
 // serviceFlags are the flags of ferris server and ferris dev.
@@ -20,9 +25,11 @@ type serviceFlags struct {
 	httpAddr, metricsAddr, flightAddr, kafkaAddr, token, dataDir string
 }
 
-// serve runs ferris server (or dev): the HTTP API, metrics and Arrow Flight listeners,
-// with the pipelines of files registered at start, until SIGINT/SIGTERM,
-// then drains every pipeline and exits.
+// serve runs ferris server (or dev): the HTTP API, metrics and Arrow Flight
+// listeners, with the pipelines of files registered at start, until
+// SIGINT/SIGTERM, then drains every pipeline and exits. ferris dev also runs
+// an in-process Kafka-compatible broker that Kafka connectors use unless
+// they name brokers.
 func serve(ctx context.Context, cmd string, f serviceFlags, settings arrowexec.Settings, files []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -34,12 +41,24 @@ func serve(ctx context.Context, cmd string, f serviceFlags, settings arrowexec.S
 		fmt.Fprintf(stderr, "ferris: %v\n", err)
 		return 2
 	}
+	var kafka kafkasrc.Config
+	if cmd == "dev" {
+		broker, err := startDevBroker(f.kafkaAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "ferris dev: %v\n", err)
+			return 1
+		}
+		defer broker.Close()
+		kafka.Brokers = broker.ListenAddrs()
+		kafka.AutoCreateTopics = true
+		fmt.Fprintf(stderr, "ferris: Kafka-compatible dev broker on %s (topics are created on first use)\n", kafka.Brokers[0])
+	}
 	cfg := server.Config{
 		HTTPAddr: f.httpAddr, MetricsAddr: f.metricsAddr, FlightAddr: f.flightAddr, Token: f.token, Log: stderr,
 		Registry: server.RegistryConfig{
 			Settings: settings, DataDir: dataDir,
 			Resources:  resource.NewManager(nil, settings.MemoryLimitBytes()),
-			Connectors: connectors,
+			Connectors: connectorsFor(kafka),
 		},
 	}
 	s, err := server.Start(cfg)
@@ -65,4 +84,24 @@ func serve(ctx context.Context, cmd string, f serviceFlags, settings arrowexec.S
 		return 1
 	}
 	return 0
+}
+
+// startDevBroker starts the in-process Kafka-compatible broker of ferris dev
+// (franz-go's kfake) on addr, which must be on 127.0.0.1 (kfake listens
+// there only); port 0 picks a free port. Topics are created on first use
+// with 3 partitions; data lives in memory.
+func startDevBroker(addr string) (*kfake.Cluster, error) {
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--kafka-addr %q: %w", addr, err)
+	}
+	if host != "127.0.0.1" && host != "localhost" {
+		return nil, fmt.Errorf("--kafka-addr %q: the dev broker listens on 127.0.0.1 only", addr)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("--kafka-addr %q: bad port", addr)
+	}
+	return kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port),
+		kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(3))
 }

@@ -1,0 +1,22 @@
+package plan
+
+import (
+	"fmt"
+	"testing"
+)
+
+func TestSinkKeyIsTheOutputGroupByColumns(t *testing.T) {
+	for sql, want := range map[string]string{
+		`SELECT sector, ticker, COUNT(*) AS n FROM trades GROUP BY sector, ticker;`:                                        "[sector ticker]",
+		`SELECT COUNT(*) AS n, ticker AS t FROM trades GROUP BY ticker HAVING COUNT(*) > 1;`:                               "[t]",
+		`SELECT ticker, SUM(volume) AS v, window_start FROM trades GROUP BY ticker WINDOW TUMBLING (INTERVAL '1' MINUTE);`: "[ticker]",
+		`SELECT COUNT(*) AS n FROM trades GROUP BY ticker;`:                                                                "[]",
+		`SELECT UPPER(ticker) AS t, COUNT(*) AS n FROM trades GROUP BY ticker;`:                                            "[]",
+		`SELECT ticker, volume FROM trades;`:                                                                               "[]",
+	} {
+		p := compile(t, sql)
+		if got := fmt.Sprint(sinkKey(p.Queries[len(p.Queries)-1].Plan)); got != want {
+			t.Errorf("%s\nkey %s, want %s\n%s", sql, got, want, lastPlan(p))
+		}
+	}
+}
