@@ -292,6 +292,7 @@ func (t *Topology) runSource(ctx, srcCtx context.Context, s *SourceNode, st *Sou
 			err = cerr
 		}
 	}()
+	defer resource.Recover(&err) // a source allocating past max_memory_mb fails, not the process
 	if err := s.Op.Open(srcCtx); err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package plan
 
 import (
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -35,6 +34,9 @@ type scope struct {
 	agg *aggContext
 	// inAggregate is set while binding an aggregate's argument.
 	inAggregate bool
+	// over, when set, binds window function calls to an Over node's
+	// output (select list of a query with OVER).
+	over *overContext
 }
 
 func (s *scope) names() []string {
@@ -71,6 +73,9 @@ func (s *scope) resolve(ref *ast.ColumnRef) (expr.Expr, error) {
 	if a, ok := s.aliases[ref.Name]; ok && ref.Qualifier == "" {
 		if hasAggregate(a) {
 			return nil, errorf(ref.At, "%q refers to an aggregate, which is not allowed here", ref.Name)
+		}
+		if s.over == nil && hasOver(a) {
+			return nil, errorf(ref.At, "%q refers to a window function, which is not allowed here; to filter on it, compute it in a CREATE STREAM ... AS stage and filter that stream", ref.Name)
 		}
 		inner := *s
 		inner.aliases = nil // an alias may not refer to an alias
@@ -112,6 +117,9 @@ func bindExpr(e ast.Expr, sc *scope) (expr.Expr, error) {
 		if out, ok, err := sc.agg.bind(e, sc); ok {
 			return out, err
 		}
+	}
+	if f, ok := e.(*ast.FuncCall); ok && f.Over != nil && sc.over != nil {
+		return sc.over.bind(f)
 	}
 	switch e := e.(type) {
 	case *ast.ColumnRef:
@@ -252,7 +260,7 @@ func bindCall(f *ast.FuncCall, sc *scope) (expr.Expr, error) {
 	upper := strings.ToUpper(f.Name)
 	switch {
 	case f.Over != nil:
-		return nil, notSupported(f.At, fmt.Sprintf("window function %s(...) OVER (...)", upper))
+		return nil, errorf(f.At, "window function %s(...) OVER (...) is not allowed here", upper)
 	case aggregateNames[f.Name] && sc.inAggregate:
 		return nil, errorf(f.At, "aggregate function calls cannot be nested")
 	case aggregateNames[f.Name]:

@@ -158,7 +158,7 @@ func newProject(in Node, exprs []expr.Expr, names []string) *Project {
 	fields := make([]arrow.Field, len(exprs))
 	for i, e := range exprs {
 		fields[i] = arrow.Field{Name: names[i], Type: e.Type(), Nullable: true}
-		if c, ok := expr.ColumnIndex(e); ok && c == in.EventTime() && p.eventTime < 0 {
+		if c, ok := expr.ColumnIndex(e); ok && isEventTimeColumn(in, c) && p.eventTime < 0 {
 			p.eventTime = i
 		}
 	}

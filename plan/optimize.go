@@ -81,6 +81,14 @@ func fold(n Node) (Node, error) {
 			}
 		}
 		return &a, nil
+	case *Join:
+		return n.fold()
+	case *Over:
+		in, err := fold(n.Input)
+		if err != nil {
+			return nil, err
+		}
+		return n.fold(in)
 	}
 	return n, err
 }
@@ -122,6 +130,12 @@ func pushFilters(n Node) Node {
 		a := *n
 		a.Input = pushFilters(n.Input)
 		return &a
+	case *Join:
+		return n.pushFilters()
+	case *Over: // filters above it stay above it: they see its results
+		o := n.clone()
+		o.Input = pushFilters(n.Input)
+		return newOver(o)
 	}
 	return n
 }
@@ -218,6 +232,10 @@ func prune(n Node, needed []int) (Node, map[int]int) {
 	case *Limit:
 		in, m := prune(n.Input, needed)
 		return &Limit{Input: in, N: n.N}, m
+	case *Join:
+		return n.prune(needed)
+	case *Over:
+		return n.prune(needed)
 	}
 	identity := map[int]int{}
 	for _, c := range needed {

@@ -188,6 +188,10 @@ func (b *opBuilder) build(n Node) (arrowexec.Operator, error) {
 			return nil, err
 		}
 		return arrowexec.NewLimit(in, n.N), nil
+	case *Join:
+		return b.buildJoin(n)
+	case *Over:
+		return b.buildOver(n)
 	}
 	return nil, errors.New("no physical operator for " + n.describe())
 }
@@ -212,6 +216,10 @@ func physicalTree(n Node, depth int, b *strings.Builder) {
 		fmt.Fprintf(b, "%sProjectOp %d columns (vectorised)\n", pad, len(n.Exprs))
 	case *Limit:
 		fmt.Fprintf(b, "%sLimitOp %d\n", pad, n.N)
+	case *Join:
+		fmt.Fprintf(b, "%s%s\n", pad, n.physical())
+	case *Over:
+		fmt.Fprintf(b, "%s%s\n", pad, overPhysical(n))
 	case *Aggregate:
 		kind := "HashAggregate (vectorised group ids, typed state vectors)"
 		switch {

@@ -234,6 +234,11 @@ func (p *Pipeline) addQuery(name string, pos ast.Pos, sel *ast.Select, with []as
 		}
 	}
 	b := &selectBinder{p: p}
+	ttl, with, err := queryStateTTL(with)
+	if err != nil {
+		return err
+	}
+	b.stateTTL = ttl
 	logical, err := b.bindSelect(sel)
 	if err != nil {
 		return err
@@ -272,6 +277,9 @@ func (p *Pipeline) addQuery(name string, pos ast.Pos, sel *ast.Select, with []as
 
 type selectBinder struct {
 	p *Pipeline
+	// stateTTL is the query's state_ttl option (ms; 0: none), which
+	// bounds the state of joins without a time bound (see join.go).
+	stateTTL int64
 }
 
 func (b *selectBinder) bindSelect(sel *ast.Select) (Node, error) {
@@ -283,23 +291,11 @@ func (b *selectBinder) bindSelect(sel *ast.Select) (Node, error) {
 	case len(sel.OrderBy) > 0:
 		return nil, notSupported(sel.OrderBy[0].Expr.Position(), "ORDER BY over a stream (outside a window)")
 	}
-	for _, it := range sel.Items {
-		if it.Expr == nil {
-			continue
-		}
-		var over *ast.FuncCall
-		ast.Inspect(it.Expr, func(e ast.Expr) bool {
-			if f, ok := e.(*ast.FuncCall); ok && f.Over != nil && over == nil {
-				over = f
-			}
-			return over == nil
-		})
-		if over != nil {
-			return nil, notSupported(over.At, fmt.Sprintf("window function %s(...) OVER (...)", strings.ToUpper(over.Name)))
-		}
-	}
 	input, sc, err := b.bindFrom(sel.From)
 	if err != nil {
+		return nil, err
+	}
+	if input, sel, err = b.finishJoins(input, sel, sc); err != nil { // joins take WHERE conjuncts and WINDOW
 		return nil, err
 	}
 	sc.aliases = map[string]ast.Expr{}
@@ -310,12 +306,22 @@ func (b *selectBinder) bindSelect(sel *ast.Select) (Node, error) {
 		}
 		aggregating = aggregating || (it.Expr != nil && hasAggregate(it.Expr))
 	}
+	over := firstOver(sel.Items) // window functions (see over.go)
+	if over != nil {
+		if len(sel.GroupBy) > 0 || sel.Having != nil || (aggregating && sel.Window == nil) || hasAggregateItem(sel.Items) {
+			return nil, notSupported(over.At, "window functions in an aggregating query (GROUP BY, HAVING or aggregate functions)")
+		}
+		aggregating = false // a WINDOW clause groups the window functions' rows
+	}
 	if !aggregating && sel.Emit != "" {
 		return nil, errorf(sel.At, "EMIT %s applies to aggregations (GROUP BY, aggregate functions or a WINDOW)", sel.Emit)
 	}
 
 	node := input
 	if sel.Where != nil {
+		if f := firstOver([]ast.SelectItem{{Expr: sel.Where}}); f != nil {
+			return nil, errorf(f.At, "window functions are not allowed in WHERE (it filters rows before window functions are computed); compute %s in a CREATE STREAM ... AS stage and filter that stream", strings.ToUpper(f.Name))
+		}
 		if hasAggregate(sel.Where) {
 			return nil, errorf(sel.Where.Position(), "aggregate functions are not allowed in WHERE; use HAVING")
 		}
@@ -331,7 +337,11 @@ func (b *selectBinder) bindSelect(sel *ast.Select) (Node, error) {
 
 	var names []string
 	var namePos []ast.Pos
-	if aggregating {
+	if over != nil {
+		if node, names, namePos, err = b.bindOver(sel, node, sc); err != nil {
+			return nil, err
+		}
+	} else if aggregating {
 		if node, names, err = b.bindAggregate(sel, node, sc, sel.Items); err != nil {
 			return nil, err
 		}
@@ -450,7 +460,7 @@ func (b *selectBinder) bindFrom(from ast.FromItem) (Node, *scope, error) {
 		}
 		return inner, sc, nil
 	case *ast.Join:
-		return nil, nil, notSupported(f.At, f.Kind+" JOIN")
+		return b.bindJoin(f)
 	}
 	return nil, nil, errorf(from.Position(), "unsupported FROM item %T", from)
 }

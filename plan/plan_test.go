@@ -82,7 +82,7 @@ func TestConstantErrorsSurfaceAtPlanTime(t *testing.T) {
 }
 
 func TestErrorsAreCollectedAcrossStatements(t *testing.T) {
-	_, err := Compile(tradesDDL+"SELECT nope FROM trades;\nSELECT ticker FROM nowhere;\nSELECT t.ticker FROM trades t JOIN trades u ON t.ticker = u.ticker;", arrowexec.DefaultSettings(), nil)
+	_, err := Compile(tradesDDL+"SELECT nope FROM trades;\nSELECT ticker FROM nowhere;\nSELECT t.ticker FROM trades t CROSS JOIN trades u;", arrowexec.DefaultSettings(), nil)
 	var joined interface{ Unwrap() []error }
 	if !errors.As(err, &joined) || len(joined.Unwrap()) != 3 {
 		t.Fatalf("want 3 errors, got %v", err)
