@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -212,6 +213,66 @@ func TestWindowsExample(t *testing.T) {
 		}
 		if string(got) != w {
 			t.Errorf("%s:\n%s\nwant:\n%s", f, got, w)
+		}
+	}
+}
+
+// TestFinancialPipelineExample runs the seed's three-stage pipeline: every
+// alert written must carry the signal its price and moving average imply,
+// the per-signal counts on stdout must match the file, and the output must
+// not depend on batch size.
+func TestFinancialPipelineExample(t *testing.T) {
+	dir := t.TempDir()
+	data, err := os.ReadFile("../../examples/financial_pipeline.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "financial_pipeline.sql")
+	os.WriteFile(path, data, 0o644)
+	var first string
+	for _, bs := range []string{"4096", "7"} {
+		code, out, errOut := ferris(t, "run", "--set", "batch_size="+bs, path)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		alerts, err := os.ReadFile(filepath.Join(dir, "out/price_alerts.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts := map[string]int{}
+		for _, line := range strings.Split(strings.TrimSpace(string(alerts)), "\n") {
+			var a struct {
+				Price  float64 `json:"price"`
+				MA20   float64 `json:"ma_20"`
+				Signal string  `json:"signal"`
+			}
+			if err := json.Unmarshal([]byte(line), &a); err != nil {
+				t.Fatal(err)
+			}
+			want := "NORMAL"
+			if a.Price > a.MA20*1.005 {
+				want = "BREAKOUT"
+			} else if a.Price < a.MA20*0.995 {
+				want = "BREAKDOWN"
+			}
+			if a.Signal != want || want == "NORMAL" {
+				t.Fatalf("alert %s: signal should be %s", line, want)
+			}
+			counts[a.Signal]++
+		}
+		if len(counts) != 2 {
+			t.Fatalf("alerts %v: want both signals", counts)
+		}
+		for sig, n := range counts {
+			if !strings.Contains(out, fmt.Sprintf(`{"signal":"%s","alerts":%d,`, sig, n)) {
+				t.Fatalf("stdout %q lacks %d %s alerts", out, n, sig)
+			}
+		}
+		os.Remove(filepath.Join(dir, "out/price_alerts.jsonl"))
+		if first == "" {
+			first = string(alerts)
+		} else if string(alerts) != first {
+			t.Fatal("alerts differ between batch sizes")
 		}
 	}
 }
