@@ -207,6 +207,7 @@ func runSLTFile(t *testing.T, path string) {
 				}
 			}
 			var first []string
+			ran := false // an empty result is a result too
 			for _, batch := range batches {
 				rows, err := r.run(body, batch)
 				if err != nil {
@@ -216,15 +217,15 @@ func runSLTFile(t *testing.T, path string) {
 				if rowsort {
 					slices.Sort(rows)
 				}
-				if first == nil {
-					first = rows
+				if !ran {
+					first, ran = rows, true
 					continue
 				}
 				if !slices.Equal(rows, first) {
 					t.Errorf("%s: results differ between batch sizes:\nbatch_size %d:\n%s\nbatch_size 1:\n%s", where, batch, strings.Join(rows, "\n"), strings.Join(first, "\n"))
 				}
 			}
-			if first == nil {
+			if !ran {
 				continue
 			}
 			want := append([]string(nil), rec.expected...)
