@@ -42,6 +42,8 @@ func passesRowsThrough(op Operator) bool {
 		return passesRowsThrough(o.input)
 	case *LimitOp:
 		return passesRowsThrough(o.input)
+	case *Instrumented:
+		return passesRowsThrough(o.in)
 	}
 	return false
 }

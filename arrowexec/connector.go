@@ -75,6 +75,9 @@ type SourceSpec struct {
 	Linger     time.Duration // flush a partial batch after this long
 	Alloc      memory.Allocator
 	DeadLetter DeadLetter
+	// Tracer, when set, lets the source trace what it reads (the Kafka
+	// source links a span per batch to its records' traceparent headers).
+	Tracer Tracer
 }
 
 // SinkSpec is everything a connector needs to open a sink.
@@ -89,6 +92,9 @@ type SinkSpec struct {
 	BaseDir    string
 	Alloc      memory.Allocator
 	DeadLetter DeadLetter
+	// Tracer, when set, lets the sink propagate the span of the write it
+	// is given in ctx (the Kafka sink writes a traceparent header).
+	Tracer Tracer
 }
 
 // Sink consumes the output of a query.
@@ -117,8 +123,9 @@ type SinkFactory func(spec SinkSpec) (Sink, error)
 // factories. The zero value is empty; it is not safe for concurrent
 // registration.
 type Connectors struct {
-	sources map[string]SourceFactory
-	sinks   map[string]SinkFactory
+	sources     map[string]SourceFactory
+	sinks       map[string]SinkFactory
+	deadLetters map[string]DeadLetterFactory // guard.go
 }
 
 // RegisterSource adds a source factory under name.

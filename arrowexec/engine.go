@@ -23,6 +23,9 @@ var ErrUpstreamFailed = errors.New("upstream failed")
 type SourceNode struct {
 	Stream string
 	Op     Operator
+	// Fault is the source's retry, breaker, bad-record and memory
+	// backpressure setup (guard.go); nil: none.
+	Fault *SourceFault
 }
 
 // Subscription connects a stream to an Inlet of a query.
@@ -44,6 +47,21 @@ type QueryNode struct {
 	SinkColumns int
 	Output      string
 	Stats       QueryStats
+	// Line and Column are the SQL position of the query's statement
+	// (span attributes); 0 when unknown.
+	Line, Column int
+	// Operators are the counters of its instrumented operators (see
+	// Instrument), inputs before their consumers; empty when the query was
+	// built without instrumentation.
+	Operators []*OperatorStats
+	// Memory is the query's allocator, when it has one of its own (the
+	// profile reports its use).
+	Memory *resource.Allocator
+	// CorrelationID names the run in the query's errors (fault.go); the
+	// topology's when empty.
+	CorrelationID string
+
+	tracer Tracer // the topology's, set by Run
 }
 
 // QueryStats are live counters of a query, safe to read concurrently.
@@ -52,6 +70,22 @@ type QueryStats struct {
 	Batches   atomic.Int64
 	Watermark atomic.Int64
 	State     atomic.Int32 // a QueryState
+	// SinkNanos is the time spent writing to sinks, EmitNanos the time
+	// spent handing output to the queries and taps reading it (blocked
+	// while they are behind).
+	SinkNanos, EmitNanos atomic.Int64
+	// SinkLatency counts the time to write each batch to the sinks.
+	SinkLatency LatencyHistogram
+	// BatchLatency counts, for each output batch of an instrumented query,
+	// the time its operators and sinks spent on it, time waiting for input
+	// excluded.
+	BatchLatency LatencyHistogram
+
+	inputWait atomic.Int64 // instrumented inlets: time spent waiting for input
+
+	// FaultStats: RetriesTotal, BreakerState of its sink, bad records
+	// dead-lettered or skipped (fault.go).
+	FaultStats
 }
 
 // QueryState is the lifecycle state of a query.
@@ -73,6 +107,13 @@ func (s QueryState) String() string {
 type SourceStats struct {
 	RowsIn  atomic.Int64
 	Batches atomic.Int64
+	// ReadNanos is the time spent in the source's Next (reading and
+	// decoding), PushNanos the time spent handing batches to the queries
+	// reading it (blocked while they are behind: backpressure).
+	ReadNanos, PushNanos atomic.Int64
+	// FaultStats: RetriesTotal of reads and commits, BreakerState, bad
+	// records dead-lettered or skipped, memory pauses (fault.go).
+	FaultStats
 }
 
 // Topology is a runnable pipeline: sources and the queries reading them.
@@ -86,6 +127,17 @@ type Topology struct {
 	// to their sinks flush them so committing sources (Committer) can
 	// commit; 0 means DefaultCommitInterval.
 	CommitInterval time.Duration
+	// Tracer, when set, traces each query's batches (see Tracer);
+	// TraceAttrs are added to every batch span (pipeline name,
+	// correlation id).
+	Tracer     Tracer
+	TraceAttrs []Attr
+	// CorrelationID names this run of the pipeline in every query and
+	// source error (fault.go).
+	CorrelationID string
+
+	owned     []interface{ Close() error } // dead-letter sinks (guard.go)
+	ownedOnce sync.Once
 
 	sourceStats map[string]*SourceStats
 	stopMu      sync.Mutex
@@ -130,6 +182,7 @@ func (t *Topology) SourceStats(stream string) *SourceStats {
 // built but will not run (validation, or a failed build). Do not call it
 // after Run, which closes everything itself.
 func (t *Topology) Discard() {
+	defer t.closeOwned()
 	for _, s := range t.Sources {
 		_ = s.Op.Close()
 	}
@@ -175,7 +228,7 @@ func (t *Topology) Run(ctx context.Context) error {
 	srcTracker := map[*SourceNode]*commitTracker{}
 	for _, s := range t.Sources {
 		if c := committerOf(s.Op); c != nil {
-			tr := newCommitTracker(c, subs[s.Stream])
+			tr := newCommitTracker(t.guardCommits(s, c), subs[s.Stream])
 			srcTracker[s] = tr
 			for _, in := range subs[s.Stream] {
 				trackers[in] = tr
@@ -218,7 +271,7 @@ func (t *Topology) Run(ctx context.Context) error {
 			err := t.runSource(ctx, srcCtx, s, st, subs[s.Stream], srcTracker[s])
 			t.endTaps(s.Stream, err)
 			if err != nil {
-				fail(fmt.Errorf("source %q: %w", s.Stream, err))
+				fail(t.sourceError(s, err))
 				cancel()
 			}
 		}()
@@ -234,11 +287,14 @@ func (t *Topology) Run(ctx context.Context) error {
 				t.endTaps(q.Output, err)
 			}
 			if err != nil {
-				fail(fmt.Errorf("query %q: %w", q.Name, err))
+				fail(t.queryError(q, err))
 			}
 		}()
 	}
 	wg.Wait()
+	if err := t.closeOwned(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -298,11 +354,15 @@ func (t *Topology) runSource(ctx, srcCtx context.Context, s *SourceNode, st *Sou
 	}
 	last := NoWatermark
 	var seq int64
+	read := t.sourceReader(s, st, to) // guard.go: retries, breaker, memory pauses
 	for {
 		if srcCtx.Err() != nil {
 			return srcCtx.Err()
 		}
-		msg, err := s.Op.Next(srcCtx)
+		t0 := time.Now()
+		msg, err := read(srcCtx)
+		t1 := time.Now()
+		st.ReadNanos.Add(int64(t1.Sub(t0)))
 		if errors.Is(err, io.EOF) {
 			if last != FinalWatermark {
 				final := Message{Watermark: FinalWatermark}
@@ -326,7 +386,9 @@ func (t *Topology) runSource(ctx, srcCtx context.Context, s *SourceNode, st *Sou
 			commits.record(seq)
 		}
 		t.toTaps(s.Stream, msg)
-		if err := fanout(ctx, msg, to); err != nil {
+		err = fanout(ctx, msg, to)
+		st.PushNanos.Add(int64(time.Since(t1)))
+		if err != nil {
 			return err
 		}
 	}
@@ -372,7 +434,7 @@ func (t *Topology) runQuery(ctx context.Context, q *QueryNode, to []*Inlet, comm
 	defer func() {
 		for _, s := range q.Sinks {
 			if cerr := s.Close(); err == nil && cerr != nil {
-				err = fmt.Errorf("closing sink: %w", cerr)
+				err = WithOperator("sink", fmt.Errorf("closing sink: %w", cerr))
 			}
 		}
 	}()
@@ -385,24 +447,31 @@ func (t *Topology) runQuery(ctx context.Context, q *QueryNode, to []*Inlet, comm
 
 	for _, s := range q.Sinks {
 		if err := s.Open(ctx); err != nil {
-			return fmt.Errorf("opening sink: %w", err)
+			return WithOperator("sink", fmt.Errorf("opening sink: %w", err))
 		}
 	}
+	q.tracer = t.Tracer
 	if err := q.Root.Open(ctx); err != nil {
 		return err
 	}
 	flush := func() error {
 		for _, s := range q.Sinks {
 			if err := s.Flush(ctx); err != nil {
-				return fmt.Errorf("flushing sink: %w", err)
+				return WithOperator("sink", fmt.Errorf("flushing sink: %w", err))
 			}
 		}
 		return nil
 	}
 	lastCommit := time.Now()
 	final := false
+	bt := t.batchTracing(q)
+	defer func() { bt.end(err) }()
 	for {
-		msg, err := q.Root.Next(ctx)
+		bctx := bt.start(ctx)
+		wait0 := q.Stats.inputWait.Load()
+		t0 := time.Now()
+		msg, err := q.Root.Next(bctx)
+		t1 := time.Now()
 		if errors.Is(err, io.EOF) {
 			if err := flush(); err != nil {
 				return err
@@ -423,9 +492,13 @@ func (t *Topology) runQuery(ctx context.Context, q *QueryNode, to []*Inlet, comm
 		}
 		q.Stats.Watermark.Store(msg.Watermark)
 		final = msg.Watermark == FinalWatermark
-		if err := writeSinks(ctx, q, msg); err != nil {
+		if err := bt.writeSinks(bctx, q, msg); err != nil {
 			msg.Release()
 			return err
+		}
+		t2 := time.Now()
+		if msg.Batch != nil {
+			q.Stats.observeBatch(len(q.Sinks) > 0, len(q.Operators) > 0, t0, t1, t2, q.Stats.inputWait.Load()-wait0)
 		}
 		if commits.passThrough && len(commits.trackers) > 0 && time.Since(lastCommit) >= commits.interval {
 			lastCommit = time.Now()
@@ -441,7 +514,9 @@ func (t *Topology) runQuery(ctx context.Context, q *QueryNode, to []*Inlet, comm
 		if q.Output != "" {
 			t.toTaps(q.Output, msg)
 		}
-		if err := fanout(ctx, msg, to); err != nil {
+		err = fanout(ctx, msg, to)
+		q.Stats.EmitNanos.Add(int64(time.Since(t2)))
+		if err != nil {
 			return err
 		}
 	}
@@ -461,7 +536,7 @@ func writeSinks(ctx context.Context, q *QueryNode, msg Message) error {
 	}
 	for _, s := range q.Sinks {
 		if err := s.Write(ctx, msg); err != nil {
-			return fmt.Errorf("writing sink: %w", err)
+			return WithOperator("sink", fmt.Errorf("writing sink: %w", err))
 		}
 	}
 	return nil

@@ -153,7 +153,7 @@ func TestFailedQueryDoesNotStopOthers(t *testing.T) {
 		},
 	}
 	err := topo.Run(context.Background())
-	if err == nil || !errors.Is(err, err) || err.Error() != `query "bad": writing sink: sink broke` {
+	if err == nil || !errors.Is(err, err) || err.Error() != `query "bad" (operator sink): writing sink: sink broke` {
 		t.Fatalf("got %v", err)
 	}
 	if len(good.values) != 1000 {

@@ -19,6 +19,9 @@ type unary struct {
 	input  Operator
 	alloc  memory.Allocator
 	closed bool
+	// bad receives rows whose expressions fail (Filter, Project), which
+	// are then dropped; nil: the batch fails (fault_rows.go).
+	bad DeadLetter
 }
 
 func (u *unary) Open(ctx context.Context) error { return u.input.Open(ctx) }
@@ -63,9 +66,18 @@ func (f *FilterOp) Next(ctx context.Context) (Message, error) {
 		return msg, err
 	}
 	defer msg.Release()
+	out, err := f.filter(msg)
+	if err != nil && f.bad != nil && Classify(err) == ClassData {
+		return f.salvage(ctx, msg, f.filter)
+	}
+	return out, err
+}
+
+// filter filters one message (not released).
+func (f *FilterOp) filter(msg Message) (Message, error) {
 	mask, err := f.pred.Eval(f.evalContext(), msg.Batch)
 	if err != nil {
-		return Message{}, fmt.Errorf("filter %s: %w", f.pred, err)
+		return Message{}, DataError(fmt.Errorf("filter %s: %w", f.pred, err))
 	}
 	defer mask.Release()
 	out, err := kernels.Filter(f.alloc, msg.Batch, mask.(*array.Boolean))
@@ -110,6 +122,15 @@ func (p *ProjectOp) Next(ctx context.Context) (Message, error) {
 		return msg, err
 	}
 	defer msg.Release()
+	out, err := p.project(msg)
+	if err != nil && p.bad != nil && Classify(err) == ClassData {
+		return p.salvage(ctx, msg, p.project)
+	}
+	return out, err
+}
+
+// project projects one message (not released).
+func (p *ProjectOp) project(msg Message) (_ Message, err error) {
 	ec := p.evalContext()
 	cols := make([]arrow.Array, len(p.exprs))
 	defer func() {
@@ -121,7 +142,7 @@ func (p *ProjectOp) Next(ctx context.Context) (Message, error) {
 	}()
 	for i, e := range p.exprs {
 		if cols[i], err = e.Eval(ec, msg.Batch); err != nil {
-			return Message{}, fmt.Errorf("project %s: %w", e, err)
+			return Message{}, DataError(fmt.Errorf("project %s: %w", e, err))
 		}
 	}
 	return Message{Batch: array.NewRecordBatch(p.schema, cols, msg.Batch.NumRows()), Watermark: msg.Watermark}, nil

@@ -9,11 +9,23 @@ var CommonSourceOptions = []string{
 	"late_data", "allowed_lateness",
 	"batch_size", "linger_ms",
 	"dead_letter_path", "state_ttl",
-	"failure_strategy", "max_retries", "initial_delay", "max_delay", "multiplier",
+	"failure_strategy", "max_retries", "initial_delay", "max_delay", "multiplier", "jitter",
+	"failure_threshold", "failure_window", "open_timeout", "half_open_calls", "breaker_max_open",
+	"dead_letter_topic",
 }
 
 // CommonSinkOptions are WITH options every sink accepts.
 var CommonSinkOptions = []string{
 	"connector", "format",
-	"dead_letter_path", "failure_strategy", "max_retries", "initial_delay", "max_delay", "multiplier",
+	"dead_letter_path", "failure_strategy", "max_retries", "initial_delay", "max_delay", "multiplier", "jitter",
+	"failure_threshold", "failure_window", "open_timeout", "half_open_calls", "breaker_max_open",
+	"dead_letter_topic",
+}
+
+// FaultOptions are the fault-tolerance options (fault.go) a query accepts
+// in its WITH clause with or without a sink connector.
+var FaultOptions = []string{
+	"failure_strategy", "max_retries", "initial_delay", "max_delay", "multiplier", "jitter",
+	"failure_threshold", "failure_window", "open_timeout", "half_open_calls", "breaker_max_open",
+	"dead_letter_topic", "dead_letter_path",
 }

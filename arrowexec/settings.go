@@ -22,6 +22,15 @@ type Settings struct {
 	LateData             string        // late_data: default late-data strategy
 	ChannelDepth         int           // channel_depth: batches buffered between stages
 	DeadLetterPath       string        // dead_letter_path: default dead-letter file
+	// Fault tolerance (fault.go): failure_strategy default ("" = dead_letter
+	// when the pipeline has a dead-letter sink, else fail), dead_letter_topic
+	// (a Kafka topic instead of the dead-letter file), max_query_memory_mb
+	// (each query's own limit, 0 = none) and memory_wait_ms (how long an
+	// allocation past a limit waits for memory before failing the query).
+	FailureStrategy  string
+	DeadLetterTopic  string
+	MaxQueryMemoryMB int64
+	MemoryWaitMS     int64
 }
 
 // DefaultSettings returns the built-in defaults.
@@ -34,6 +43,7 @@ func DefaultSettings() Settings {
 		Linger:               100 * time.Millisecond,
 		LateData:             "drop",
 		ChannelDepth:         4,
+		MemoryWaitMS:         1000,
 	}
 }
 
@@ -62,6 +72,24 @@ func intSetting(min int64, field func(*Settings) *int64) setting {
 var settingsTable = map[string]setting{
 	"max_memory_mb":          intSetting(0, func(s *Settings) *int64 { return &s.MaxMemoryMB }),
 	"checkpoint_interval_ms": intSetting(0, func(s *Settings) *int64 { return &s.CheckpointIntervalMS }),
+	"max_query_memory_mb":    intSetting(0, func(s *Settings) *int64 { return &s.MaxQueryMemoryMB }),
+	"memory_wait_ms":         intSetting(0, func(s *Settings) *int64 { return &s.MemoryWaitMS }),
+	"dead_letter_topic": {
+		set: func(s *Settings, v string) error { s.DeadLetterTopic = strings.TrimSpace(v); return nil },
+		get: func(s *Settings) string { return s.DeadLetterTopic },
+	},
+	"failure_strategy": {
+		set: func(s *Settings, v string) error {
+			if v = strings.TrimSpace(v); v != "" {
+				if err := CheckOneOf("failure_strategy", v, FailureStrategies...); err != nil {
+					return err
+				}
+			}
+			s.FailureStrategy = strings.ToLower(v)
+			return nil
+		},
+		get: func(s *Settings) string { return s.FailureStrategy },
+	},
 	"max_connections": {
 		set: func(s *Settings, v string) error { return setInt(&s.MaxConnections, v, 1) },
 		get: func(s *Settings) string { return strconv.Itoa(s.MaxConnections) },
@@ -168,6 +196,9 @@ func (s *Settings) ApplyEnv(environ []string) error {
 
 // MemoryLimitBytes is max_memory_mb in bytes (0: unlimited).
 func (s *Settings) MemoryLimitBytes() int64 { return s.MaxMemoryMB << 20 }
+
+// QueryMemoryLimitBytes is max_query_memory_mb in bytes (0: none).
+func (s *Settings) QueryMemoryLimitBytes() int64 { return s.MaxQueryMemoryMB << 20 }
 
 // String lists the settings as name=value lines, sorted.
 func (s *Settings) String() string {

@@ -283,6 +283,9 @@ func (b *selectBinder) bindAggregate(sel *ast.Select, input Node, sc *scope, ite
 	}
 	switch sel.Emit {
 	case "CHANGES":
+		if b.inSubquery {
+			return nil, nil, errorf(sel.At, "EMIT CHANGES in a subquery: a subquery's result is used once complete")
+		}
 		if a.Window != nil && a.Window.Kind == arrowexec.Session {
 			return nil, nil, notSupported(sel.At, "EMIT CHANGES with WINDOW SESSION")
 		}
@@ -292,7 +295,7 @@ func (b *selectBinder) bindAggregate(sel *ast.Select, input Node, sc *scope, ite
 			return nil, nil, errorf(sel.At, "EMIT FINAL is the default for windowed aggregations; remove it")
 		}
 	default:
-		a.EmitChanges = a.Window == nil // un-windowed GROUP BY emits changes by default
+		a.EmitChanges = a.Window == nil && !b.inSubquery // un-windowed GROUP BY emits changes by default; a subquery's once, at the end
 	}
 
 	post := &scope{agg: ctx}

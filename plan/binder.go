@@ -37,6 +37,9 @@ type scope struct {
 	// over, when set, binds window function calls to an Over node's
 	// output (select list of a query with OVER).
 	over *overContext
+	// subq maps the subquery expressions planned as joins (subquery.go)
+	// to the columns holding their results.
+	subq map[ast.Expr]expr.Expr
 }
 
 func (s *scope) names() []string {
@@ -227,12 +230,11 @@ func bindExpr(e ast.Expr, sc *scope) (expr.Expr, error) {
 		}
 		out, err := expr.Like(x, p, e.Not, e.ILike)
 		return out, wrapAt(e.At, err)
-	case *ast.InSubquery:
-		return nil, notSupported(e.At, "IN (subquery)")
-	case *ast.Exists:
-		return nil, notSupported(e.At, "EXISTS (subquery)")
-	case *ast.Subquery:
-		return nil, notSupported(e.At, "a scalar subquery")
+	case *ast.InSubquery, *ast.Exists, *ast.Subquery:
+		if col, ok := sc.subq[e]; ok {
+			return col, nil
+		}
+		return nil, notSupported(e.Position(), "a subquery here (subqueries may be used in WHERE and in the select list of a query without aggregation or window functions)")
 	}
 	return nil, errorf(e.Position(), "unsupported expression %T", e)
 }

@@ -393,6 +393,13 @@ func (b *selectBinder) pushToInput(j *Join, s int, c ast.Expr) error {
 			return err
 		}
 	}
+	if tableOf(*child) != nil {
+		// A table's rows are upserts: a filter below the join would drop
+		// an update and leave the row it replaces joinable. The condition
+		// is checked against the latest row instead.
+		j.conds = append(j.conds, c)
+		return nil
+	}
 	plain := *sc
 	plain.aliases = nil
 	pred, err := bindExpr(c, &plain)

@@ -83,6 +83,8 @@ func fold(n Node) (Node, error) {
 		return &a, nil
 	case *Join:
 		return n.fold()
+	case *SubqueryJoin:
+		return n.fold()
 	case *Over:
 		in, err := fold(n.Input)
 		if err != nil {
@@ -131,6 +133,8 @@ func pushFilters(n Node) Node {
 		a.Input = pushFilters(n.Input)
 		return &a
 	case *Join:
+		return n.pushFilters()
+	case *SubqueryJoin:
 		return n.pushFilters()
 	case *Over: // filters above it stay above it: they see its results
 		o := n.clone()
@@ -233,6 +237,8 @@ func prune(n Node, needed []int) (Node, map[int]int) {
 		in, m := prune(n.Input, needed)
 		return &Limit{Input: in, N: n.N}, m
 	case *Join:
+		return n.prune(needed)
+	case *SubqueryJoin:
 		return n.prune(needed)
 	case *Over:
 		return n.prune(needed)

@@ -108,11 +108,18 @@ var commonOptionChecks = map[string]optionCheck{
 	"batch_size":           intCheck(1),
 	"linger_ms":            intCheck(0),
 	"state_ttl":            durationCheck,
-	"failure_strategy":     oneOf("log_and_continue", "dead_letter", "fail", "retry_with_backoff"),
+	"failure_strategy":     oneOf(arrowexec.FailureStrategies...),
 	"max_retries":          intCheck(0),
 	"initial_delay":        durationCheck,
 	"max_delay":            durationCheck,
 	"multiplier":           floatCheck(1),
+	"jitter":               fractionCheck,
+	"failure_threshold":    intCheck(0),
+	"failure_window":       durationCheck,
+	"open_timeout":         durationCheck,
+	"half_open_calls":      intCheck(1),
+	"breaker_max_open":     durationCheck,
+	"dead_letter_topic":    nonEmptyCheck,
 }
 
 func checkOptions(r *Relation, with []ast.Option) error {

@@ -3,6 +3,7 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -27,37 +28,44 @@ type BuildEnv struct {
 	// QueryPrefix is put before query and source names in the resource
 	// manager's accounts, so pipelines sharing one manager stay apart.
 	QueryPrefix string
+	// Instrument wraps every operator to count its rows, batches, time and
+	// late rows (QueryNode.Operators; metrics, explain --analyze).
+	Instrument bool
+	// Tracer, when set, traces batches and is handed to connectors.
+	Tracer arrowexec.Tracer
+	// CorrelationID names the run in errors (fault.go); "" generates one.
+	CorrelationID string
+	// Logger receives bad records skipped by log_and_continue and skipped
+	// commits (fault.go); nil: text on stderr.
+	Logger *slog.Logger
 }
 
 // Build instantiates connectors and operators for every query. Nothing is
 // opened: the topology does I/O only when it runs. On error, whatever was
 // built is closed.
 func (p *Pipeline) Build(env BuildEnv) (topo *arrowexec.Topology, err error) {
-	topo = &arrowexec.Topology{Resources: env.Resources}
+	topo = &arrowexec.Topology{Resources: env.Resources, Tracer: env.Tracer}
 	defer func() {
 		if err != nil {
 			topo.Discard()
 			topo = nil
 		}
 	}()
-	deadLetter := func(opts arrowexec.Options) arrowexec.DeadLetter {
-		if env.DeadLetter == nil {
-			return nil
-		}
-		return env.DeadLetter(opts["dead_letter_path"])
-	}
+	fb := p.newFaults(env, topo) // fault.go: retries, breakers, failure strategies, dead letters
+	deadLetter := fb.deadLetter
 	read := map[string]bool{}
 	for _, q := range p.Queries {
-		node := &arrowexec.QueryNode{Name: q.Name, Output: q.Output}
+		node := &arrowexec.QueryNode{Name: q.Name, Output: q.Output, Line: q.At.Line, Column: q.At.Col}
 		topo.Queries = append(topo.Queries, node)
 		alloc := env.Resources.Query(env.QueryPrefix + q.Name)
-		b := &opBuilder{alloc: alloc, depth: p.Settings.ChannelDepth, node: node, deadLetter: deadLetter(nil)}
+		b := &opBuilder{alloc: alloc, depth: p.Settings.ChannelDepth, node: node, deadLetter: deadLetter(nil), instrumented: env.Instrument}
 		if node.Root, err = b.build(q.Plan); err != nil {
 			return topo, at(q.At, fmt.Errorf("query %s: %w", q.Name, err))
 		}
 		for _, in := range node.Inputs {
 			read[in.Stream] = true
 		}
+		fb.query(q, node, alloc)
 		if q.Sink != nil {
 			factory, err := env.Connectors.Sink(q.Sink.Connector)
 			if err != nil {
@@ -69,12 +77,12 @@ func (p *Pipeline) Build(env BuildEnv) (topo *arrowexec.Topology, err error) {
 			}
 			sink, err := factory(arrowexec.SinkSpec{
 				Name: q.Name, Schema: sinkSchema, Key: sinkKey(q.Plan), Options: q.Sink.Options,
-				BaseDir: env.BaseDir, Alloc: alloc, DeadLetter: deadLetter(q.Sink.Options),
+				BaseDir: env.BaseDir, Alloc: alloc, DeadLetter: fb.sinkErrors(q), Tracer: env.Tracer,
 			})
 			if err != nil {
 				return topo, at(q.At, fmt.Errorf("sink of %s: %w", q.Name, err))
 			}
-			node.Sinks = append(node.Sinks, sink)
+			node.Sinks = append(node.Sinks, fb.sink(q, node, sink))
 		}
 	}
 	for _, r := range p.Relations {
@@ -94,10 +102,11 @@ func (p *Pipeline) Build(env BuildEnv) (topo *arrowexec.Topology, err error) {
 			linger, _ = ParseDuration(v)
 		}
 		alloc := env.Resources.Query(env.QueryPrefix + "source:" + r.Name)
+		dataErrors := fb.sourceErrors(r)
 		op, err := factory(arrowexec.SourceSpec{
 			Name: r.Name, Schema: r.Declared, Options: r.Options, BaseDir: env.BaseDir,
 			BatchSize: batch, Linger: linger, Alloc: alloc,
-			DeadLetter: deadLetter(r.Options),
+			DeadLetter: dataErrors, Tracer: env.Tracer,
 		})
 		if err != nil {
 			return topo, at(r.At, fmt.Errorf("%s %s: %w", r.noun(), r.Name, err))
@@ -110,7 +119,7 @@ func (p *Pipeline) Build(env BuildEnv) (topo *arrowexec.Topology, err error) {
 				Strategy:    r.Time.Strategy,
 				Delay:       time.Duration(r.Time.DelayMS) * time.Millisecond,
 				IdleTimeout: time.Duration(r.Time.IdleMS) * time.Millisecond,
-				DeadLetter:  deadLetter(r.Options),
+				DeadLetter:  dataErrors,
 			}
 			if r.Time.Strategy == arrowexec.Punctuated {
 				cfg.Punctuation = r.Declared.FieldIndices(r.Time.Punctuation)[0]
@@ -121,20 +130,22 @@ func (p *Pipeline) Build(env BuildEnv) (topo *arrowexec.Topology, err error) {
 			_ = op.Close() // validated, but nobody reads it: never opened
 			continue
 		}
-		topo.Sources = append(topo.Sources, &arrowexec.SourceNode{Stream: r.Name, Op: op})
+		topo.Sources = append(topo.Sources, &arrowexec.SourceNode{Stream: r.Name, Op: op, Fault: fb.source(r, alloc, dataErrors)})
 	}
-	return topo, nil
+	return topo, fb.err()
 }
 
 // opBuilder turns one query's logical plan into operators.
 type opBuilder struct {
-	alloc      *resource.Allocator
-	depth      int
-	node       *arrowexec.QueryNode
-	deadLetter arrowexec.DeadLetter
+	alloc        *resource.Allocator
+	depth        int
+	node         *arrowexec.QueryNode
+	deadLetter   arrowexec.DeadLetter
+	instrumented bool
 }
 
-func (b *opBuilder) build(n Node) (arrowexec.Operator, error) {
+func (b *opBuilder) build(n Node) (op arrowexec.Operator, err error) {
+	defer b.instrument(n, len(b.node.Operators), &op, &err) // instrument.go
 	switch n := n.(type) {
 	case *Scan:
 		in := arrowexec.NewInlet(n.Relation.Schema, b.depth)
@@ -190,6 +201,8 @@ func (b *opBuilder) build(n Node) (arrowexec.Operator, error) {
 		return arrowexec.NewLimit(in, n.N), nil
 	case *Join:
 		return b.buildJoin(n)
+	case *SubqueryJoin:
+		return b.buildSubqueryJoin(n)
 	case *Over:
 		return b.buildOver(n)
 	}
@@ -217,6 +230,8 @@ func physicalTree(n Node, depth int, b *strings.Builder) {
 	case *Limit:
 		fmt.Fprintf(b, "%sLimitOp %d\n", pad, n.N)
 	case *Join:
+		fmt.Fprintf(b, "%s%s\n", pad, n.physical())
+	case *SubqueryJoin:
 		fmt.Fprintf(b, "%s%s\n", pad, n.physical())
 	case *Over:
 		fmt.Fprintf(b, "%s%s\n", pad, overPhysical(n))

@@ -37,6 +37,9 @@ type Query struct {
 	Output string
 	// Sink is where rows go: nil for an internal stream.
 	Sink *SinkDef
+	// Options are its WITH options: the sink's, and the fault-tolerance
+	// options a query may have without a sink (fault.go).
+	Options arrowexec.Options
 }
 
 // SinkDef is a sink connector and its options.
@@ -254,11 +257,11 @@ func (p *Pipeline) addQuery(name string, pos ast.Pos, sel *ast.Select, with []as
 	if err != nil {
 		return at(pos, err)
 	}
-	q := &Query{Name: name, At: pos, Logical: logical, Plan: optimized}
+	q := &Query{Name: name, At: pos, Logical: logical, Plan: optimized, Options: opts}
 	if conn, ok := opts["connector"]; ok {
 		q.Sink = &SinkDef{Connector: conn, Options: opts}
-	} else if len(opts) > 0 {
-		return errorf(with[0].Key.At, "sink options need connector = ... (file, stdout, kafka)")
+	} else if o := nonFaultOption(with); o != nil {
+		return errorf(o.Key.At, "sink options need connector = ... (file, stdout, kafka)")
 	}
 	if named {
 		q.Output = name
@@ -280,6 +283,9 @@ type selectBinder struct {
 	// stateTTL is the query's state_ttl option (ms; 0: none), which
 	// bounds the state of joins without a time bound (see join.go).
 	stateTTL int64
+	// inSubquery binds a subquery (subquery.go): aggregates emit once at
+	// the end, a table read directly keeps its latest row per key.
+	inSubquery bool
 }
 
 func (b *selectBinder) bindSelect(sel *ast.Select) (Node, error) {
@@ -294,6 +300,9 @@ func (b *selectBinder) bindSelect(sel *ast.Select) (Node, error) {
 	input, sc, err := b.bindFrom(sel.From)
 	if err != nil {
 		return nil, err
+	}
+	if s, ok := input.(*Scan); ok && b.inSubquery && s.Relation.Kind == SourceTable && len(s.Relation.PrimaryKey) > 0 {
+		input = latestRows(s) // subquery.go
 	}
 	if input, sel, err = b.finishJoins(input, sel, sc); err != nil { // joins take WHERE conjuncts and WINDOW
 		return nil, err
@@ -313,6 +322,9 @@ func (b *selectBinder) bindSelect(sel *ast.Select) (Node, error) {
 		}
 		aggregating = false // a WINDOW clause groups the window functions' rows
 	}
+	if err := checkSubqueryPlacement(sel, aggregating || over != nil); err != nil {
+		return nil, err
+	}
 	if !aggregating && sel.Emit != "" {
 		return nil, errorf(sel.At, "EMIT %s applies to aggregations (GROUP BY, aggregate functions or a WINDOW)", sel.Emit)
 	}
@@ -325,14 +337,20 @@ func (b *selectBinder) bindSelect(sel *ast.Select) (Node, error) {
 		if hasAggregate(sel.Where) {
 			return nil, errorf(sel.Where.Position(), "aggregate functions are not allowed in WHERE; use HAVING")
 		}
-		pred, err := bindExpr(sel.Where, sc)
-		if err != nil {
-			return nil, err
+		if hasSubquery(sel.Where) { // semi, anti, mark and lookup joins: subquery.go
+			if node, err = b.bindWhereSubqueries(node, sel.Where, sc); err != nil {
+				return nil, err
+			}
+		} else {
+			pred, err := bindExpr(sel.Where, sc)
+			if err != nil {
+				return nil, err
+			}
+			if pred.Type().ID() != arrow.BOOL && pred.Type().ID() != arrow.NULL {
+				return nil, errorf(sel.Where.Position(), "WHERE must be BOOLEAN, not %s", sqltypes.Name(pred.Type()))
+			}
+			node = &Filter{Input: node, Pred: pred}
 		}
-		if pred.Type().ID() != arrow.BOOL && pred.Type().ID() != arrow.NULL {
-			return nil, errorf(sel.Where.Position(), "WHERE must be BOOLEAN, not %s", sqltypes.Name(pred.Type()))
-		}
-		node = &Filter{Input: node, Pred: pred}
 	}
 
 	var names []string
@@ -349,6 +367,9 @@ func (b *selectBinder) bindSelect(sel *ast.Select) (Node, error) {
 			namePos = append(namePos, it.At)
 		}
 	} else {
+		if node, err = b.bindItemSubqueries(node, sel.Items, sc); err != nil { // subquery.go
+			return nil, err
+		}
 		var exprs []expr.Expr
 		for i, item := range sel.Items {
 			if item.Star {

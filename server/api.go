@@ -23,13 +23,17 @@ const DefaultMaxBodyBytes = 1 << 20
 //	POST   /queries               {"name": ..., "sql": ...} registers and starts a pipeline
 //	GET    /queries               every pipeline with its counters
 //	GET    /queries/{name}        one pipeline: state, rows in/out, dead-lettered, watermark, memory
+//	GET    /queries/{name}/profile  per-operator rows, batches, time share, memory and the bottleneck
 //	DELETE /queries/{name}        drains and removes a pipeline
 //	GET    /streams               the streams of running pipelines and their columns
 //	GET    /streams/{name}/rows   the stream's rows from now on as JSON lines (?limit=N)
 //	GET    /healthz, /readyz      liveness and readiness (no token needed)
 //
 // When Token is set every other request needs "Authorization: Bearer
-// <token>". SQL errors are 400 with each error's line and column.
+// <token>". SQL errors are 400 with each error's line and column. POST
+// /queries takes the request's X-Correlation-ID (or makes one), echoes it,
+// and puts it on the pipeline's spans; a W3C traceparent header makes the
+// registration's spans part of the caller's trace.
 type API struct {
 	Registry     *Registry
 	Token        string
@@ -38,6 +42,8 @@ type API struct {
 	Grace time.Duration
 	// Ready reports readiness; nil means ready.
 	Ready func() error
+	// Telemetry, when set, reads the caller's trace context.
+	Telemetry *Telemetry
 }
 
 // Handler returns the API's routes.
@@ -58,6 +64,7 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("POST /queries", a.auth(a.create))
 	mux.Handle("GET /queries", a.auth(a.list))
 	mux.Handle("GET /queries/{name}", a.auth(a.get))
+	mux.Handle("GET /queries/{name}/profile", a.auth(a.profile))
 	mux.Handle("DELETE /queries/{name}", a.auth(a.remove))
 	mux.Handle("GET /streams", a.auth(a.streams))
 	mux.Handle("GET /streams/{name}/rows", a.auth(a.rows))
@@ -112,7 +119,17 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errors.New(`"sql" is required`))
 		return
 	}
-	p, err := a.Registry.Register(req.Name, req.SQL)
+	cid := strings.TrimSpace(r.Header.Get("X-Correlation-ID"))
+	if cid == "" {
+		cid = strings.TrimSpace(r.Header.Get("X-Request-ID"))
+	}
+	if len(cid) > 128 {
+		cid = cid[:128]
+	}
+	p, err := a.Registry.RegisterContext(a.Telemetry.Extract(r.Context(), r.Header), req.Name, req.SQL, cid)
+	if p != nil {
+		w.Header().Set("X-Correlation-ID", p.CorrelationID)
+	}
 	var sqlErr *SQLError
 	switch {
 	case errors.As(err, &sqlErr):
@@ -144,6 +161,22 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, a.Registry.Status(p))
+}
+
+// profile reports where a pipeline's time and memory go (see
+// arrowexec.Profile).
+func (a *API) profile(w http.ResponseWriter, r *http.Request) {
+	p, err := a.Registry.Get(r.PathValue("name"))
+	if err != nil {
+		writeError(w, http.StatusNotFound, err)
+		return
+	}
+	if r.URL.Query().Get("format") == "text" {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_ = p.topo.Profile().WriteText(w)
+		return
+	}
+	writeJSON(w, http.StatusOK, p.topo.Profile())
 }
 
 func (a *API) remove(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrisstreams/ferris/arrowexec"
@@ -89,6 +92,9 @@ type RegistryConfig struct {
 	Connectors func(stdout io.Writer) *arrowexec.Connectors
 	// Resources accounts memory of every pipeline (max_memory_mb).
 	Resources *resource.Manager
+	// Tracer, when set, traces registrations (parse, plan, build) and the
+	// pipelines' batches.
+	Tracer arrowexec.Tracer
 }
 
 // Registry holds the running pipelines of a server. Each registered
@@ -106,6 +112,10 @@ type Registry struct {
 	pipelines map[string]*Pipeline
 	closed    bool
 	wg        sync.WaitGroup
+
+	// Counters for metrics: pipelines registered, registrations refused,
+	// pipelines that failed.
+	registered, rejected, failed atomic.Int64
 }
 
 // Pipeline is one registered pipeline.
@@ -113,6 +123,9 @@ type Pipeline struct {
 	Name    string
 	SQL     string
 	Created time.Time
+	// CorrelationID ties the pipeline's spans and logs to the request
+	// that registered it (X-Correlation-ID, or generated).
+	CorrelationID string
 
 	plan    *plan.Pipeline
 	decls   []*ast.CreateSource // the source streams it declares
@@ -138,13 +151,49 @@ var validName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,63}$`)
 // ErrExists, a *SQLError for SQL that does not compile, or a connector
 // error from building it.
 func (r *Registry) Register(name, text string) (*Pipeline, error) {
+	return r.RegisterContext(context.Background(), name, text, "")
+}
+
+// RegisterContext is Register with a context (its span, if any, is the
+// parent of the registration's spans) and a correlation id ("" generates
+// one) that the pipeline's spans and status carry.
+func (r *Registry) RegisterContext(ctx context.Context, name, text, correlationID string) (p *Pipeline, err error) {
+	if correlationID == "" {
+		correlationID = newCorrelationID()
+	}
+	ctx, end := r.span(ctx, "ferris.pipeline.register", []arrowexec.Attr{
+		{Key: "ferris.pipeline", Value: name}, {Key: "ferris.correlation_id", Value: correlationID}})
+	defer func() {
+		if err != nil {
+			r.rejected.Add(1)
+		} else {
+			r.registered.Add(1)
+		}
+		end(err)
+	}()
+	return r.register(ctx, name, text, correlationID)
+}
+
+// span starts a span through the configured Tracer, if any.
+func (r *Registry) span(ctx context.Context, name string, attrs []arrowexec.Attr) (context.Context, func(error)) {
+	if r.cfg.Tracer == nil {
+		return ctx, func(error) {}
+	}
+	return r.cfg.Tracer.StartSpan(ctx, name, attrs)
+}
+
+func (r *Registry) register(ctx context.Context, name, text, correlationID string) (*Pipeline, error) {
 	if !validName.MatchString(name) {
 		return nil, fmt.Errorf("%w %q: use 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or '_'", ErrBadName, name)
 	}
+	_, endParse := r.span(ctx, "ferris.sql.parse", nil)
 	stmts, err := sql.Parse(text)
 	if err != nil {
-		return nil, newSQLError(err)
+		err := newSQLError(err)
+		endParse(err)
+		return nil, err
 	}
+	endParse(nil)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -182,14 +231,22 @@ func (r *Registry) Register(name, text string) (*Pipeline, error) {
 		}
 	}
 	all = append(all, stmts...)
+	_, endPlan := r.span(ctx, "ferris.plan.compile", nil)
 	p, err := plan.CompileStatements(all, r.cfg.Settings, nil)
 	if err != nil {
-		return nil, newSQLError(err)
-	}
-	pl := &Pipeline{Name: name, SQL: text, Created: time.Now().UTC(), plan: p, decls: decls, done: make(chan struct{}), streams: map[string]bool{}}
-	if err := r.build(pl); err != nil {
+		err := newSQLError(err)
+		endPlan(err)
 		return nil, err
 	}
+	endPlan(nil)
+	pl := &Pipeline{Name: name, SQL: text, Created: time.Now().UTC(), CorrelationID: correlationID,
+		plan: p, decls: decls, done: make(chan struct{}), streams: map[string]bool{}}
+	_, endBuild := r.span(ctx, "ferris.plan.build", nil)
+	if err := r.build(pl); err != nil {
+		endBuild(err)
+		return nil, err
+	}
+	endBuild(nil)
 	for _, s := range pl.topo.Streams() {
 		if borrowed[s] {
 			continue
@@ -215,6 +272,10 @@ func (r *Registry) build(pl *Pipeline) error {
 		Resources:   r.cfg.Resources,
 		BaseDir:     r.cfg.DataDir,
 		QueryPrefix: pl.Name + "/",
+		Instrument:  true,
+		Tracer:      r.cfg.Tracer,
+		// The run's errors carry the registration's correlation id.
+		CorrelationID: pl.CorrelationID,
 		DeadLetter: func(path string) arrowexec.DeadLetter {
 			if path == "" {
 				return pl.dl
@@ -242,6 +303,7 @@ func (r *Registry) build(pl *Pipeline) error {
 			q.Output = pl.Name
 		}
 	}
+	topo.TraceAttrs = []arrowexec.Attr{{Key: "ferris.pipeline", Value: pl.Name}, {Key: "ferris.correlation_id", Value: pl.CorrelationID}}
 	pl.topo = topo
 	return nil
 }
@@ -256,6 +318,9 @@ func (r *Registry) start(pl *Pipeline) {
 		err := pl.topo.Run(ctx)
 		if errors.Is(err, context.Canceled) {
 			err = nil
+		}
+		if err != nil {
+			r.failed.Add(1)
 		}
 		pl.err = err
 		_ = pl.dl.Close()
@@ -367,4 +432,40 @@ func (p *Pipeline) Err() error {
 	default:
 		return nil
 	}
+}
+
+// MetricsPipelines implements MetricsSource.
+func (r *Registry) MetricsPipelines() []PipelineView {
+	ps := r.List()
+	out := make([]PipelineView, 0, len(ps))
+	for _, p := range ps {
+		state := "running"
+		select {
+		case <-p.done:
+			state = "finished"
+			if p.err != nil {
+				state = "failed"
+			}
+		default:
+		}
+		out = append(out, PipelineView{Name: p.Name, Topology: p.topo, State: state,
+			DeadLettered: p.dl.Count(), Started: p.Created, MemoryPrefix: p.Name + "/"})
+	}
+	return out
+}
+
+// MemoryManager implements MetricsSource.
+func (r *Registry) MemoryManager() *resource.Manager { return r.cfg.Resources }
+
+// Counters returns the registry's counters for metrics; active counts open
+// API connections.
+func (r *Registry) Counters(active *atomic.Int64) ServiceCounters {
+	return ServiceCounters{Active: active, Registered: &r.registered, Rejected: &r.rejected, Failed: &r.failed}
+}
+
+// newCorrelationID returns 16 random hex digits.
+func newCorrelationID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

@@ -7,13 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"sync/atomic"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ferrisstreams/ferris/server/flight"
 )
@@ -34,6 +29,9 @@ type Config struct {
 	Registry RegistryConfig
 	// Log receives one line per listener and lifecycle event.
 	Log io.Writer
+	// Telemetry traces registrations and pipelines (nil: no tracing). It
+	// overrides Registry.Tracer.
+	Telemetry *Telemetry
 }
 
 // Server is a running FerrisStreams service.
@@ -46,7 +44,6 @@ type Server struct {
 	FlightAddr  net.Addr // nil when disabled
 
 	active     atomic.Int64
-	registered atomic.Int64
 	httpSrv    *http.Server
 	metricsSrv *http.Server
 	flightSrv  *flight.Server
@@ -74,14 +71,17 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.MaxConnections == 0 {
 		cfg.MaxConnections = cfg.Registry.Settings.MaxConnections
 	}
+	if cfg.Telemetry != nil {
+		cfg.Registry.Tracer = cfg.Telemetry.Tracer()
+	}
 	s := &Server{cfg: cfg, Registry: NewRegistry(cfg.Registry), errs: make(chan error, 3)}
-	s.API = &API{Registry: s.Registry, Token: cfg.Token, MaxBodyBytes: cfg.MaxBodyBytes, Grace: cfg.Grace}
+	s.API = &API{Registry: s.Registry, Token: cfg.Token, MaxBodyBytes: cfg.MaxBodyBytes, Grace: cfg.Grace, Telemetry: cfg.Telemetry}
 	l, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("HTTP API listener: %w", err)
 	}
 	s.HTTPAddr = l.Addr()
-	s.httpSrv = &http.Server{Handler: s.countRegistrations(s.API.Handler()), ReadHeaderTimeout: 10 * time.Second}
+	s.httpSrv = &http.Server{Handler: s.API.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go s.serve(s.httpSrv, LimitListener(l, cfg.MaxConnections, &s.active))
 	fmt.Fprintf(cfg.Log, "ferris: HTTP API on http://%s\n", s.HTTPAddr)
 
@@ -108,55 +108,8 @@ func Start(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// countRegistrations counts successful POST /queries for
-// ferris_sql_queries_total.
-func (s *Server) countRegistrations(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w}
-		h.ServeHTTP(rec, r)
-		if r.Method == http.MethodPost && r.URL.Path == "/queries" && rec.status == http.StatusCreated {
-			s.registered.Add(1)
-		}
-	})
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *statusRecorder) Flush() {
-	if f, ok := r.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
 func (s *Server) metricsHandler() http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		NewCollector(s.Registry, &s.active, &s.registered),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !Authorized(s.cfg.Token, r.Header.Get("Authorization")) {
-			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token"))
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
+	return MetricsHandler(s.Registry, s.Registry.Counters(&s.active), s.cfg.Token)
 }
 
 func (s *Server) serve(srv *http.Server, l net.Listener) {

@@ -19,6 +19,7 @@ import (
 	"github.com/ferrisstreams/ferris/arrowexec/resource"
 	"github.com/ferrisstreams/ferris/sinks"
 	"github.com/ferrisstreams/ferris/sources"
+	kafkasrc "github.com/ferrisstreams/ferris/sources/kafka"
 )
 
 const tradesDDL = `CREATE STREAM trades (ticker VARCHAR, price DECIMAL(10,2), volume BIGINT)
@@ -27,6 +28,12 @@ WITH (connector = 'file', path = 'trades.jsonl', format = 'json');`
 // startServer runs a server on free ports over a data folder holding
 // trades.jsonl, with every engine allocation checked.
 func startServer(t *testing.T, token string, maxConns int) (*Server, string) {
+	t.Helper()
+	return startServerWith(t, token, maxConns, nil)
+}
+
+// startServerWith is startServer with tracing through tel (nil: none).
+func startServerWith(t *testing.T, token string, maxConns int, tel *Telemetry) (*Server, string) {
 	t.Helper()
 	dir := t.TempDir()
 	lines := []string{
@@ -42,13 +49,14 @@ func startServer(t *testing.T, token string, maxConns int) (*Server, string) {
 	settings := arrowexec.DefaultSettings()
 	s, err := Start(Config{
 		HTTPAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", FlightAddr: "127.0.0.1:0", Token: token, MaxConnections: maxConns,
-		Grace: 5 * time.Second,
+		Grace: 5 * time.Second, Telemetry: tel,
 		Registry: RegistryConfig{
 			Settings: settings, DataDir: dir, Resources: resource.NewManager(alloc, 0),
 			Connectors: func(stdout io.Writer) *arrowexec.Connectors {
 				c := &arrowexec.Connectors{}
 				sources.Register(c)
 				sinks.Register(c)
+				kafkasrc.Register(c, kafkasrc.Config{}) // tests name their brokers
 				c.RegisterSink("stdout", sinks.StdoutFactory(stdout))
 				return c
 			},

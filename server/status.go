@@ -10,17 +10,18 @@ import (
 
 // PipelineStatus is what the API reports about a pipeline.
 type PipelineStatus struct {
-	Name         string         `json:"name"`
-	State        string         `json:"state"` // running, finished or failed
-	Error        string         `json:"error,omitempty"`
-	Created      time.Time      `json:"created"`
-	SQL          string         `json:"sql"`
-	RowsIn       int64          `json:"rows_in"`
-	RowsOut      int64          `json:"rows_out"`
-	DeadLettered int64          `json:"dead_lettered"`
-	MemoryBytes  int64          `json:"memory_bytes"` // allocated plus reserved by its queries and sources
-	Sources      []SourceStatus `json:"sources"`
-	Queries      []QueryStatus  `json:"queries"`
+	Name          string         `json:"name"`
+	State         string         `json:"state"` // running, finished or failed
+	Error         string         `json:"error,omitempty"`
+	Created       time.Time      `json:"created"`
+	CorrelationID string         `json:"correlation_id"`
+	SQL           string         `json:"sql"`
+	RowsIn        int64          `json:"rows_in"`
+	RowsOut       int64          `json:"rows_out"`
+	DeadLettered  int64          `json:"dead_lettered"`
+	MemoryBytes   int64          `json:"memory_bytes"` // allocated plus reserved by its queries and sources
+	Sources       []SourceStatus `json:"sources"`
+	Queries       []QueryStatus  `json:"queries"`
 }
 
 // SourceStatus are a source's counters.
@@ -28,6 +29,7 @@ type SourceStatus struct {
 	Stream  string `json:"stream"`
 	RowsIn  int64  `json:"rows_in"`
 	Batches int64  `json:"batches"`
+	Breaker string `json:"breaker"` // circuit breaker of its reads: closed, half_open or open
 }
 
 // QueryStatus are a query's counters.
@@ -38,11 +40,12 @@ type QueryStatus struct {
 	RowsOut   int64  `json:"rows_out"`
 	Batches   int64  `json:"batches"`
 	Watermark string `json:"watermark"` // RFC 3339, "-inf" before the first, "+inf" at the end
+	Breaker   string `json:"breaker"`   // circuit breaker of its sink: closed, half_open or open
 }
 
 // Status reports a pipeline's state and counters.
 func (r *Registry) Status(p *Pipeline) PipelineStatus {
-	st := PipelineStatus{Name: p.Name, State: "running", Created: p.Created, SQL: p.SQL,
+	st := PipelineStatus{Name: p.Name, State: "running", Created: p.Created, SQL: p.SQL, CorrelationID: p.CorrelationID,
 		Sources: []SourceStatus{}, Queries: []QueryStatus{}}
 	select {
 	case <-p.done:
@@ -53,9 +56,9 @@ func (r *Registry) Status(p *Pipeline) PipelineStatus {
 	default:
 	}
 	for _, s := range p.topo.Sources {
-		ss := SourceStatus{Stream: s.Stream}
+		ss := SourceStatus{Stream: s.Stream, Breaker: arrowexec.BreakerClosed.String()}
 		if c := p.topo.SourceStats(s.Stream); c != nil {
-			ss.RowsIn, ss.Batches = c.RowsIn.Load(), c.Batches.Load()
+			ss.RowsIn, ss.Batches, ss.Breaker = c.RowsIn.Load(), c.Batches.Load(), c.Breaker().String()
 		}
 		st.RowsIn += ss.RowsIn
 		st.Sources = append(st.Sources, ss)
@@ -65,6 +68,7 @@ func (r *Registry) Status(p *Pipeline) PipelineStatus {
 			Name: q.Name, Output: q.Output, State: arrowexec.QueryState(q.Stats.State.Load()).String(),
 			RowsOut: q.Stats.RowsOut.Load(), Batches: q.Stats.Batches.Load(),
 			Watermark: arrowexec.FormatWatermark(q.Stats.Watermark.Load()),
+			Breaker:   q.Stats.Breaker().String(),
 		}
 		st.RowsOut += qs.RowsOut
 		st.Queries = append(st.Queries, qs)

@@ -225,6 +225,9 @@ func (s *textSource) bad(ctx context.Context, line int, rerr *recordError, raw [
 		Source: s.source, Position: fmt.Sprintf("line %d", line), Field: rerr.field,
 		Reason: rerr.reason, Raw: string(raw), Time: time.Now().UTC(),
 	})
+	if errors.Is(err, arrowexec.ErrData) { // failure_strategy fail: the message says it all
+		return s.o.errorf("%w", err)
+	}
 	if err != nil {
 		return s.o.errorf("dead letter: %w", err)
 	}

@@ -128,6 +128,8 @@ func (m *groupMap) find(keys []arrow.Array, rows []int32, prefix []uint32, ids [
 	n0 := m.n
 	rounds := 0
 	fromHome := true
+	grew := false
+	m.s.newSlot = m.s.newSlot[:0]
 	for len(pending) > 0 {
 		rounds++
 		m.s.cand, m.s.candG, m.s.newK = m.s.cand[:0], m.s.candG[:0], m.s.newK[:0]
@@ -152,6 +154,7 @@ func (m *groupMap) find(keys []arrow.Array, rows []int32, prefix []uint32, ids [
 					id := uint32(m.n)
 					m.n++
 					slots[p&mask] = uint64(tag)<<32 | uint64(id+1)
+					m.s.newSlot = append(m.s.newSlot, p&mask)
 					ids[k] = id
 					m.s.newK = append(m.s.newK, k)
 					break
@@ -178,7 +181,7 @@ func (m *groupMap) find(keys []arrow.Array, rows []int32, prefix []uint32, ids [
 		if deferred >= 0 {
 			next = append(next, pending[deferred:]...)
 			m.grow()
-			fromHome = true
+			fromHome, grew = true, true
 		}
 		// swap buffers: pending's storage becomes the next round's scratch
 		m.s.next = pending[:0]
@@ -186,7 +189,7 @@ func (m *groupMap) find(keys []arrow.Array, rows []int32, prefix []uint32, ids [
 	}
 	m.s.pending = pending[:0]
 	if rounds > 1 && m.n > n0 {
-		if err := m.renumber(keys, rows, prefix, ids, n0); err != nil {
+		if err := m.renumber(keys, rows, prefix, ids, n0, grew); err != nil {
 			return n0, err
 		}
 	}
@@ -267,7 +270,10 @@ func (m *groupMap) verify(keys []arrow.Array, rows []int32, prefix []uint32, ids
 // renumber restores first-seen order among the groups created by this
 // batch (ids >= n0) when probing took several rounds: the keys of those
 // groups are rewritten in the new order and the slots and ids remapped.
-func (m *groupMap) renumber(keys []arrow.Array, rows []int32, prefix []uint32, ids []uint32, n0 int) error {
+// The slots remapped are those the call recorded (m.s.newSlot), or, when
+// the table grew during the call (grew), found by scanning every slot: a
+// scan per batch made large tables (COUNT(DISTINCT) sets) quadratic.
+func (m *groupMap) renumber(keys []arrow.Array, rows []int32, prefix []uint32, ids []uint32, n0 int, grew bool) error {
 	cnt := m.n - n0
 	m.s.perm = growTo(m.s.perm, cnt, 0)[:cnt]
 	perm := m.s.perm
@@ -301,6 +307,13 @@ func (m *groupMap) renumber(keys []arrow.Array, rows []int32, prefix []uint32, i
 	}
 	if err := m.appendKeys(keys, rows, prefix, m.s.newK); err != nil {
 		return err
+	}
+	if !grew && len(m.s.newSlot) == cnt {
+		for _, i := range m.s.newSlot {
+			s := m.slots[i]
+			m.slots[i] = s&^0xffffffff | uint64(perm[uint32(s)-1-uint32(n0)]+1)
+		}
+		return nil
 	}
 	for i, s := range m.slots {
 		if s == 0 {

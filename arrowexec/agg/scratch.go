@@ -18,6 +18,9 @@ type scratch struct {
 	pending, next, cand, newK, rows []int32
 	candG, perm                     []uint32
 	eq                              []bool
+	// newSlot: the slot of each group the current call created, in id
+	// order (valid while the table has not grown during the call)
+	newSlot []uint32
 
 	// Table.Update
 	ids    []uint32

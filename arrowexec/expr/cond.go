@@ -2,7 +2,9 @@ package expr
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -46,6 +48,21 @@ func InList(x Expr, list []Expr, not bool) (Expr, error) {
 	if len(list) == 0 {
 		return nil, fmt.Errorf("IN list is empty")
 	}
+	if _, isCol := x.(*colExpr); !isCol && len(list) > 1 && len(Columns(x)) > 0 {
+		constant := true
+		for _, e := range list {
+			constant = constant && len(Columns(e)) == 0
+		}
+		if constant {
+			// x is computed (LOWER(channel) IN (...)): evaluate it once,
+			// then the comparisons over its values
+			in, err := InList(Col(0, x.String(), x.Type()), list, not)
+			if err != nil {
+				return nil, err
+			}
+			return &evalOnce{x: x, over: in}, nil
+		}
+	}
 	var out Expr
 	for _, e := range list {
 		eq, err := Binary("=", x, e)
@@ -62,6 +79,32 @@ func InList(x Expr, list []Expr, not bool) (Expr, error) {
 		return Unary("NOT", out)
 	}
 	return out, nil
+}
+
+// evalOnce evaluates over, an expression of column 0 only, on the values
+// of x: x is computed once however often over reads it.
+type evalOnce struct {
+	x, over Expr
+}
+
+var _ node = (*evalOnce)(nil)
+
+func (e *evalOnce) Type() arrow.DataType { return e.over.Type() }
+func (e *evalOnce) String() string       { return e.over.String() }
+func (e *evalOnce) children() []Expr     { return []Expr{e.x} }
+func (e *evalOnce) withChildren(ch []Expr) Expr {
+	return &evalOnce{x: ch[0], over: e.over}
+}
+
+func (e *evalOnce) Eval(ctx *Context, batch arrow.RecordBatch) (arrow.Array, error) {
+	v, err := e.x.Eval(ctx, batch)
+	if err != nil {
+		return nil, err
+	}
+	one := array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "x", Type: v.DataType(), Nullable: true}}, nil), []arrow.Array{v}, batch.NumRows())
+	v.Release()
+	defer one.Release()
+	return e.over.Eval(ctx, one)
 }
 
 // Between builds x [NOT] BETWEEN lo AND hi, inclusive: x >= lo AND x <= hi
@@ -95,6 +138,63 @@ type caseExpr struct {
 	els      Expr   // ELSE value, nil for NULL
 	typ      arrow.DataType
 	coalesce bool
+	narrow   *caseNarrowing // built on first use; nil: not cached
+}
+
+// caseNarrowing is a caseExpr over only the columns it reads: each WHEN
+// step gathers the rows still undecided, and gathering every column of a
+// wide batch (long strings included) cost more than the CASE itself.
+type caseNarrowing struct {
+	once sync.Once
+	cols []int     // the columns read, ascending
+	expr *caseExpr // the CASE over a batch of just cols
+}
+
+// narrowed returns the CASE over the columns it reads, and those columns
+// (nil when it reads every column of a batch of n columns).
+func (c *caseExpr) narrowed(ncols int) (*caseExpr, []int) {
+	build := func() ([]int, *caseExpr) {
+		var cols []int
+		for _, e := range c.children() {
+			if e != nil {
+				cols = append(cols, Columns(e)...)
+			}
+		}
+		slices.Sort(cols)
+		cols = slices.Compact(cols)
+		if len(cols) == 0 {
+			return nil, nil // constants only: nothing to gather but row counts
+		}
+		mapping := make(map[int]int, len(cols))
+		for j, i := range cols {
+			mapping[i] = j
+		}
+		n := *c
+		n.narrow = nil
+		n.conds, n.vals = make([]Expr, len(c.conds)), make([]Expr, len(c.vals))
+		for i, e := range c.conds {
+			n.conds[i] = Remap(e, mapping)
+		}
+		for i, e := range c.vals {
+			n.vals[i] = Remap(e, mapping)
+		}
+		if c.els != nil {
+			n.els = Remap(c.els, mapping)
+		}
+		return cols, &n
+	}
+	var cols []int
+	var e *caseExpr
+	if c.narrow == nil {
+		cols, e = build()
+	} else {
+		c.narrow.once.Do(func() { c.narrow.cols, c.narrow.expr = build() })
+		cols, e = c.narrow.cols, c.narrow.expr
+	}
+	if e == nil || len(cols) >= ncols || cols[len(cols)-1] >= ncols {
+		return c, nil
+	}
+	return e, cols
 }
 
 var _ node = (*caseExpr)(nil)
@@ -110,6 +210,7 @@ func (c *caseExpr) children() []Expr {
 
 func (c *caseExpr) withChildren(ch []Expr) Expr {
 	n := *c
+	n.narrow = &caseNarrowing{}
 	k := len(c.conds)
 	n.conds = ch[:k:k]
 	n.vals = ch[k : k+len(c.vals) : k+len(c.vals)]
@@ -177,7 +278,7 @@ func Case(operand Expr, whens, thens []Expr, els Expr) (Expr, error) {
 	if els != nil {
 		els = implicitCast(els, t)
 	}
-	return &caseExpr{conds: conds, vals: vals, els: els, typ: t}, nil
+	return &caseExpr{conds: conds, vals: vals, els: els, typ: t, narrow: &caseNarrowing{}}, nil
 }
 
 // Coalesce builds COALESCE(args...): the first non-NULL argument, later
@@ -194,7 +295,7 @@ func Coalesce(args []Expr) (Expr, error) {
 	for i, a := range args {
 		vals[i] = implicitCast(a, t)
 	}
-	return &caseExpr{vals: vals, typ: t, coalesce: true}, nil
+	return &caseExpr{vals: vals, typ: t, coalesce: true, narrow: &caseNarrowing{}}, nil
 }
 
 // subset is a batch of some of the rows of the input batch.
@@ -228,6 +329,20 @@ func (s subset) take(alloc memory.Allocator, sel []int32) (subset, error) {
 }
 
 func (c *caseExpr) Eval(ctx *Context, batch arrow.RecordBatch) (arrow.Array, error) {
+	if e, cols := c.narrowed(int(batch.NumCols())); cols != nil {
+		fields := make([]arrow.Field, len(cols))
+		arrs := make([]arrow.Array, len(cols))
+		for j, i := range cols {
+			fields[j], arrs[j] = batch.Schema().Field(i), batch.Column(i)
+		}
+		narrow := array.NewRecordBatch(arrow.NewSchema(fields, nil), arrs, batch.NumRows())
+		defer narrow.Release()
+		return e.eval(ctx, narrow)
+	}
+	return c.eval(ctx, batch)
+}
+
+func (c *caseExpr) eval(ctx *Context, batch arrow.RecordBatch) (arrow.Array, error) {
 	n := int(batch.NumRows())
 	src := make([]int32, n)
 	pos := make([]int32, n)

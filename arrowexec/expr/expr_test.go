@@ -188,6 +188,9 @@ func TestPropertiesAgainstReference(t *testing.T) {
 		must(IsBool(col("t"), true, false)), must(IsBool(col("t"), false, true)),
 		must(InList(col("i"), []Expr{lit(int32(1), sqltypes.Int), col("j"), lit(nil, sqltypes.Int)}, false)),
 		must(InList(col("s"), []Expr{lit("abc", sqltypes.Varchar), lit("a", sqltypes.Varchar)}, true)),
+		// a computed x is evaluated once (evalOnce)
+		must(InList(must(Func("lower", []Expr{col("s")})), []Expr{lit("abc", sqltypes.Varchar), lit(nil, sqltypes.Varchar), lit("héllo", sqltypes.Varchar)}, false)),
+		must(InList(bin("+", col("i"), col("j")), []Expr{lit(int32(1), sqltypes.Int), lit(int64(-4), sqltypes.BigInt)}, true)),
 		must(Between(col("d"), col("i"), lit(int64(100), sqltypes.BigInt), false)),
 		must(Between(col("m"), col("p"), col("b"), true)),
 		must(Case(nil, []Expr{cmpI, col("t")}, []Expr{col("m"), col("i")}, col("p"))),

@@ -3,7 +3,6 @@ package expr
 import (
 	"fmt"
 	"math"
-	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -36,6 +35,8 @@ import (
 //	REGEXP_EXTRACT(s, re[, g])  VARCHAR group g (default: 1 if re has a
 //	                            capture group, else 0 = whole match); NULL
 //	                            when there is no match
+//	REGEXP_COUNT(s, re)         BIGINT, non-overlapping matches (see
+//	                            fnRegexpCount; literal patterns fast)
 //	ABS, SIGN                   same type (SIGN of DECIMAL is DECIMAL(1,0))
 //	ROUND(x[, d])               half away from zero; exact for DECIMAL (d
 //	                            must then be a constant; scale becomes d)
@@ -82,6 +83,7 @@ func init() {
 		"split_part":   fnSplitPart,
 		"regexp_match": fnRegexpMatch, "regexp_like": fnRegexpMatch,
 		"regexp_extract": fnRegexpExtract,
+		"regexp_count":   fnRegexpCount,
 		"abs":            fnAbs, "sign": fnSign,
 		"round": fnRound, "floor": fnFloorCeil, "ceil": fnFloorCeil, "ceiling": fnFloorCeil,
 		"sqrt": fnMath, "ln": fnMath, "log10": fnMath, "exp": fnMath, "power": fnMath, "pow": fnMath,
@@ -273,13 +275,30 @@ func fnCase(name string, args []Expr) (Expr, error) {
 	if err := signature(name, args, 1, 1, varcharArg); err != nil {
 		return nil, err
 	}
-	f := strings.ToUpper
+	f, lo, hi := strings.ToUpper, byte('a'), byte('z')
 	if name == "lower" {
-		f = strings.ToLower
+		f, lo, hi = strings.ToLower, 'A', 'Z'
 	}
 	return call(name, args, sqltypes.Varchar, func(ctx *Context, a []arrow.Array, n int) (arrow.Array, error) {
 		s := strs(a[0], n)
-		return kernels.MapString(ctx.Alloc, n, a, func(i int) (string, bool, error) { return f(s(i)), true, nil })
+		// ASCII strings are converted in a reused buffer, without
+		// allocating a string per row; others by strings.ToUpper/ToLower
+		var buf []byte
+		return kernels.MapBytes(ctx.Alloc, n, a, func(i int) ([]byte, bool, error) {
+			v := s(i)
+			buf = buf[:0]
+			for k := 0; k < len(v); k++ {
+				c := v[k]
+				if c >= utf8.RuneSelf {
+					return append(buf[:0], f(v)...), true, nil
+				}
+				if c >= lo && c <= hi {
+					c ^= 0x20
+				}
+				buf = append(buf, c)
+			}
+			return buf, true, nil
+		})
 	}), nil
 }
 
@@ -437,22 +456,32 @@ func SplitPart(s, delim string, n int64) (string, error) {
 	if n == 0 {
 		return "", fmt.Errorf("field position must not be zero")
 	}
-	var parts []string
 	if delim == "" {
-		parts = []string{s}
-		if s == "" {
-			parts = nil
+		if s == "" || (n != 1 && n != -1) {
+			return "", nil
 		}
-	} else {
-		parts = strings.Split(s, delim)
+		return s, nil
 	}
+	// scan for the field instead of splitting: no allocation. Fields are
+	// counted from the left (as strings.Split does) even for n < 0, which
+	// matters when the delimiter overlaps itself.
 	if n < 0 {
-		n = int64(len(parts)) + n + 1
+		n += int64(strings.Count(s, delim)) + 2
+		if n < 1 {
+			return "", nil
+		}
 	}
-	if n < 1 || n > int64(len(parts)) {
-		return "", nil
+	for ; n > 1; n-- {
+		i := strings.Index(s, delim)
+		if i < 0 {
+			return "", nil
+		}
+		s = s[i+len(delim):]
 	}
-	return parts[n-1], nil
+	if i := strings.Index(s, delim); i >= 0 {
+		s = s[:i]
+	}
+	return s, nil
 }
 
 func fnSplitPart(name string, args []Expr) (Expr, error) {
@@ -469,7 +498,7 @@ func fnSplitPart(name string, args []Expr) (Expr, error) {
 }
 
 // matcher returns the compiled regular expression for a pattern value.
-type matcher func(pattern string) (*regexp.Regexp, error)
+type matcher func(pattern string) (*fastRegexp, error)
 
 // regexpFor returns, for the pattern argument, a function that each kernel
 // call uses to get its matcher: the pattern is compiled once when it is a
@@ -477,11 +506,11 @@ type matcher func(pattern string) (*regexp.Regexp, error)
 // value within a call.
 func regexpFor(pattern Expr) (func() matcher, error) {
 	if v, ok := IsConst(pattern); ok && v != nil {
-		re, err := regexp.Compile(v.(string))
+		re, err := compileFast(v.(string))
 		if err != nil {
 			return nil, fmt.Errorf("invalid regular expression: %w", err)
 		}
-		static := matcher(func(string) (*regexp.Regexp, error) { return re, nil })
+		static := matcher(func(string) (*fastRegexp, error) { return re, nil })
 		return func() matcher { return static }, nil
 	}
 	return dynRegexp, nil
@@ -489,12 +518,12 @@ func regexpFor(pattern Expr) (func() matcher, error) {
 
 func dynRegexp() matcher {
 	var last string
-	var re *regexp.Regexp
-	return func(p string) (*regexp.Regexp, error) {
+	var re *fastRegexp
+	return func(p string) (*fastRegexp, error) {
 		if re != nil && p == last {
 			return re, nil
 		}
-		r, err := regexp.Compile(p)
+		r, err := compileFast(p)
 		if err != nil {
 			return nil, fmt.Errorf("invalid regular expression: %w", err)
 		}

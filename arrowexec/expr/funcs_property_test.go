@@ -337,6 +337,8 @@ func funcExprs(t testing.TB) []Expr {
 	add(fn("regexp_extract", c("s"), c("re")), fn("regexp_extract", c("s"), c("re"), bi(0)),
 		fn("regexp_extract", c("s"), vc("([a-z]+),([a-z]*)"), bi(2)), fn("regexp_extract", c("s"), c("re"), bi(-1)),
 		fn("regexp_extract", c("s"), vc("[a-c]+")), fn("regexp_extract", c("s"), vc("(a)|(b)"), bi(2)))
+	add(fn("regexp_count", c("s"), c("re")), fn("regexp_count", c("s"), vc("a")), fn("regexp_count", c("s"), vc("")),
+		fn("regexp_count", c("s"), vc("[a-c]+")), fn("regexp_count", c("s"), c("u")), fn("regexp_count", vc("aXaa日a"), c("u")))
 
 	// math
 	for _, x := range []string{"i", "b", "d", "m", "p"} {

@@ -498,6 +498,12 @@ func refFunc(x *opExpr, args []any, unit string) (any, error) {
 			return nil, errRef
 		}
 		return re.MatchString(str(0)), nil
+	case "REGEXP_COUNT":
+		re, err := regexp.Compile(str(1))
+		if err != nil {
+			return nil, errRef
+		}
+		return int64(len(re.FindAllStringIndex(str(0), -1))), nil
 	case "REGEXP_EXTRACT":
 		if len(args) == 3 {
 			return refRegexpExtract(str(0), str(1), i64(2), true)

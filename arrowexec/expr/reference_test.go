@@ -70,6 +70,12 @@ func refEval(e Expr, row []any) (any, error) {
 		return refEval(x.els, row)
 	case *opExpr:
 		return refOp(x, row, "s")
+	case *evalOnce:
+		v, err := refEval(x.x, row)
+		if err != nil {
+			return nil, err
+		}
+		return refEval(x.over, []any{v})
 	case *unitHint:
 		if op, ok := x.Expr.(*opExpr); ok {
 			return refOp(op, row, x.unit)

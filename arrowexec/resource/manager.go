@@ -1,8 +1,13 @@
 // Package resource accounts memory for the engine. A Manager wraps an Arrow
 // memory.Allocator: every query gets its own Allocator whose allocations are
 // counted per query and globally, and stateful operators reserve memory
-// before retaining batches. The global limit (max_memory_mb) is enforced on
-// both paths.
+// before retaining batches. The global limit (max_memory_mb) and each
+// query's own limit (max_query_memory_mb, SetLimit) are enforced on both
+// paths. An allocation or reservation that would pass a limit waits (at
+// most the allocator's SetWait bound) for memory to be released by other
+// goroutines (readers releasing batches, other queries) before failing
+// with ErrMemoryLimit: backpressure first, then the failure of that query
+// only.
 package resource
 
 import (
@@ -11,6 +16,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
@@ -24,12 +30,19 @@ type LimitError struct {
 	Requested int64
 	Used      int64
 	Limit     int64
+	// Setting names the limit: "max_memory_mb" (global) or
+	// "max_query_memory_mb" (the query's own).
+	Setting string
 }
 
 // Error does not repeat the query name: the engine prefixes every query
 // error with it.
 func (e *LimitError) Error() string {
-	return fmt.Sprintf("%v: requested %d bytes with %d in use of %d (max_memory_mb)", ErrMemoryLimit, e.Requested, e.Used, e.Limit)
+	setting := e.Setting
+	if setting == "" {
+		setting = "max_memory_mb"
+	}
+	return fmt.Sprintf("%v: requested %d bytes with %d in use of %d (%s)", ErrMemoryLimit, e.Requested, e.Used, e.Limit, setting)
 }
 
 func (e *LimitError) Unwrap() error { return ErrMemoryLimit }
@@ -63,6 +76,14 @@ func (m *Manager) Used() int64 { return m.used.Load() }
 
 // Peak is the largest value Used has had.
 func (m *Manager) Peak() int64 { return m.peak.Load() }
+
+// Pressure is Used as a fraction of the global limit (0 when unlimited).
+func (m *Manager) Pressure() float64 {
+	if m.limit <= 0 {
+		return 0
+	}
+	return float64(m.used.Load()) / float64(m.limit)
+}
 
 // Query returns the allocator of the named query, creating it on first use.
 func (m *Manager) Query(name string) *Allocator {
@@ -100,7 +121,7 @@ func (m *Manager) grow(query string, n int64, enforce bool) error {
 	used := m.used.Add(n)
 	if enforce && m.limit > 0 && n > 0 && used > m.limit {
 		m.used.Add(-n)
-		return &LimitError{Query: query, Requested: n, Used: used - n, Limit: m.limit}
+		return &LimitError{Query: query, Requested: n, Used: used - n, Limit: m.limit, Setting: "max_memory_mb"}
 	}
 	for {
 		p := m.peak.Load()
@@ -112,21 +133,75 @@ func (m *Manager) grow(query string, n int64, enforce bool) error {
 }
 
 // Allocator is a query's memory.Allocator. Allocate panics with a
-// *LimitError when the global limit would be passed; the query driver
-// recovers it (see Recover) and fails only that query. It is safe for
-// concurrent use.
+// *LimitError when the global limit or the query's own would be passed
+// (after waiting, see SetWait); the query driver recovers it (see Recover)
+// and fails only that query. It is safe for concurrent use.
 type Allocator struct {
 	m         *Manager
 	name      string
 	allocated atomic.Int64
 	reserved  atomic.Int64
+	limit     atomic.Int64 // the query's own limit in bytes; 0: none
+	wait      atomic.Int64 // nanoseconds to wait for memory before failing
+}
+
+// SetLimit sets the query's own limit in bytes (max_query_memory_mb; 0:
+// none), on top of the global one. Allocated plus reserved bytes count.
+func (a *Allocator) SetLimit(bytes int64) { a.limit.Store(max(bytes, 0)) }
+
+// Limit is the query's own limit in bytes (0: none).
+func (a *Allocator) Limit() int64 { return a.limit.Load() }
+
+// SetWait sets how long an allocation or reservation that would pass a
+// limit waits for memory to be released before failing (memory_wait_ms;
+// 0: fail at once).
+func (a *Allocator) SetWait(d time.Duration) { a.wait.Store(int64(max(d, 0))) }
+
+// Pressure is the query's use (allocated plus reserved) as a fraction of
+// its own limit (0 without one).
+func (a *Allocator) Pressure() float64 {
+	lim := a.limit.Load()
+	if lim <= 0 {
+		return 0
+	}
+	return float64(a.allocated.Load()+a.reserved.Load()) / float64(lim)
+}
+
+// grow accounts n more bytes against the query's limit and the global
+// one. When that would pass a limit it waits, polling, up to the wait
+// bound for memory to be released, then returns the *LimitError.
+func (a *Allocator) grow(n int64) error {
+	err := a.tryGrow(n)
+	wait := time.Duration(a.wait.Load())
+	if err == nil || wait <= 0 {
+		return err
+	}
+	deadline := time.Now().Add(wait)
+	pause := time.Millisecond
+	for time.Now().Before(deadline) {
+		time.Sleep(min(pause, time.Until(deadline)))
+		pause = min(2*pause, 20*time.Millisecond)
+		if err = a.tryGrow(n); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+func (a *Allocator) tryGrow(n int64) error {
+	if lim := a.limit.Load(); lim > 0 && n > 0 {
+		if used := a.allocated.Load() + a.reserved.Load(); used+n > lim {
+			return &LimitError{Query: a.name, Requested: n, Used: used, Limit: lim, Setting: "max_query_memory_mb"}
+		}
+	}
+	return a.m.grow(a.name, n, true)
 }
 
 var _ memory.Allocator = (*Allocator)(nil)
 
 // Allocate implements memory.Allocator.
 func (a *Allocator) Allocate(size int) []byte {
-	if err := a.m.grow(a.name, int64(size), true); err != nil {
+	if err := a.grow(int64(size)); err != nil {
 		panic(err)
 	}
 	a.allocated.Add(int64(size))
@@ -136,7 +211,7 @@ func (a *Allocator) Allocate(size int) []byte {
 // Reallocate implements memory.Allocator.
 func (a *Allocator) Reallocate(size int, b []byte) []byte {
 	delta := int64(size - len(b))
-	if err := a.m.grow(a.name, delta, true); err != nil {
+	if err := a.grow(delta); err != nil {
 		panic(err)
 	}
 	a.allocated.Add(delta)
@@ -157,11 +232,12 @@ func (a *Allocator) Allocated() int64 { return a.allocated.Load() }
 // Reserved is the query's reserved bytes.
 func (a *Allocator) Reserved() int64 { return a.reserved.Load() }
 
-// Reserve accounts n bytes of state the caller is about to retain. It returns
-// an error wrapping ErrMemoryLimit, and reserves nothing, when that would
-// pass the limit. The holder of the state reserves, not its producer.
+// Reserve accounts n bytes of state the caller is about to retain. When
+// that would pass a limit it waits (see SetWait) for memory to be
+// released, then returns an error wrapping ErrMemoryLimit and reserves
+// nothing. The holder of the state reserves, not its producer.
 func (a *Allocator) Reserve(n int64) error {
-	if err := a.m.grow(a.name, n, true); err != nil {
+	if err := a.grow(n); err != nil {
 		return err
 	}
 	a.reserved.Add(n)

@@ -3,11 +3,14 @@
 //
 //	ferris run FILE.sql        run a pipeline to the end of its bounded inputs
 //	ferris explain FILE.sql    print the logical and physical plans
+//	ferris explain --analyze FILE.sql  run it and print where time and memory went
 //	ferris validate FILE.sql   check a pipeline; exit 1 with its errors
 package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,10 +27,12 @@ import (
 	"github.com/ferrisstreams/ferris/arrowexec"
 	"github.com/ferrisstreams/ferris/arrowexec/resource"
 	"github.com/ferrisstreams/ferris/plan"
+	"github.com/ferrisstreams/ferris/server"
 	"github.com/ferrisstreams/ferris/sinks"
 	kafkasink "github.com/ferrisstreams/ferris/sinks/kafka"
 	"github.com/ferrisstreams/ferris/sources"
 	kafkasrc "github.com/ferrisstreams/ferris/sources/kafka"
+	"github.com/ferrisstreams/ferris/sources/nexmark"
 )
 
 const usage = `ferris — streaming SQL on Apache Arrow
@@ -40,13 +45,26 @@ usage:
   ferris dev      [flags] [FILE.sql ...]  ferris server plus an in-process Kafka-compatible broker
                                      on 127.0.0.1:9092 that kafka streams use unless they name brokers
   ferris explain  [flags] FILE.sql   print each query's logical, optimised and physical plan
+  ferris explain --analyze [--duration D] FILE.sql
+                                     run the pipeline (stdout output discarded; to the end of bounded
+                                     inputs, for D, or until Ctrl-C) and print per-operator rows,
+                                     batches, time share, memory and the bottleneck
   ferris validate [flags] FILE.sql   check a pipeline; exit 1 listing every error with line and column
+  ferris bench nexmark|seed [flags] run the Nexmark queries or the seed's workloads and print
+                                     events/s, events per CPU-second, peak RSS and latency
+                                     ('ferris bench' lists its flags)
 
 flags:
   --set name=value   override an engine setting (repeatable); see 'ferris settings'
   --config FILE      read settings from FILE (lines of name = value)
   --http-addr, --metrics-addr, --flight-addr ADDR, --token T, --data-dir DIR   for ferris server and dev
   --kafka-addr ADDR  for ferris dev (default 127.0.0.1:9092)
+  --metrics-addr ADDR  ferris run: serve /metrics and /debug/pprof while it runs (default: none)
+  --progress auto|always|never  ferris run: the progress line on stderr (auto: when it is a terminal)
+  --duration D       ferris run and explain --analyze: stop (draining) after D, e.g. 30s
+
+Tracing (OpenTelemetry) is off unless OTEL_TRACES_EXPORTER=otlp (endpoint and protocol from the
+standard OTEL_EXPORTER_OTLP_* variables) or console; OTEL_TRACES_SAMPLER[_ARG] pick the sampler.
 
   ferris settings    list the engine settings and their current values
 `
@@ -78,6 +96,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	cmd := args[0]
+	if cmd == "bench" {
+		return runBench(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("ferris "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	sets := setFlags{}
@@ -90,7 +111,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&svc.token, "token", "", "server: bearer token the API and metrics require (default $FERRIS_TOKEN; empty: none)")
 	fs.StringVar(&svc.kafkaAddr, "kafka-addr", "127.0.0.1:9092", "dev: address of the in-process Kafka-compatible broker")
 	fs.StringVar(&svc.dataDir, "data-dir", ".", "server: folder relative paths of pipelines resolve against")
+	analyze := fs.Bool("analyze", false, "explain: run the pipeline and report where time and memory went")
+	var ro runOptions
+	fs.StringVar(&ro.progress, "progress", "auto", "run: progress line on stderr: auto (when a terminal), always, never")
+	fs.DurationVar(&ro.duration, "duration", 0, "run, explain --analyze: stop (draining) after this long; 0: at the end of input")
 	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "metrics-addr" {
+			ro.metricsAddr = svc.metricsAddr // ferris run opens no listener unless asked
+		}
+	})
+	switch ro.progress {
+	case "auto", "always", "never":
+	default:
+		fmt.Fprintf(stderr, "ferris: --progress %q: want auto, always or never\n", ro.progress)
 		return 2
 	}
 	settings := arrowexec.DefaultSettings()
@@ -124,9 +160,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		return serve(ctx, cmd, svc, settings, fs.Args(), stdout, stderr)
-	case "bench":
-		fmt.Fprintf(stderr, "ferris %s: not implemented yet in this build\n", cmd)
-		return 2
 	default:
 		fmt.Fprintf(stderr, "ferris: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -141,13 +174,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ferris: %v\n", err)
 		return 1
 	}
+	executes := cmd == "run" || cmd == "explain" && *analyze
+	var tel *server.Telemetry
+	if executes {
+		t, stopTelemetry, err := startTelemetry(ctx, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "ferris: %v\n", err)
+			return 2
+		}
+		defer stopTelemetry()
+		tel = t
+	}
+	ro.token = os.Getenv("FERRIS_TOKEN")
+	ro.analyze = *analyze
+	ro.correlationID = newRunID()
+	_, endPlan := startSpan(ctx, tel, "ferris.plan.compile", []arrowexec.Attr{
+		{Key: "ferris.pipeline", Value: pipelineName(path)}, {Key: "ferris.correlation_id", Value: ro.correlationID}})
 	p, err := plan.Compile(string(src), settings, sets)
+	endPlan(err)
 	if err != nil {
 		printErrors(stderr, path, err)
 		return 1
 	}
 	switch cmd {
 	case "explain":
+		if *analyze {
+			return runPipeline(ctx, p, path, stdout, stderr, ro, tel)
+		}
 		fmt.Fprint(stdout, p.Explain())
 		return 0
 	case "validate":
@@ -163,7 +216,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: ok (%d relations, %d queries)\n", path, len(p.Relations), len(p.Queries))
 		return 0
 	}
-	return runPipeline(ctx, p, path, stdout, stderr)
+	return runPipeline(ctx, p, path, stdout, stderr, ro, tel)
 }
 
 // printErrors prints one error per line, prefixed by the file name.
@@ -265,6 +318,7 @@ func connectorsFor(kafka kafkasrc.Config) func(stdout io.Writer) *arrowexec.Conn
 	return func(stdout io.Writer) *arrowexec.Connectors {
 		conns := &arrowexec.Connectors{}
 		sources.Register(conns)
+		nexmark.Register(conns)
 		sinks.Register(conns)
 		kafkasrc.Register(conns, kafka)
 		kafkasink.Register(conns, kafka)
@@ -273,13 +327,25 @@ func connectorsFor(kafka kafkasrc.Config) func(stdout io.Writer) *arrowexec.Conn
 	}
 }
 
-func runPipeline(ctx context.Context, p *plan.Pipeline, path string, stdout, stderr io.Writer) int {
-	env, dl := newBuildEnv(p, path, stdout)
+func runPipeline(ctx context.Context, p *plan.Pipeline, path string, stdout, stderr io.Writer, ro runOptions, tel *server.Telemetry) int {
+	rowsOut := stdout
+	if ro.analyze {
+		rowsOut = io.Discard // the report goes to stdout, not the rows
+	}
+	env, dl := newBuildEnv(p, path, rowsOut)
+	env.Instrument = true
+	env.Tracer = tel.Tracer()
+	env.CorrelationID = ro.correlationID
+	name := pipelineName(path)
+	_, endBuild := startSpan(ctx, tel, "ferris.plan.build", []arrowexec.Attr{
+		{Key: "ferris.pipeline", Value: name}, {Key: "ferris.correlation_id", Value: ro.correlationID}})
 	topo, err := p.Build(env)
+	endBuild(err)
 	if err != nil {
 		printErrors(stderr, path, err)
 		return 1
 	}
+	topo.TraceAttrs = []arrowexec.Attr{{Key: "ferris.pipeline", Value: name}, {Key: "ferris.correlation_id", Value: ro.correlationID}}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sig := make(chan os.Signal, 2)
@@ -291,37 +357,67 @@ func runPipeline(ctx context.Context, p *plan.Pipeline, path string, stdout, std
 			return
 		}
 		interrupted.Store(true)
-		fmt.Fprintln(stderr, "ferris: interrupted, draining (press Ctrl-C again to stop at once)")
+		fmt.Fprintln(stderr, "\rferris: interrupted, draining (press Ctrl-C again to stop at once)")
 		topo.Stop()
 		if _, ok := <-sig; ok {
 			cancel()
 		}
 	}()
+	if ro.duration > 0 {
+		timer := time.AfterFunc(ro.duration, topo.Stop)
+		defer timer.Stop()
+	}
+	view := &runView{name: name, topo: topo, dl: dl, mgr: env.Resources, started: time.Now()}
+	view.state.Store("running")
+	if ro.metricsAddr != "" && ro.metricsAddr != "-" {
+		stopMetrics, err := serveRunMetrics(ro.metricsAddr, ro.token, view, stderr)
+		if err != nil {
+			topo.Discard()
+			dl.Close()
+			fmt.Fprintf(stderr, "ferris: %v\n", err)
+			return 1
+		}
+		defer stopMetrics()
+	}
+	stopProgress := startProgress(ro.progress, stderr, topo, dl)
 	start := time.Now()
 	runErr := topo.Run(ctx)
 	elapsed := time.Since(start)
+	stopProgress()
+	if runErr != nil {
+		view.state.Store("failed")
+	} else {
+		view.state.Store("finished")
+	}
 	dead := dl.Close()
-
-	var in int64
-	for _, s := range topo.Sources {
-		if st := topo.SourceStats(s.Stream); st != nil {
-			in += st.RowsIn.Load()
-		}
-	}
-	fmt.Fprintf(stderr, "ferris: %d rows read from %d sources in %s", in, len(topo.Sources), elapsed.Round(time.Millisecond))
-	if secs := elapsed.Seconds(); secs > 0 && in > 0 {
-		fmt.Fprintf(stderr, " (%.0f rows/s)", float64(in)/secs)
-	}
-	fmt.Fprintln(stderr)
-	for _, q := range topo.Queries {
-		fmt.Fprintf(stderr, "ferris: query %s: %d rows out, %s\n", q.Name, q.Stats.RowsOut.Load(), arrowexec.QueryState(q.Stats.State.Load()))
-	}
-	for p, n := range dead {
-		fmt.Fprintf(stderr, "ferris: %d bad records written to dead-letter file %s\n", n, p)
+	fmt.Fprintln(stderr, summary(topo, dl, dead, elapsed, env.Resources))
+	if ro.analyze {
+		fmt.Fprintf(stdout, "%s: ran for %s\n\n", path, elapsed.Round(time.Millisecond))
+		_ = topo.Profile().WriteText(stdout)
 	}
 	if runErr != nil && !(interrupted.Load() && errors.Is(runErr, context.Canceled)) {
 		printErrors(stderr, path, runErr)
 		return 1
 	}
 	return 0
+}
+
+// pipelineName is a pipeline file's base name without its extension.
+func pipelineName(path string) string {
+	return strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+}
+
+// startSpan starts a span when tracing is on.
+func startSpan(ctx context.Context, tel *server.Telemetry, name string, attrs []arrowexec.Attr) (context.Context, func(error)) {
+	if tel == nil {
+		return ctx, func(error) {}
+	}
+	return tel.StartSpan(ctx, name, attrs)
+}
+
+// newRunID returns 16 random hex digits: the correlation id of a run.
+func newRunID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

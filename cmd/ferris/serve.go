@@ -53,8 +53,14 @@ func serve(ctx context.Context, cmd string, f serviceFlags, settings arrowexec.S
 		kafka.AutoCreateTopics = true
 		fmt.Fprintf(stderr, "ferris: Kafka-compatible dev broker on %s (topics are created on first use)\n", kafka.Brokers[0])
 	}
+	tel, stopTelemetry, err := startTelemetry(ctx, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferris %s: %v\n", cmd, err)
+		return 2
+	}
+	defer stopTelemetry()
 	cfg := server.Config{
-		HTTPAddr: f.httpAddr, MetricsAddr: f.metricsAddr, FlightAddr: f.flightAddr, Token: f.token, Log: stderr,
+		HTTPAddr: f.httpAddr, MetricsAddr: f.metricsAddr, FlightAddr: f.flightAddr, Token: f.token, Log: stderr, Telemetry: tel,
 		Registry: server.RegistryConfig{
 			Settings: settings, DataDir: dataDir,
 			Resources:  resource.NewManager(nil, settings.MemoryLimitBytes()),

@@ -7,6 +7,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -29,11 +30,15 @@ const DefaultDeliveryTimeout = 2 * time.Minute
 // kafkasrc.ClientOptionNames.
 var sinkOptions = []string{"topic", "key", "compression", "linger_ms", "batch_max_bytes", "acks", "delivery_timeout_ms"}
 
-// Register adds the "kafka" sink connector to c; cfg supplies default
+// Register adds the "kafka" sink connector and the "kafka" dead-letter
+// connector (dead_letter_topic, deadletter.go) to c; cfg supplies default
 // brokers (as for the source).
 func Register(c *arrowexec.Connectors, cfg kafkasrc.Config) {
 	c.RegisterSink("kafka", func(spec arrowexec.SinkSpec) (arrowexec.Sink, error) {
 		return NewSink(cfg, spec)
+	})
+	c.RegisterDeadLetter("kafka", func(spec arrowexec.DeadLetterSpec) (arrowexec.DeadLetterSink, error) {
+		return NewDeadLetterTopic(cfg, spec)
 	})
 }
 
@@ -61,8 +66,9 @@ func Register(c *arrowexec.Connectors, cfg kafkasrc.Config) {
 //   - delivery_timeout_ms (default 120000): a record not acknowledged by
 //     then fails, and Flush reports it.
 //
-// Tracing will add a W3C traceparent header to each record when the write
-// context carries a span; records have no headers yet.
+// With a Tracer (tracing on), each record carries a W3C traceparent header
+// naming the span of the write (the context's span), so consumers can link
+// to the batch that produced it; otherwise records have no headers.
 func NewSink(cfg kafkasrc.Config, spec arrowexec.SinkSpec) (arrowexec.Sink, error) {
 	what := fmt.Sprintf("kafka sink %q", spec.Name)
 	errorf := func(format string, args ...any) error {
@@ -202,7 +208,21 @@ type sink struct {
 	closed bool
 
 	mu  sync.Mutex
-	err error // the first delivery error
+	err error // the first permanent delivery error
+	// resend holds records that failed transiently (timed out, out of
+	// the client's retries): they are produced again by the next Write
+	// or Flush, which the engine retries (at-least-once). cause is why
+	// the first of them failed.
+	resend []*kgo.Record
+	cause  error
+	// refused holds records the broker refused (too large, invalid): data
+	// errors, handed to spec.DeadLetter (the query's failure strategy).
+	refused []refusedRecord
+}
+
+type refusedRecord struct {
+	r   *kgo.Record
+	err error
 }
 
 var _ arrowexec.Sink = (*sink)(nil)
@@ -228,22 +248,73 @@ func (s *sink) Open(context.Context) error {
 	return nil
 }
 
-// pending returns the first delivery error, if any.
+// pending returns the first permanent delivery error, if any.
 func (s *sink) pending() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.err
 }
 
+// delivered sorts failed records by class (kafkasrc.MarkError): transient
+// ones are kept to be sent again, refused ones to be dead-lettered (when
+// the sink has a dead-letter handler), others fail the sink.
 func (s *sink) delivered(r *kgo.Record, err error) {
 	if err == nil {
 		return
 	}
+	err = kafkasrc.MarkError(err)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	switch arrowexec.Classify(err) {
+	case arrowexec.ClassTransient:
+		if errors.Is(err, kgo.ErrClientClosed) {
+			break
+		}
+		s.resend = append(s.resend, &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers})
+		if s.cause == nil {
+			s.cause = fmt.Errorf("topic %s partition %d: %w", r.Topic, r.Partition, err)
+		}
+		return
+	case arrowexec.ClassData:
+		if s.spec.DeadLetter != nil {
+			s.refused = append(s.refused, refusedRecord{r, err})
+			return
+		}
+	}
 	if s.err == nil {
 		s.err = s.errorf("delivery to topic %s partition %d failed: %w", r.Topic, r.Partition, err)
 	}
+}
+
+// settle runs on the driving goroutine: it returns a permanent delivery
+// error, dead-letters refused records and, with resend, produces again the
+// records that failed transiently.
+func (s *sink) settle(ctx context.Context, resend bool) error {
+	s.mu.Lock()
+	perr, refused := s.err, s.refused
+	s.refused = nil
+	var again []*kgo.Record
+	if resend {
+		again, s.resend, s.cause = s.resend, nil, nil
+	}
+	s.mu.Unlock()
+	if perr != nil {
+		return perr
+	}
+	for _, f := range refused {
+		err := s.spec.DeadLetter.DeadLetter(ctx, arrowexec.DeadLetterRecord{
+			Source: fmt.Sprintf("%s (topic %s)", s.what, f.r.Topic), Position: fmt.Sprintf("partition %d", f.r.Partition),
+			Reason: "refused by Kafka: " + f.err.Error(), Raw: string(f.r.Value),
+		})
+		if err != nil {
+			return s.errorf("%w", err)
+		}
+	}
+	pctx := context.WithoutCancel(ctx)
+	for _, r := range again {
+		s.cl.Produce(pctx, r, s.delivered)
+	}
+	return nil
 }
 
 // Write hands every row of msg to the producer as one record and returns
@@ -257,7 +328,7 @@ func (s *sink) Write(ctx context.Context, msg arrowexec.Message) error {
 	if s.cl == nil || s.closed {
 		return s.errorf("write on a sink that is not open")
 	}
-	if err := s.pending(); err != nil {
+	if err := s.settle(ctx, true); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -286,9 +357,10 @@ func (s *sink) Write(ctx context.Context, msg arrowexec.Message) error {
 		}
 	}
 	pctx := context.WithoutCancel(ctx)
+	headers := s.traceHeaders(ctx)
 	vs, ks := 0, 0
 	for i := range n {
-		r := &kgo.Record{Topic: s.topic, Value: vals[vs:valEnd[i]:valEnd[i]]}
+		r := &kgo.Record{Topic: s.topic, Value: vals[vs:valEnd[i]:valEnd[i]], Headers: headers}
 		if hasKey[i] {
 			r.Key = keys[ks:keyEnd[i]:keyEnd[i]]
 		}
@@ -344,15 +416,30 @@ func appendKey(dst []byte, b arrow.RecordBatch, cols []int, i int) ([]byte, bool
 // Flush waits until every record written so far is acknowledged or has
 // failed, and returns the first delivery error (naming topic and
 // partition), or ctx's error if ctx ends first. Records fail at the latest
-// after delivery_timeout_ms.
+// after delivery_timeout_ms. Records that failed transiently are kept and
+// the error is marked transient (arrowexec.ErrTransient): the next Write
+// or Flush (the engine's retry) produces them again. Records Kafka refused
+// go to the dead-letter handler.
 func (s *sink) Flush(ctx context.Context) error {
 	if s.cl == nil || s.closed {
 		return nil
 	}
+	if err := s.settle(ctx, true); err != nil {
+		return err
+	}
 	if err := s.cl.Flush(ctx); err != nil {
 		return s.errorf("flush: %w", err)
 	}
-	return s.pending()
+	if err := s.settle(ctx, false); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	n, cause := len(s.resend), s.cause
+	s.mu.Unlock()
+	if n > 0 {
+		return arrowexec.Transient(s.errorf("%d records not delivered, to be sent again: %w", n, cause))
+	}
+	return nil
 }
 
 // Close flushes (waiting at most about the delivery timeout) and closes
@@ -372,4 +459,18 @@ func (s *sink) Close() error {
 	s.closed = true
 	s.cl.Close()
 	return err
+}
+
+// traceHeaders returns the headers every record of a write carries: the
+// W3C traceparent of the span in ctx, when tracing is on and there is one.
+// Records share the slice (the client only reads it).
+func (s *sink) traceHeaders(ctx context.Context) []kgo.RecordHeader {
+	if s.spec.Tracer == nil {
+		return nil
+	}
+	tp := s.spec.Tracer.Traceparent(ctx)
+	if tp == "" {
+		return nil
+	}
+	return []kgo.RecordHeader{{Key: kafkasrc.TraceparentHeader, Value: []byte(tp)}}
 }

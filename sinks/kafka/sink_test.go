@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -216,7 +217,9 @@ func TestWriteCSV(t *testing.T) {
 }
 
 // TestDeliveryError: producing to a cluster that went away fails within the
-// delivery timeout instead of hanging, and later writes report it.
+// delivery timeout instead of hanging, with a transient error (the engine
+// retries); the records are kept and sent again by the next Write or Flush,
+// and Close reports them if they still fail.
 func TestDeliveryError(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "out"))
 	if err != nil {
@@ -245,8 +248,11 @@ func TestDeliveryError(t *testing.T) {
 	if !strings.Contains(err.Error(), `kafka sink "out"`) || !strings.Contains(err.Error(), "topic out partition") {
 		t.Errorf("error %q does not name the sink, topic and partition", err)
 	}
-	if err := s.Write(ctx, arrowexec.Message{Batch: b}); err == nil {
-		t.Error("Write after a delivery error succeeded")
+	if !errors.Is(err, arrowexec.ErrTransient) {
+		t.Errorf("delivery timeout %v is not transient", err)
+	}
+	if err := s.Write(ctx, arrowexec.Message{Batch: b}); err != nil {
+		t.Errorf("Write after a transient delivery error (sends again): %v", err)
 	}
 	if err := s.Close(); err == nil {
 		t.Error("Close did not report the delivery error")

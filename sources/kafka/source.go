@@ -86,7 +86,8 @@ type source struct {
 	floor    map[int32]int64      // group: committed offset found when a partition was assigned
 	buffered int                  // records queued over all partitions
 	returned map[int32]kgo.EpochOffset
-	version  uint64 // bumped when returned changes
+	ends     map[int32]int64 // last stable offset of each partition, as of its last fetch (lag)
+	version  uint64          // bumped when returned changes
 	mark     *offsetMark
 
 	commitMu      sync.Mutex // serialises Commit, revocation and Close
@@ -138,8 +139,10 @@ func (s *source) Open(ctx context.Context) error {
 	if s.closed.Load() {
 		return s.errorf("Open after Close")
 	}
+	s.mu.Lock() // Lag may read them from another goroutine already
 	s.parts, s.assigned, s.end, s.floor = map[int32]*partState{}, map[int32]bool{}, map[int32]int64{}, map[int32]int64{}
 	s.returned, s.committed = map[int32]kgo.EpochOffset{}, map[int32]int64{}
+	s.mu.Unlock()
 	reset := kgo.NewOffset().AtStart()
 	if s.startLatest {
 		reset = kgo.NewOffset().AtEnd()
@@ -364,15 +367,15 @@ func (s *source) poll(ctx context.Context, until time.Time) error {
 		case errors.As(err, &lost), kerr.IsRetriable(err):
 			// the client resets or retries by itself
 		default:
-			ferr = s.errorf("topic %s partition %d: %w", t, p, err)
+			ferr = s.errorf("topic %s partition %d: %w", t, p, MarkError(err))
 		}
 	})
-	if ferr != nil {
-		return ferr
-	}
+	// The records of the poll are queued even when a partition failed, so
+	// that Next can be called again (Resumable) without losing them.
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.noteEndsLocked(fetches) // observe.go: consumer lag
 	fetches.EachRecord(func(r *kgo.Record) {
 		st := s.parts[r.Partition]
 		if st == nil {
@@ -394,7 +397,7 @@ func (s *source) poll(ctx context.Context, until time.Time) error {
 		s.buffered++
 	})
 	s.settleLocked()
-	return nil
+	return ferr
 }
 
 // settleLocked drops the partitions of a bounded read that reached their
@@ -477,6 +480,7 @@ func (s *source) emit(ctx context.Context) (msg arrowexec.Message, popped bool, 
 		return arrowexec.Message{}, false, nil
 	}
 	recs := s.scratch
+	endSpan := s.traceBatch(ctx, recs, p) // observe.go
 	s.payload.Reserve(len(recs))
 	for _, b := range s.sysB {
 		b.Reserve(len(recs))
@@ -488,12 +492,14 @@ func (s *source) emit(ctx context.Context) (msg arrowexec.Message, popped bool, 
 		}
 		if rerr := s.appendRecord(r); rerr != nil {
 			if err := s.bad(ctx, r, rerr); err != nil {
+				endSpan(err)
 				return arrowexec.Message{}, true, err
 			}
 			continue
 		}
 		rows++
 	}
+	endSpan(nil)
 	last := recs[len(recs)-1]
 	clear(s.scratch)
 	s.mu.Lock()
@@ -589,6 +595,9 @@ func (s *source) bad(ctx context.Context, r *kgo.Record, rerr *sources.RecordErr
 		Time: time.Now().UTC(), Source: s.dlName, Position: pos,
 		Field: rerr.Field, Reason: rerr.Reason, Raw: string(raw),
 	})
+	if errors.Is(err, arrowexec.ErrData) { // failure_strategy fail: the message says it all
+		return s.errorf("%w", err)
+	}
 	if err != nil {
 		return s.errorf("dead letter: %w", err)
 	}
@@ -697,7 +706,7 @@ func (s *source) Commit(ctx context.Context, mark any) error {
 				}
 			})
 		if cerr != nil {
-			return s.errorf("commit offsets of group %s topic %s: %w", s.group, s.topic, cerr)
+			return s.errorf("commit offsets of group %s topic %s: %w", s.group, s.topic, MarkError(cerr))
 		}
 	}
 	for p, eo := range offs {
