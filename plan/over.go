@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -425,17 +426,22 @@ func (c *overContext) bindSpec(o *ast.OverSpec, sc *scope) (int, error) {
 func (c *overContext) checkStreamOrder(ob ast.OrderItem, e expr.Expr, i int) error {
 	text := sql.Format(ob.Expr)
 	const hint = "or add a WINDOW clause (e.g. WINDOW TUMBLING (INTERVAL '1' MINUTE)) to order the rows of each window"
+	refuse := func(format string, args ...any) error {
+		e := errorf(ob.Expr.Position(), format, args...)
+		e.Err = errStreamOrder
+		return e
+	}
 	if c.timeCol < 0 {
-		return errorf(ob.Expr.Position(), "an unbounded stream can only be ordered by its event time, and %s has none (declare one with WATERMARK FOR); remove ORDER BY %s %s", c.owner, text, hint)
+		return refuse("an unbounded stream can only be ordered by its event time, and %s has none (declare one with WATERMARK FOR); remove ORDER BY %s %s", c.owner, text, hint)
 	}
 	col, isCol := expr.ColumnIndex(e)
 	switch {
 	case i > 0:
-		return errorf(ob.Expr.Position(), "an unbounded stream can only be ordered by its event time %s alone; remove ORDER BY item %s, %s", c.timeName, text, hint)
+		return refuse("an unbounded stream can only be ordered by its event time %s alone; remove ORDER BY item %s, %s", c.timeName, text, hint)
 	case !isCol || col != c.timeCol:
-		return errorf(ob.Expr.Position(), "an unbounded stream can only be ordered by its event time: use ORDER BY %s instead of %s, %s", c.timeName, text, hint)
+		return refuse("an unbounded stream can only be ordered by its event time: use ORDER BY %s instead of %s, %s", c.timeName, text, hint)
 	case ob.Desc:
-		return errorf(ob.Expr.Position(), "an unbounded stream can only be ordered by its event time ascending: remove DESC, %s", hint)
+		return refuse("an unbounded stream can only be ordered by its event time ascending: remove DESC, %s", hint)
 	}
 	return nil
 }
@@ -481,7 +487,32 @@ func frameBoundText(b ast.FrameBound) string {
 // bindOver binds a SELECT with window functions (and no GROUP BY or
 // aggregates) over input (already filtered by WHERE): an Over node, then
 // a Project of the select list.
+// errStreamOrder marks the refusal to order an unbounded stream by
+// anything but its event time.
+var errStreamOrder = errors.New("order of an unbounded stream")
+
+// wholeInput is the window of a bounded input ordered by other than its
+// event time: every row of the input, evaluated when it ends.
+var wholeInput = &arrowexec.WindowSpec{Kind: arrowexec.Tumbling, Size: 1 << 61, Advance: 1 << 61}
+
+// bindOver binds the window functions of sel. Without a WINDOW clause an
+// unbounded input can only be ordered by its event time; a bounded one (a
+// file, a generator with rows, a Kafka read up to end_offset) may be
+// ordered by anything: its rows are then sorted when it ends.
 func (b *selectBinder) bindOver(sel *ast.Select, input Node, sc *scope) (Node, []string, []ast.Pos, error) {
+	n, names, pos, err := b.bindOverIn(sel, input, sc, false)
+	var pe *Error
+	if err != nil && sel.Window == nil && errors.As(err, &pe) && errors.Is(pe.Err, errStreamOrder) {
+		if r, _ := b.p.unbounded(input); r == nil {
+			return b.bindOverIn(sel, input, sc, true)
+		}
+	}
+	return n, names, pos, err
+}
+
+// bindOverIn binds sel's window functions; whole evaluates them over the
+// whole (bounded) input at its end.
+func (b *selectBinder) bindOverIn(sel *ast.Select, input Node, sc *scope, whole bool) (Node, []string, []ast.Pos, error) {
 	ctx := &overContext{input: sc, owner: sc.owner, nVis: len(visibleFields(input.Schema())), timeCol: input.EventTime()}
 	if ctx.timeCol >= 0 {
 		ctx.timeName = input.Schema().Field(ctx.timeCol).Name
@@ -500,9 +531,11 @@ func (b *selectBinder) bindOver(sel *ast.Select, input Node, sc *scope) (Node, [
 		}
 		o.Window = w
 		ctx.windowed = true
+	} else if whole {
+		o.Window, ctx.windowed = wholeInput, true
 	}
 	post := &scope{cols: append([]scopeCol(nil), sc.cols...), owner: sc.owner, aliases: sc.aliases, over: ctx}
-	if ctx.windowed {
+	if ctx.windowed && !whole {
 		for i, name := range []string{"window_start", "window_end"} {
 			for _, n := range []string{name, "_" + name} {
 				if !scopeHas(sc, n) {
