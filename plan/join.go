@@ -767,13 +767,19 @@ func (b *selectBinder) finish(j *Join) error {
 }
 
 // boundedSource reports whether a relation's connector ends (a file, a
-// generator with a row count), so a table can be loaded completely first.
+// generator with a row count, a Nexmark stream with an event count, a
+// Kafka read up to end_offset), so it can be read completely first.
 func boundedSource(r *Relation) bool {
 	switch r.Options["connector"] {
 	case "file":
 		return true
 	case "generator":
 		return r.Options["rows"] != "0"
+	case "nexmark":
+		n, ok := r.Options["events"]
+		return ok && n != "0"
+	case "kafka":
+		return strings.EqualFold(r.Options["end_offset"], "latest")
 	}
 	return false
 }

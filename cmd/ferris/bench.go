@@ -391,7 +391,8 @@ type emission struct {
 // that closed it); with several streams, the latest of their causes. An
 // operator that holds the watermark back (a join by its time bound or TTL,
 // OVER ... ORDER BY by its waiting rows) makes that batch too old; when it
-// is more than maxLag batches behind the newest, or the output has no
+// is more than maxLag batches behind the newest or the watermark is below
+// the first batch's (no batch moved it there), or the output has no
 // event-time watermark (processing time, end of input), the cause is the
 // newest batch emitted, which is exact when the pipeline keeps up (a paced
 // --rate run) and otherwise leaves out the time the newest input waited.
@@ -453,8 +454,8 @@ func (t *latencyTracker) cause(w arrowexec.Watermark) time.Time {
 		es := t.streams[s]
 		i := sort.Search(len(es), func(i int) bool { return es[i].maxTime-d >= w })
 		if i < len(es) {
-			if len(es)-1-i > maxLag {
-				return t.last // held back
+			if len(es)-1-i > maxLag || (i == 0 && es[0].maxTime-d > w) {
+				return t.last // held back (below every batch's watermark)
 			}
 			if !found || es[i].at.After(at) {
 				at = es[i].at

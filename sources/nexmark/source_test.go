@@ -370,3 +370,26 @@ func benchBatch() string {
 	}
 	return "4096"
 }
+
+// TestColWriterGrows: a string column whose values outgrow the reserved
+// bytes keeps the values written before it grew.
+func TestColWriterGrows(t *testing.T) {
+	mem := checked(t)
+	w := colWriter{typ: arrow.BinaryTypes.String, str: true, maxBytes: 2}
+	w.start(mem, 4)
+	vals := []string{"a", "bcdefgh", "", "ijklmnopqrstuvwxyz"}
+	for i, v := range vals {
+		if i%2 == 0 {
+			w.putString(i, v)
+		} else {
+			w.putStr(i, []byte(v))
+		}
+	}
+	arr := w.finish(len(vals)).(*array.String)
+	defer arr.Release()
+	for i, v := range vals {
+		if arr.Value(i) != v {
+			t.Errorf("row %d: %q, want %q", i, arr.Value(i), v)
+		}
+	}
+}

@@ -1,8 +1,8 @@
--- Nexmark q19: the ten highest bids of each auction (an updating top-N).
+-- Nexmark q19: the ten highest bids of each auction.
 --
--- Not runnable yet: the planner orders an unbounded stream only by its
--- event time, and has no updating (retracting) top-N; this is Flink's
--- query as it would read once it does.
+-- Flink's query verbatim. Over a bounded run (events > 0) the ranking is
+-- computed when the input ends; an unbounded run is refused, since the
+-- planner has no updating (retracting) top-N yet.
 CREATE STREAM bid (
   auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
   date_time TIMESTAMP, extra VARCHAR,
