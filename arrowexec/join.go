@@ -553,11 +553,18 @@ func (j *JoinOp) advance(s int, w Watermark) error {
 	now := int64(math.MinInt64)
 	for x := range j.clock {
 		c := j.wm[x]
-		if j.cfg.Time[x] < 0 && c != FinalWatermark {
+		// A processing-time input's clock is the wall clock until the
+		// input has ended: a final watermark on a message does not stop
+		// it (a window aggregate flushing at the end sends several
+		// batches with it), only the end of the input does.
+		if j.cfg.Time[x] < 0 && !j.done[x] {
 			if now == math.MinInt64 {
 				now = j.nowMS()
 			}
-			c = max(c, now)
+			c = now
+			if j.wm[x] != FinalWatermark {
+				c = max(j.wm[x], now)
+			}
 		}
 		if c > j.clock[x] {
 			j.clock[x] = c
@@ -590,6 +597,12 @@ func (j *JoinOp) rowTimes(s int, batch arrow.RecordBatch) (t, wm []int64) {
 		w := j.clock[s]
 		if j.cfg.Time[s] >= 0 {
 			w = j.wm[s]
+		} else if len(t) > 0 {
+			// Processing time: a row is never late. An input that sent
+			// several batches with the final watermark (a window
+			// aggregate flushing at the end) must not have its last rows
+			// judged against +inf.
+			w = min(w, t[0])
 		}
 		for i := range wm {
 			wm[i] = w
