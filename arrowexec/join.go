@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/ferrisstreams/ferris/arrowexec/agg"
 	"github.com/ferrisstreams/ferris/arrowexec/expr"
-	"github.com/ferrisstreams/ferris/arrowexec/resource"
 	"github.com/ferrisstreams/ferris/kernels"
 )
 
@@ -144,10 +142,10 @@ var ErrUnboundedJoin = errors.New("stream–stream join has no time bound, windo
 // it is retained and returned when rows expire; exceeding the memory limit
 // fails the query with an error wrapping resource.ErrMemoryLimit.
 type JoinOp struct {
-	alloc  memory.Allocator
-	inputs [2]Operator
-	cfg    JoinConfig
-	now    func() time.Time
+	alloc        memory.Allocator
+	inputReaders // inputs and their reader goroutines
+	cfg          JoinConfig
+	now          func() time.Time
 
 	vis      [2]int // visible (output) columns of each input
 	keyTypes []arrow.DataType
@@ -161,9 +159,6 @@ type JoinOp struct {
 	slack int
 
 	// reading
-	ch     [2]chan joinItem
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
 	done   [2]bool
 	eof    bool
 	closed bool
@@ -188,17 +183,12 @@ type JoinStats struct {
 	Matched, OuterEmitted, Expired, Rebuilds int64
 }
 
-type joinItem struct {
-	msg Message
-	err error
-}
-
 var _ Operator = (*JoinOp)(nil)
 
 // NewJoin returns a join of left and right. It takes ownership of both
 // inputs (Close closes them).
 func NewJoin(alloc memory.Allocator, left, right Operator, cfg JoinConfig) (*JoinOp, error) {
-	j := &JoinOp{alloc: alloc, inputs: [2]Operator{left, right}, cfg: cfg, now: cfg.Now,
+	j := &JoinOp{alloc: alloc, inputReaders: inputReaders{inputs: [2]Operator{left, right}}, cfg: cfg, now: cfg.Now,
 		wm: [2]Watermark{NoWatermark, NoWatermark}, clock: [2]int64{math.MinInt64, math.MinInt64}, out: NoWatermark,
 		slack: 1 << 16}
 	if j.now == nil {
@@ -312,10 +302,7 @@ func (j *JoinOp) String() string {
 // Open implements Operator: it opens both inputs. No goroutine starts
 // before the first Next.
 func (j *JoinOp) Open(ctx context.Context) error {
-	if err := j.inputs[0].Open(ctx); err != nil {
-		return err
-	}
-	return j.inputs[1].Open(ctx)
+	return j.openInputs(ctx)
 }
 
 // Close implements Operator: it stops the input readers, releases every
@@ -326,20 +313,7 @@ func (j *JoinOp) Close() error {
 		return nil
 	}
 	j.closed = true
-	if j.cancel != nil {
-		j.cancel()
-		j.wg.Wait()
-		for _, ch := range j.ch {
-			for drained := false; !drained; {
-				select {
-				case it := <-ch:
-					it.msg.Release()
-				default:
-					drained = true
-				}
-			}
-		}
-	}
+	j.stopReaders()
 	for _, m := range j.queue {
 		m.Release()
 	}
@@ -359,45 +333,7 @@ func (j *JoinOp) Close() error {
 		r.Unreserve(j.resv)
 	}
 	j.resv = 0
-	return errors.Join(j.inputs[0].Close(), j.inputs[1].Close())
-}
-
-// start launches one reader goroutine per input. They live until Close
-// (or the end of their input): their context keeps ctx's values but not
-// its cancellation, which belongs to the call that happened to start
-// them; Next watches its own ctx.
-func (j *JoinOp) start(ctx context.Context) {
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	j.cancel = cancel
-	for s := range j.inputs {
-		j.ch[s] = make(chan joinItem, 1)
-		j.wg.Add(1)
-		go j.read(rctx, s)
-	}
-}
-
-func (j *JoinOp) read(ctx context.Context, s int) {
-	defer j.wg.Done()
-	for {
-		msg, err := j.pull(ctx, s)
-		select {
-		case j.ch[s] <- joinItem{msg: msg, err: err}:
-		case <-ctx.Done():
-			msg.Release()
-			return
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// pull reads one message of input s; a memory-limit panic of an operator
-// below becomes its error (the query driver only recovers its own
-// goroutine).
-func (j *JoinOp) pull(ctx context.Context, s int) (msg Message, err error) {
-	defer resource.Recover(&err)
-	return j.inputs[s].Next(ctx)
+	return j.closeInputs()
 }
 
 // receive returns the next message of whichever input has one ready.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/ferrisstreams/ferris/arrowexec/agg"
 	"github.com/ferrisstreams/ferris/arrowexec/expr"
-	"github.com/ferrisstreams/ferris/arrowexec/resource"
 	"github.com/ferrisstreams/ferris/kernels"
 )
 
@@ -104,16 +102,13 @@ type SubqueryJoinConfig struct {
 // on), Next returns io.EOF. A build input that never ends holds back every
 // row; the planner accepts only bounded build inputs.
 type SubqueryJoinOp struct {
-	alloc    memory.Allocator
-	inputs   [2]Operator
-	cfg      SubqueryJoinConfig
-	nvis     int
-	keyTypes []arrow.DataType
-	isIn     bool
+	alloc        memory.Allocator
+	inputReaders // inputs and their reader goroutines
+	cfg          SubqueryJoinConfig
+	nvis         int
+	keyTypes     []arrow.DataType
+	isIn         bool
 
-	ch       [2]chan joinItem
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
 	built    bool
 	probeEOF bool
 	eof      bool
@@ -143,7 +138,7 @@ var _ Operator = (*SubqueryJoinOp)(nil)
 // NewSubqueryJoin returns a subquery join of probe with build. It takes
 // ownership of both inputs (Close closes them).
 func NewSubqueryJoin(alloc memory.Allocator, probe, build Operator, cfg SubqueryJoinConfig) (*SubqueryJoinOp, error) {
-	j := &SubqueryJoinOp{alloc: alloc, inputs: [2]Operator{probe, build}, cfg: cfg}
+	j := &SubqueryJoinOp{alloc: alloc, inputReaders: inputReaders{inputs: [2]Operator{probe, build}}, cfg: cfg}
 	if len(cfg.ProbeKeys) != len(cfg.BuildKeys) {
 		return nil, fmt.Errorf("subquery join: %d probe keys and %d build keys", len(cfg.ProbeKeys), len(cfg.BuildKeys))
 	}
@@ -217,10 +212,7 @@ func (j *SubqueryJoinOp) String() string {
 
 // Open implements Operator: it opens both inputs.
 func (j *SubqueryJoinOp) Open(ctx context.Context) error {
-	if err := j.inputs[0].Open(ctx); err != nil {
-		return err
-	}
-	return j.inputs[1].Open(ctx)
+	return j.openInputs(ctx)
 }
 
 // Close implements Operator: it stops the input readers, releases the
@@ -231,20 +223,7 @@ func (j *SubqueryJoinOp) Close() error {
 		return nil
 	}
 	j.closed = true
-	if j.cancel != nil {
-		j.cancel()
-		j.wg.Wait()
-		for _, ch := range j.ch {
-			for drained := false; !drained; {
-				select {
-				case it := <-ch:
-					it.msg.Release()
-				default:
-					drained = true
-				}
-			}
-		}
-	}
+	j.stopReaders()
 	for _, m := range j.pending {
 		m.Release()
 	}
@@ -254,7 +233,7 @@ func (j *SubqueryJoinOp) Close() error {
 		r.Unreserve(j.resv + j.pendingResv)
 	}
 	j.resv, j.pendingResv = 0, 0
-	return errors.Join(j.inputs[0].Close(), j.inputs[1].Close())
+	return j.closeInputs()
 }
 
 func (j *SubqueryJoinOp) releaseState() {
@@ -272,40 +251,6 @@ func (j *SubqueryJoinOp) releaseState() {
 		j.values.Release()
 		j.values = nil
 	}
-}
-
-// start launches one reader goroutine per input (see JoinOp.start).
-func (j *SubqueryJoinOp) start(ctx context.Context) {
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	j.cancel = cancel
-	for s := range j.inputs {
-		j.ch[s] = make(chan joinItem, 1)
-		j.wg.Add(1)
-		go j.read(rctx, s)
-	}
-}
-
-func (j *SubqueryJoinOp) read(ctx context.Context, s int) {
-	defer j.wg.Done()
-	for {
-		msg, err := j.pull(ctx, s)
-		select {
-		case j.ch[s] <- joinItem{msg: msg, err: err}:
-		case <-ctx.Done():
-			msg.Release()
-			return
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// pull reads one message of input s; a memory-limit panic of an operator
-// below becomes its error.
-func (j *SubqueryJoinOp) pull(ctx context.Context, s int) (msg Message, err error) {
-	defer resource.Recover(&err)
-	return j.inputs[s].Next(ctx)
 }
 
 // Next implements Operator.
