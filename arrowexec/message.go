@@ -48,6 +48,9 @@ type Message struct {
 	// sources with partitions (see PartitionedSource); 0 otherwise. Only the
 	// WatermarkAssigner reads it.
 	Partition int32
+	// Barrier, on a watermark-only message, makes it a checkpoint barrier
+	// (see Stateful): operators pass it on in stream order.
+	Barrier *Barrier
 
 	seq int64 // position in its source's stream, for commits (0: none)
 }
