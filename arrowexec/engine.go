@@ -61,7 +61,8 @@ type QueryNode struct {
 	// topology's when empty.
 	CorrelationID string
 
-	tracer Tracer // the topology's, set by Run
+	tracer           Tracer // the topology's, set by Run
+	restoredFinished bool   // the restored checkpoint says it had ended
 }
 
 // QueryStats are live counters of a query, safe to read concurrently.
@@ -135,6 +136,10 @@ type Topology struct {
 	// CorrelationID names this run of the pipeline in every query and
 	// source error (fault.go).
 	CorrelationID string
+	// Checkpoints, when set, saves the topology's state periodically and
+	// Run resumes from the latest checkpoint (checkpoint.go).
+	Checkpoints     *CheckpointConfig
+	CheckpointStats CheckpointStats
 
 	owned     []interface{ Close() error } // dead-letter sinks (guard.go)
 	ownedOnce sync.Once
@@ -240,6 +245,12 @@ func (t *Topology) Run(ctx context.Context) error {
 		interval = DefaultCommitInterval
 	}
 
+	ck, err := t.prepareCheckpoints()
+	if err != nil {
+		t.Discard()
+		return err
+	}
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stopCh := t.stopChan()
@@ -268,7 +279,7 @@ func (t *Topology) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := t.runSource(ctx, srcCtx, s, st, subs[s.Stream], srcTracker[s])
+			err := t.runSource(ctx, srcCtx, s, st, subs[s.Stream], srcTracker[s], ck)
 			t.endTaps(s.Stream, err)
 			if err != nil {
 				fail(t.sourceError(s, err))
@@ -282,7 +293,7 @@ func (t *Topology) Run(ctx context.Context) error {
 			defer wg.Done()
 			c := queryCommits{trackers: trackers, interval: interval,
 				passThrough: passesRowsThrough(q.Root) && len(subs[q.Output]) == 0}
-			err := t.runQuery(ctx, q, subs[q.Output], c)
+			err := t.runQuery(ctx, q, subs[q.Output], c, ck)
 			if q.Output != "" {
 				t.endTaps(q.Output, err)
 			}
@@ -291,14 +302,19 @@ func (t *Topology) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	ckDone := t.runCheckpoints(ctx, ck)
 	wg.Wait()
+	ckDone()
 	if err := t.closeOwned(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return t.finishCheckpoints(ck)
 }
 
 // fanout hands msg to every subscriber, retaining the batch once per extra
@@ -336,12 +352,23 @@ func finish(to []*Inlet, err error) {
 
 // runSource drives one source. srcCtx is cancelled by Stop: the source then
 // ends its stream cleanly, while ctx still governs delivery downstream.
-func (t *Topology) runSource(ctx, srcCtx context.Context, s *SourceNode, st *SourceStats, to []*Inlet, commits *commitTracker) (err error) {
+func (t *Topology) runSource(ctx, srcCtx context.Context, s *SourceNode, st *SourceStats, to []*Inlet, commits *commitTracker, ck *checkpointer) (err error) {
+	atEnd := false
 	defer func() {
 		if err != nil && ctx.Err() == nil && srcCtx.Err() != nil {
 			err = nil // stopped by Stop: a clean, drained end
 		}
 		finish(to, err)
+	}()
+	defer func() {
+		switch {
+		case atEnd && err == nil:
+			ck.sourceEnded(s, nil)
+		case err == nil:
+			ck.sourceEnded(s, errors.New("stopped before its end"))
+		default:
+			ck.sourceEnded(s, err)
+		}
 	}()
 	defer func() {
 		if cerr := s.Op.Close(); err == nil {
@@ -359,11 +386,18 @@ func (t *Topology) runSource(ctx, srcCtx context.Context, s *SourceNode, st *Sou
 		if srcCtx.Err() != nil {
 			return srcCtx.Err()
 		}
+		if b := ck.barrierFor(s); b != nil {
+			ck.sourceBarrier(s, b)
+			if err := fanout(ctx, Message{Watermark: last, Barrier: b}, to); err != nil {
+				return err
+			}
+		}
 		t0 := time.Now()
 		msg, err := read(srcCtx)
 		t1 := time.Now()
 		st.ReadNanos.Add(int64(t1.Sub(t0)))
 		if errors.Is(err, io.EOF) {
+			atEnd = true
 			if last != FinalWatermark {
 				final := Message{Watermark: FinalWatermark}
 				t.toTaps(s.Stream, final)
@@ -417,7 +451,7 @@ func (c queryCommits) ack(ctx context.Context, q *QueryNode) error {
 	return nil
 }
 
-func (t *Topology) runQuery(ctx context.Context, q *QueryNode, to []*Inlet, commits queryCommits) (err error) {
+func (t *Topology) runQuery(ctx context.Context, q *QueryNode, to []*Inlet, commits queryCommits, ck *checkpointer) (err error) {
 	q.Stats.State.Store(int32(QueryRunning))
 	q.Stats.Watermark.Store(NoWatermark)
 	defer func() {
@@ -444,11 +478,23 @@ func (t *Topology) runQuery(ctx context.Context, q *QueryNode, to []*Inlet, comm
 		}
 	}()
 	defer resource.Recover(&err)
+	if ck != nil {
+		defer func() {
+			if err != nil {
+				ck.queryEnded(q, nil, err)
+			}
+		}()
+	}
 
 	for _, s := range q.Sinks {
 		if err := s.Open(ctx); err != nil {
 			return WithOperator("sink", fmt.Errorf("opening sink: %w", err))
 		}
+	}
+	if q.restoredFinished { // it had ended before the checkpoint it resumes from
+		pos, err := sinkPositions(q)
+		ck.queryEnded(q, pos, err)
+		return err
 	}
 	q.tracer = t.Tracer
 	if err := q.Root.Open(ctx); err != nil {
@@ -476,6 +522,13 @@ func (t *Topology) runQuery(ctx context.Context, q *QueryNode, to []*Inlet, comm
 			if err := flush(); err != nil {
 				return err
 			}
+			if ck != nil {
+				pos, err := sinkPositions(q)
+				if err != nil {
+					return err
+				}
+				ck.queryEnded(q, pos, nil)
+			}
 			// Drained (Stop) or at the end of its input: a query holding
 			// state vouches only when a final watermark flushed it.
 			if commits.passThrough || final {
@@ -485,6 +538,12 @@ func (t *Topology) runQuery(ctx context.Context, q *QueryNode, to []*Inlet, comm
 		}
 		if err != nil {
 			return err
+		}
+		if msg.Barrier != nil {
+			if err := t.passBarrier(ctx, q, msg, to, ck, flush); err != nil {
+				return err
+			}
+			continue
 		}
 		q.Stats.RowsOut.Add(msg.Rows())
 		if msg.Batch != nil {

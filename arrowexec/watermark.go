@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -281,4 +283,41 @@ func (w *WatermarkAssigner) dropNullTimes(ctx context.Context, batch arrow.Recor
 	mask := keep.NewBooleanArray()
 	defer mask.Release()
 	return kernels.Filter(w.alloc, batch, mask)
+}
+
+// SaveState saves the watermark state (checkpoint.go): the stream's
+// watermark and each partition's running maximum event time. The source's
+// runner calls it when it sends a barrier; idleness restarts on recovery.
+func (w *WatermarkAssigner) SaveState(st *StateWriter) error {
+	st.SetInt("last", w.last)
+	for p, c := range w.parts {
+		st.SetInt("partition."+strconv.Itoa(int(p)), c.max)
+	}
+	return nil
+}
+
+// LoadState restores what SaveState saved; call it before Open.
+func (w *WatermarkAssigner) LoadState(st *StateReader) error {
+	last, err := st.Int("last")
+	if err != nil {
+		return err
+	}
+	w.last = last
+	now := w.cfg.Now()
+	for k := range st.values {
+		p, ok := strings.CutPrefix(k, "partition.")
+		if !ok {
+			continue
+		}
+		id, err := strconv.ParseInt(p, 10, 32)
+		if err != nil {
+			return fmt.Errorf("watermark state: partition %q: %w", p, err)
+		}
+		max, err := st.Int(k)
+		if err != nil {
+			return err
+		}
+		w.parts[int32(id)] = &partitionClock{max: max, lastSeen: now}
+	}
+	return nil
 }

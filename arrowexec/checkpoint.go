@@ -1,0 +1,637 @@
+package arrowexec
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// Checkpoints (issue 6): every CheckpointConfig.Interval the coordinator
+// asks every source to send a barrier (Message.Barrier) after its next
+// message. A source records its position (Checkpointable) and its
+// watermark state as it sends the barrier; each Stateful operator saves its
+// state when the barrier passes it (operators with several inputs align
+// first); a query that receives the barrier from its root flushes its sinks
+// and records how far their committed output reaches (ResumableSink). When
+// every source and query has answered, the checkpoint is written to
+// CheckpointConfig.Dir (checkpoint_store.go). On the next Run, the latest
+// complete checkpoint is restored before anything opens: sources seek to
+// their positions, operators load their state, file sinks are cut back to
+// their committed length, and processing resumes as if the process had
+// never stopped.
+
+// Checkpointable is a source whose read position checkpoints save.
+type Checkpointable interface {
+	// Position encodes the position just after the last message Next
+	// returned (after io.EOF: the end). An error means the source cannot
+	// be checkpointed (a pipe, a terminal).
+	Position() ([]byte, error)
+	// Seek, called before Open, makes the source start at a position
+	// Position returned.
+	Seek(pos []byte) error
+}
+
+// ResumableSink is a sink a checkpoint can cut back: its output up to a
+// committed position is kept on recovery and the rest dropped, so with a
+// resumable sink output is exactly once. Other sinks are at least once
+// across a recovery (output since the last checkpoint is written again).
+type ResumableSink interface {
+	Sink
+	// Committed returns the position the sink's output reaches once
+	// flushed (for a file: its length).
+	Committed() (int64, error)
+	// ResumeAt, called before Open, makes Open keep the output before pos,
+	// drop the rest and write after it.
+	ResumeAt(pos int64) error
+}
+
+// CheckpointConfig turns checkpoints on for a topology.
+type CheckpointConfig struct {
+	// Dir holds this topology's checkpoints (state_dir, or a directory in
+	// it per pipeline).
+	Dir string
+	// Interval between checkpoints (checkpoint_interval_ms).
+	Interval time.Duration
+	// Keep is how many complete checkpoints are kept (default 2: the
+	// latest and one to fall back on if it turns out to be damaged).
+	Keep int
+	// Alloc holds restored state; nil means the Go allocator.
+	Alloc memory.Allocator
+	// Logf, when set, receives notes: checkpoints skipped as damaged,
+	// checkpointing disabled and why.
+	Logf func(format string, args ...any)
+}
+
+// CheckpointStats are live counters of a topology's checkpoints.
+type CheckpointStats struct {
+	Completed, Failed atomic.Int64
+	LastID            atomic.Int64
+	LastBytes         atomic.Int64 // size of the last checkpoint's files
+	LastNanos         atomic.Int64 // time from trigger to written
+	RestoredID        atomic.Int64 // checkpoint this run started from (0: none)
+}
+
+// checkpointer coordinates one run's checkpoints.
+type checkpointer struct {
+	cfg         CheckpointConfig
+	t           *Topology
+	fingerprint string
+	keys        map[Stateful]string // operator state keys
+	wm          map[*SourceNode]*WatermarkAssigner
+	pending     map[*SourceNode]*atomic.Pointer[Barrier]
+
+	mu       sync.Mutex
+	nextID   int64
+	cur      *checkpointRun
+	ended    map[*SourceNode]sourceEnd // sources at their end: final position
+	finished map[*QueryNode][]int64    // queries ended cleanly: final sink positions
+	disabled string                    // why no further checkpoint can complete
+}
+
+// checkpointRun is one checkpoint in flight.
+type checkpointRun struct {
+	id       int64
+	start    time.Time
+	states   map[string]*StateWriter
+	sinks    map[string][]int64
+	finished map[string]bool
+	sources  map[*SourceNode]bool // still to answer
+	queries  map[*QueryNode]bool  // still to answer
+	done     chan struct{}
+}
+
+// stateless are the operators with nothing to save: they pass barriers
+// through as watermark-only messages.
+func stateless(op Operator) bool {
+	switch op.(type) {
+	case *Inlet, *FilterOp, *ProjectOp, *Instrumented:
+		return true
+	}
+	return false
+}
+
+// operatorInputs returns the inputs of op (tree walks).
+func operatorInputs(op Operator) []Operator {
+	switch o := op.(type) {
+	case *Instrumented:
+		return []Operator{o.in}
+	case interface{ readerInputs() []Operator }:
+		return o.readerInputs()
+	case interface{ unaryInput() Operator }:
+		return []Operator{o.unaryInput()}
+	}
+	return nil
+}
+
+func (r *inputReaders) readerInputs() []Operator { return r.inputs[:] }
+
+// newCheckpointer prepares checkpoints for t, or explains why t cannot be
+// checkpointed (an operator or source that cannot save its state).
+func newCheckpointer(t *Topology, cfg CheckpointConfig) (*checkpointer, error) {
+	if cfg.Keep <= 0 {
+		cfg.Keep = 2
+	}
+	if cfg.Alloc == nil {
+		cfg.Alloc = memory.DefaultAllocator
+	}
+	c := &checkpointer{cfg: cfg, t: t, keys: map[Stateful]string{}, wm: map[*SourceNode]*WatermarkAssigner{},
+		pending: map[*SourceNode]*atomic.Pointer[Barrier]{}, nextID: 1,
+		ended: map[*SourceNode]sourceEnd{}, finished: map[*QueryNode][]int64{}}
+	var desc strings.Builder
+	for _, s := range t.Sources {
+		if _, ok := SourceAs[Checkpointable](s.Op); !ok {
+			return nil, fmt.Errorf("source %s (%T) cannot save its read position", s.Stream, s.Op)
+		}
+		if w, ok := s.Op.(*WatermarkAssigner); ok {
+			c.wm[s] = w
+		}
+		c.pending[s] = &atomic.Pointer[Barrier]{}
+		fmt.Fprintf(&desc, "source %s %s\n", s.Stream, s.Op.Schema())
+	}
+	for _, q := range t.Queries {
+		fmt.Fprintf(&desc, "query %s -> %s sinks=%d\n", q.Name, q.Output, len(q.Sinks))
+		i := 0
+		var walk func(op Operator) error
+		walk = func(op Operator) error {
+			key := fmt.Sprintf("query/%s/%d", q.Name, i)
+			i++
+			fmt.Fprintf(&desc, "  %s %T %s\n", key, op, op.Schema())
+			if st, ok := op.(Stateful); ok {
+				c.keys[st] = key
+			} else if !stateless(op) {
+				return fmt.Errorf("query %s: operator %T cannot save its state", q.Name, op)
+			}
+			for _, in := range operatorInputs(op) {
+				if err := walk(in); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if err := walk(q.Root); err != nil {
+			return nil, err
+		}
+	}
+	sum := sha256.Sum256([]byte(desc.String()))
+	c.fingerprint = hex.EncodeToString(sum[:])
+	return c, nil
+}
+
+func (c *checkpointer) logf(format string, args ...any) {
+	if c.cfg.Logf != nil {
+		c.cfg.Logf(format, args...)
+	}
+}
+
+// sourceKey and watermarkKey name a source's entries in a checkpoint.
+func sourceKey(s *SourceNode) string    { return "source/" + s.Stream }
+func watermarkKey(s *SourceNode) string { return "watermark/" + s.Stream }
+
+// restore loads the latest complete checkpoint of the topology, if any,
+// into its sources, operators and sinks. Call before anything opens.
+func (c *checkpointer) restore() error {
+	ck, err := loadLatestCheckpoint(c.cfg.Dir, c.cfg.Alloc, c.logf)
+	if err != nil || ck == nil {
+		return err
+	}
+	defer ck.release()
+	if ck.manifest.Fingerprint != c.fingerprint {
+		return fmt.Errorf("state_dir %s holds checkpoint %d of a different pipeline (its queries or schemas changed): remove it, or point state_dir elsewhere, to start from scratch",
+			c.cfg.Dir, ck.manifest.ID)
+	}
+	for _, s := range c.t.Sources {
+		r := ck.states[sourceKey(s)]
+		if r == nil {
+			return fmt.Errorf("checkpoint %d: no position for source %s", ck.manifest.ID, s.Stream)
+		}
+		enc, _ := r.Value("position")
+		pos, err := base64.StdEncoding.DecodeString(enc)
+		if err != nil {
+			return fmt.Errorf("checkpoint %d: source %s: %w", ck.manifest.ID, s.Stream, err)
+		}
+		src, _ := SourceAs[Checkpointable](s.Op)
+		if err := src.Seek(pos); err != nil {
+			return fmt.Errorf("checkpoint %d: source %s: %w", ck.manifest.ID, s.Stream, err)
+		}
+		if w := c.wm[s]; w != nil {
+			if r := ck.states[watermarkKey(s)]; r != nil {
+				if err := w.LoadState(r); err != nil {
+					return fmt.Errorf("checkpoint %d: source %s: %w", ck.manifest.ID, s.Stream, err)
+				}
+			}
+		}
+	}
+	for op, key := range c.keys {
+		if r := ck.states[key]; r != nil {
+			if err := op.LoadState(r); err != nil {
+				return fmt.Errorf("checkpoint %d: %s: %w", ck.manifest.ID, key, err)
+			}
+		}
+	}
+	for _, q := range c.t.Queries {
+		if ck.manifest.finished(q.Name) {
+			q.restoredFinished = true
+		}
+		for i, pos := range ck.manifest.Sinks[q.Name] {
+			if pos < 0 || i >= len(q.Sinks) {
+				continue
+			}
+			if rs, ok := unwrapSink(q.Sinks[i]).(ResumableSink); ok {
+				if err := rs.ResumeAt(pos); err != nil {
+					return fmt.Errorf("checkpoint %d: query %s: sink %d: %w", ck.manifest.ID, q.Name, i+1, err)
+				}
+			}
+		}
+	}
+	c.nextID = ck.manifest.ID + 1
+	c.t.CheckpointStats.RestoredID.Store(ck.manifest.ID)
+	c.t.CheckpointStats.LastID.Store(ck.manifest.ID)
+	return nil
+}
+
+func unwrapSink(s Sink) Sink {
+	for {
+		u, ok := s.(interface{ Unwrap() Sink })
+		if !ok {
+			return s
+		}
+		s = u.Unwrap()
+	}
+}
+
+// run triggers checkpoints every interval until ctx ends, writing each
+// once every participant has answered.
+func (c *checkpointer) run(ctx context.Context) {
+	tick := time.NewTicker(c.cfg.Interval)
+	defer tick.Stop()
+	defer c.abort()
+	for {
+		var done chan struct{}
+		c.mu.Lock()
+		if c.cur != nil {
+			done = c.cur.done
+		}
+		c.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if done == nil {
+				c.trigger()
+			}
+		case <-done:
+			c.complete()
+		}
+	}
+}
+
+// trigger starts a checkpoint: every source still running is asked for a
+// barrier.
+func (c *checkpointer) trigger() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.disabled != "" || c.cur != nil {
+		return
+	}
+	run := &checkpointRun{id: c.nextID, start: time.Now(), states: map[string]*StateWriter{},
+		sinks: map[string][]int64{}, finished: map[string]bool{},
+		sources: map[*SourceNode]bool{}, queries: map[*QueryNode]bool{}, done: make(chan struct{})}
+	c.nextID++
+	for s, end := range c.ended {
+		end.put(run, s)
+	}
+	for _, q := range c.t.Queries {
+		if pos, ok := c.finished[q]; ok {
+			run.sinks[q.Name], run.finished[q.Name] = pos, true
+		} else {
+			run.queries[q] = true
+		}
+	}
+	b := &Barrier{ID: run.id, save: c.saveOperator}
+	c.cur = run
+	for _, s := range c.t.Sources {
+		if _, ok := c.ended[s]; !ok {
+			run.sources[s] = true
+			c.pending[s].Store(b)
+		}
+	}
+	c.checkDone()
+}
+
+// barrierFor returns the barrier source s is asked to send, if any.
+func (c *checkpointer) barrierFor(s *SourceNode) *Barrier {
+	if c == nil {
+		return nil
+	}
+	return c.pending[s].Swap(nil)
+}
+
+// sourceState is a source's position and watermark state.
+func (c *checkpointer) sourceState(s *SourceNode) (*StateWriter, *StateWriter, error) {
+	src, _ := SourceAs[Checkpointable](s.Op)
+	pos, err := src.Position()
+	if err != nil {
+		return nil, nil, err
+	}
+	p := &StateWriter{}
+	p.SetValue("position", base64.StdEncoding.EncodeToString(pos))
+	var wm *StateWriter
+	if w := c.wm[s]; w != nil {
+		wm = &StateWriter{}
+		if err := w.SaveState(wm); err != nil {
+			return nil, nil, err
+		}
+	}
+	return p, wm, nil
+}
+
+// sourceBarrier records source s's state for checkpoint b; the source then
+// sends the barrier.
+func (c *checkpointer) sourceBarrier(s *SourceNode, b *Barrier) {
+	pos, wm, err := c.sourceState(s)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	run := c.cur
+	if run == nil || run.id != b.ID {
+		pos.Release()
+		return
+	}
+	if err != nil {
+		c.disable(fmt.Sprintf("source %s: %v", s.Stream, err))
+		return
+	}
+	run.states[sourceKey(s)] = pos
+	if wm != nil {
+		run.states[watermarkKey(s)] = wm
+	}
+	delete(run.sources, s)
+	c.checkDone()
+}
+
+// sourceEnded records that source s reached its end (err nil) or failed.
+func (c *checkpointer) sourceEnded(s *SourceNode, err error) {
+	if c == nil {
+		return
+	}
+	var pos, wm *StateWriter
+	if err == nil {
+		pos, wm, err = c.sourceState(s)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.disable(fmt.Sprintf("source %s ended: %v", s.Stream, err))
+		return
+	}
+	end := sourceEnd{pos, wm}
+	c.ended[s] = end
+	if run := c.cur; run != nil && run.sources[s] {
+		end.put(run, s)
+		delete(run.sources, s)
+		c.checkDone()
+	}
+}
+
+// sourceEnd is the state of a source at its end (values only).
+type sourceEnd struct{ pos, wm *StateWriter }
+
+// put files copies of the end state in run.
+func (e sourceEnd) put(run *checkpointRun, s *SourceNode) {
+	run.states[sourceKey(s)] = e.pos.clone()
+	if e.wm != nil {
+		run.states[watermarkKey(s)] = e.wm.clone()
+	}
+}
+
+// saveOperator is every barrier's save: it files op's state in the
+// checkpoint in flight.
+func (c *checkpointer) saveOperator(op Stateful, w *StateWriter) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	key, ok := c.keys[op]
+	if !ok || c.cur == nil {
+		w.Release()
+		if !ok {
+			return fmt.Errorf("operator %T is not part of the topology", op)
+		}
+		return nil
+	}
+	if old := c.cur.states[key]; old != nil {
+		old.Release()
+	}
+	c.cur.states[key] = w
+	return nil
+}
+
+// queryBarrier records that the barrier of checkpoint id reached the end of
+// query q, whose sinks, flushed, reach positions.
+func (c *checkpointer) queryBarrier(q *QueryNode, id int64, positions []int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if run := c.cur; run != nil && run.id == id && run.queries[q] {
+		run.sinks[q.Name] = positions
+		delete(run.queries, q)
+		c.checkDone()
+	}
+}
+
+// queryEnded records that q ended: cleanly (its sinks flushed, reaching
+// positions) or with an error, after which no checkpoint can complete (it
+// would skip the failed query on recovery).
+func (c *checkpointer) queryEnded(q *QueryNode, positions []int64, err error) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.disable(fmt.Sprintf("query %s failed", q.Name))
+		return
+	}
+	c.finished[q] = positions
+	if run := c.cur; run != nil && run.queries[q] {
+		run.sinks[q.Name], run.finished[q.Name] = positions, true
+		delete(run.queries, q)
+		c.checkDone()
+	}
+}
+
+// disable stops checkpointing for the rest of the run (c.mu held).
+func (c *checkpointer) disable(why string) {
+	if c.disabled == "" {
+		c.disabled = why
+		c.logf("checkpoints stopped: %s", why)
+	}
+	if run := c.cur; run != nil {
+		c.cur = nil
+		run.release()
+		c.t.CheckpointStats.Failed.Add(1)
+	}
+}
+
+// checkDone closes the run's done channel once everyone answered (c.mu held).
+func (c *checkpointer) checkDone() {
+	if run := c.cur; run != nil && len(run.sources) == 0 && len(run.queries) == 0 {
+		select {
+		case <-run.done:
+		default:
+			close(run.done)
+		}
+	}
+}
+
+// complete writes the finished checkpoint.
+func (c *checkpointer) complete() {
+	c.mu.Lock()
+	run := c.cur
+	c.cur = nil
+	c.mu.Unlock()
+	if run == nil {
+		return
+	}
+	defer run.release()
+	m := &manifest{ID: run.id, Fingerprint: c.fingerprint, Created: time.Now().UTC(), Sinks: run.sinks}
+	for q := range run.finished {
+		m.Finished = append(m.Finished, q)
+	}
+	sort.Strings(m.Finished)
+	n, err := writeCheckpoint(c.cfg.Dir, m, run.states, c.cfg.Keep)
+	st := &c.t.CheckpointStats
+	if err != nil {
+		st.Failed.Add(1)
+		c.logf("checkpoint %d not written: %v", run.id, err)
+		return
+	}
+	st.Completed.Add(1)
+	st.LastID.Store(run.id)
+	st.LastBytes.Store(n)
+	st.LastNanos.Store(int64(time.Since(run.start)))
+}
+
+// abort drops a checkpoint in flight (the run is over).
+func (c *checkpointer) abort() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur != nil {
+		c.cur.release()
+		c.cur = nil
+	}
+	for _, p := range c.pending {
+		p.Store(nil)
+	}
+}
+
+// clear removes the checkpoints after a run that processed all its input:
+// there is nothing to resume.
+func (c *checkpointer) clear() error { return removeCheckpoints(c.cfg.Dir) }
+
+func (r *checkpointRun) release() {
+	for _, w := range r.states {
+		w.Release()
+	}
+	r.states = nil
+}
+
+// clone copies a writer holding only values.
+func (w *StateWriter) clone() *StateWriter {
+	c := &StateWriter{}
+	for k, v := range w.values {
+		c.SetValue(k, v)
+	}
+	return c
+}
+
+// prepareCheckpoints sets up t's checkpoints, when configured, and restores
+// the latest one. Topologies that cannot be checkpointed run without (the
+// reason is logged).
+func (t *Topology) prepareCheckpoints() (*checkpointer, error) {
+	cfg := t.Checkpoints
+	if cfg == nil || cfg.Dir == "" || cfg.Interval <= 0 {
+		return nil, nil
+	}
+	ck, err := newCheckpointer(t, *cfg)
+	if err != nil {
+		if cfg.Logf != nil {
+			cfg.Logf("checkpoints off: %v", err)
+		}
+		return nil, nil
+	}
+	if err := ck.restore(); err != nil {
+		return nil, err
+	}
+	return ck, nil
+}
+
+// runCheckpoints runs ck's trigger loop; the returned function stops it.
+func (t *Topology) runCheckpoints(ctx context.Context, ck *checkpointer) func() {
+	if ck == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ck.run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// finishCheckpoints, after a run that ended cleanly, removes the
+// checkpoints once every source reached its end: there is nothing left to
+// resume. After Stop they stay, and the next run resumes from them.
+func (t *Topology) finishCheckpoints(ck *checkpointer) error {
+	if ck == nil {
+		return nil
+	}
+	ck.mu.Lock()
+	all := len(ck.ended) == len(t.Sources)
+	ck.mu.Unlock()
+	if !all {
+		return nil
+	}
+	return ck.clear()
+}
+
+// passBarrier handles a barrier that reached the end of query q: its sinks
+// are flushed and their positions recorded, and the barrier goes on to the
+// queries reading q's output.
+func (t *Topology) passBarrier(ctx context.Context, q *QueryNode, msg Message, to []*Inlet, ck *checkpointer, flush func() error) error {
+	if err := flush(); err != nil {
+		return err
+	}
+	pos, err := sinkPositions(q)
+	if err != nil {
+		return err
+	}
+	ck.queryBarrier(q, msg.Barrier.ID, pos)
+	return fanout(ctx, msg, to)
+}
+
+// sinkPositions returns the committed position of each of q's sinks (-1
+// for sinks that cannot resume).
+func sinkPositions(q *QueryNode) ([]int64, error) {
+	pos := make([]int64, len(q.Sinks))
+	for i, s := range q.Sinks {
+		pos[i] = -1
+		if rs, ok := unwrapSink(s).(ResumableSink); ok {
+			n, err := rs.Committed()
+			if err != nil {
+				return nil, WithOperator("sink", fmt.Errorf("checkpoint: %w", err))
+			}
+			pos[i] = n
+		}
+	}
+	return pos, nil
+}

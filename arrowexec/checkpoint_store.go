@@ -1,0 +1,284 @@
+package arrowexec
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// On disk, Dir holds one directory per complete checkpoint,
+// chk-<id, 10 digits>, with a manifest.json and one file per state table:
+// an Arrow IPC stream compressed with zstd. A checkpoint is written into a
+// temporary directory, each file synced, and then renamed into place, so a
+// chk- directory is complete or absent. manifest.json records the SHA-256
+// of every table file and of its own body: a damaged or truncated
+// checkpoint is detected on load and the previous one used.
+
+const (
+	checkpointPrefix = "chk-"
+	manifestFile     = "manifest.json"
+)
+
+// manifest describes a checkpoint.
+type manifest struct {
+	ID          int64                    `json:"id"`
+	Fingerprint string                   `json:"fingerprint"` // of the topology's shape
+	Created     time.Time                `json:"created"`
+	States      map[string]manifestState `json:"states"`
+	// Sinks are each query's sink positions (ResumableSink.Committed;
+	// -1 for sinks that cannot resume).
+	Sinks map[string][]int64 `json:"sinks"`
+	// Finished are the queries that had ended cleanly: they are not run
+	// again.
+	Finished []string `json:"finished,omitempty"`
+}
+
+// manifestState is one operator's or source's state.
+type manifestState struct {
+	Values map[string]string        `json:"values,omitempty"`
+	Tables map[string]manifestTable `json:"tables,omitempty"`
+}
+
+type manifestTable struct {
+	File   string `json:"file"`
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
+}
+
+// sealed is manifest.json: the manifest and the checksum of its bytes.
+type sealed struct {
+	SHA256   string          `json:"sha256"`
+	Manifest json.RawMessage `json:"manifest"`
+}
+
+func (m *manifest) finished(query string) bool { return slices.Contains(m.Finished, query) }
+
+func checkpointDir(dir string, id int64) string {
+	return filepath.Join(dir, fmt.Sprintf("%s%010d", checkpointPrefix, id))
+}
+
+// writeCheckpoint writes m with states into dir atomically, keeps the
+// newest keep checkpoints and returns the bytes written.
+func writeCheckpoint(dir string, m *manifest, states map[string]*StateWriter, keep int) (int64, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, err
+	}
+	tmp, err := os.MkdirTemp(dir, ".tmp-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(tmp) // after the rename: nothing
+	var total int64
+	files := 0
+	m.States = map[string]manifestState{}
+	keys := make([]string, 0, len(states))
+	for k := range states {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		w := states[key]
+		ms := manifestState{Values: w.values}
+		for _, name := range w.tableNames() {
+			if ms.Tables == nil {
+				ms.Tables = map[string]manifestTable{}
+			}
+			file := fmt.Sprintf("%d.arrows", files)
+			files++
+			var buf bytes.Buffer
+			if err := w.encodeTable(&buf, name); err != nil {
+				return 0, fmt.Errorf("%s: table %s: %w", key, name, err)
+			}
+			if err := writeSynced(filepath.Join(tmp, file), buf.Bytes()); err != nil {
+				return 0, err
+			}
+			sum := sha256.Sum256(buf.Bytes())
+			ms.Tables[name] = manifestTable{File: file, Bytes: int64(buf.Len()), SHA256: hex.EncodeToString(sum[:])}
+			total += int64(buf.Len())
+		}
+		m.States[key] = ms
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		return 0, err
+	}
+	sum := sha256.Sum256(body)
+	out, err := json.MarshalIndent(sealed{SHA256: hex.EncodeToString(sum[:]), Manifest: body}, "", " ")
+	if err != nil {
+		return 0, err
+	}
+	if err := writeSynced(filepath.Join(tmp, manifestFile), out); err != nil {
+		return 0, err
+	}
+	total += int64(len(out))
+	if err := syncDir(tmp); err != nil {
+		return 0, err
+	}
+	final := checkpointDir(dir, m.ID)
+	_ = os.RemoveAll(final) // a leftover of an earlier run with the same id
+	if err := os.Rename(tmp, final); err != nil {
+		return 0, err
+	}
+	if err := syncDir(dir); err != nil {
+		return 0, err
+	}
+	ids, err := listCheckpoints(dir)
+	if err != nil {
+		return total, err
+	}
+	for _, id := range ids {
+		if id <= m.ID-int64(keep) || id > m.ID { // older ones, and newer leftovers of a lost run
+			_ = os.RemoveAll(checkpointDir(dir, id))
+		}
+	}
+	return total, nil
+}
+
+func writeSynced(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// listCheckpoints returns the ids of the checkpoint directories in dir,
+// newest first.
+func listCheckpoints(dir string) ([]int64, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ids []int64
+	for _, e := range entries {
+		name, ok := strings.CutPrefix(e.Name(), checkpointPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		if id, err := strconv.ParseInt(name, 10, 64); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] > ids[j] })
+	return ids, nil
+}
+
+// loadedCheckpoint is a checkpoint read back: its manifest and a reader
+// per state.
+type loadedCheckpoint struct {
+	manifest *manifest
+	states   map[string]*StateReader
+}
+
+func (l *loadedCheckpoint) release() {
+	for _, r := range l.states {
+		r.Release()
+	}
+}
+
+// loadLatestCheckpoint reads the newest checkpoint in dir that is intact,
+// logging the damaged ones it skips; nil when there is none.
+func loadLatestCheckpoint(dir string, alloc memory.Allocator, logf func(string, ...any)) (*loadedCheckpoint, error) {
+	ids, err := listCheckpoints(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		ck, err := loadCheckpoint(checkpointDir(dir, id), alloc)
+		if err == nil {
+			return ck, nil
+		}
+		if logf != nil {
+			logf("checkpoint %d is damaged, trying the one before: %v", id, err)
+		}
+	}
+	return nil, nil
+}
+
+// loadCheckpoint reads and verifies one checkpoint directory.
+func loadCheckpoint(path string, alloc memory.Allocator) (*loadedCheckpoint, error) {
+	raw, err := os.ReadFile(filepath.Join(path, manifestFile))
+	if err != nil {
+		return nil, err
+	}
+	var s sealed
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", manifestFile, err)
+	}
+	sum := sha256.Sum256(s.Manifest)
+	if hex.EncodeToString(sum[:]) != s.SHA256 {
+		return nil, fmt.Errorf("%s: checksum mismatch", manifestFile)
+	}
+	var m manifest
+	if err := json.Unmarshal(s.Manifest, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", manifestFile, err)
+	}
+	ck := &loadedCheckpoint{manifest: &m, states: map[string]*StateReader{}}
+	for key, ms := range m.States {
+		r := &StateReader{values: ms.Values}
+		ck.states[key] = r
+		for name, t := range ms.Tables {
+			data, err := os.ReadFile(filepath.Join(path, t.File))
+			if err != nil {
+				ck.release()
+				return nil, err
+			}
+			sum := sha256.Sum256(data)
+			if int64(len(data)) != t.Bytes || hex.EncodeToString(sum[:]) != t.SHA256 {
+				ck.release()
+				return nil, fmt.Errorf("%s (%s table %s): checksum mismatch", t.File, key, name)
+			}
+			if err := r.decodeTable(alloc, name, bytes.NewReader(data)); err != nil {
+				ck.release()
+				return nil, fmt.Errorf("%s: %w", key, err)
+			}
+		}
+	}
+	return ck, nil
+}
+
+// removeCheckpoints deletes every checkpoint in dir.
+func removeCheckpoints(dir string) error {
+	ids, err := listCheckpoints(dir)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := os.RemoveAll(checkpointDir(dir, id)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
