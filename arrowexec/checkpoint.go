@@ -159,6 +159,13 @@ func newCheckpointer(t *Topology, cfg CheckpointConfig) (*checkpointer, error) {
 	}
 	for _, q := range t.Queries {
 		fmt.Fprintf(&desc, "query %s -> %s sinks=%d\n", q.Name, q.Output, len(q.Sinks))
+		for _, sk := range q.Sinks {
+			if b, ok := unwrapSink(sk).(interface{ CheckpointBlocker() error }); ok {
+				if err := b.CheckpointBlocker(); err != nil {
+					return nil, fmt.Errorf("query %s: %w", q.Name, err)
+				}
+			}
+		}
 		i := 0
 		var walk func(op Operator) error
 		walk = func(op Operator) error {
@@ -252,6 +259,7 @@ func (c *checkpointer) restore() error {
 			}
 		}
 	}
+	c.logf("resuming from checkpoint %d of %s", ck.manifest.ID, ck.manifest.Created.Format(time.RFC3339))
 	c.nextID = ck.manifest.ID + 1
 	c.t.CheckpointStats.RestoredID.Store(ck.manifest.ID)
 	c.t.CheckpointStats.LastID.Store(ck.manifest.ID)

@@ -115,7 +115,7 @@ func writeCheckpoint(dir string, m *manifest, states map[string]*StateWriter, ke
 		return 0, err
 	}
 	sum := sha256.Sum256(body)
-	out, err := json.MarshalIndent(sealed{SHA256: hex.EncodeToString(sum[:]), Manifest: body}, "", " ")
+	out, err := json.Marshal(sealed{SHA256: hex.EncodeToString(sum[:]), Manifest: body})
 	if err != nil {
 		return 0, err
 	}

@@ -15,8 +15,8 @@ import (
 type Settings struct {
 	MaxMemoryMB          int64         // max_memory_mb: global memory limit, 0 = unlimited
 	MaxConnections       int           // max_connections: concurrent API/Flight connections
-	CheckpointIntervalMS int64         // checkpoint_interval_ms
-	StateDir             string        // state_dir
+	CheckpointIntervalMS int64         // checkpoint_interval_ms (0: no checkpoints)
+	StateDir             string        // state_dir: checkpoints go here ("": none)
 	BatchSize            int           // batch_size: rows per batch from sources
 	Linger               time.Duration // linger_ms: flush a partial batch after this long
 	LateData             string        // late_data: default late-data strategy
@@ -38,7 +38,6 @@ func DefaultSettings() Settings {
 	return Settings{
 		MaxConnections:       1000,
 		CheckpointIntervalMS: 10000,
-		StateDir:             "state",
 		BatchSize:            4096,
 		Linger:               100 * time.Millisecond,
 		LateData:             "drop",

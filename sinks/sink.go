@@ -92,7 +92,7 @@ func NewFile(spec arrowexec.SinkSpec) (arrowexec.Sink, error) {
 	if !filepath.IsAbs(path) && spec.BaseDir != "" {
 		path = filepath.Join(spec.BaseDir, path)
 	}
-	s := &fileSink{spec: spec, o: o, path: path, format: o.str("format", "json")}
+	s := &fileSink{spec: spec, o: o, path: path, format: o.str("format", "json"), resume: -1}
 	switch s.format {
 	case "json", "arrow", "parquet":
 	case "csv":
@@ -126,7 +126,7 @@ func NewWriter(w io.Writer, schema *arrow.Schema, format string) (arrowexec.Sink
 
 func newWriterSink(o opts, schema *arrow.Schema, w io.Writer) (arrowexec.Sink, error) {
 	format := o.str("format", "json")
-	s := &fileSink{o: o, spec: arrowexec.SinkSpec{Schema: schema}, format: format, w: w}
+	s := &fileSink{o: o, spec: arrowexec.SinkSpec{Schema: schema}, format: format, w: w, resume: -1}
 	switch format {
 	case "json":
 	case "csv":
@@ -158,9 +158,43 @@ type fileSink struct {
 	pq     *pqarrow.FileWriter
 	opened bool
 	closed bool
+	resume int64 // ResumeAt: keep this many bytes of the file (-1: replace it)
 }
 
-var _ arrowexec.Sink = (*fileSink)(nil)
+var _ arrowexec.ResumableSink = (*fileSink)(nil)
+
+// Committed implements arrowexec.ResumableSink: the length of the file
+// once flushed and synced. Arrow and Parquet files, complete only at
+// Close, have no committed length: -1.
+func (s *fileSink) Committed() (int64, error) {
+	if s.f == nil || s.ipc != nil || s.pq != nil {
+		return -1, nil
+	}
+	if err := s.Flush(context.Background()); err != nil {
+		return 0, err
+	}
+	n, err := s.f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, s.o.errorf("%w", err)
+	}
+	return n, nil
+}
+
+// ResumeAt implements arrowexec.ResumableSink: Open keeps the first pos
+// bytes of the file (JSON lines or CSV, header included) and appends.
+func (s *fileSink) ResumeAt(pos int64) error {
+	s.resume = pos
+	return nil
+}
+
+// CheckpointBlocker reports why checkpoints would lose this sink's output:
+// an Arrow or Parquet file is rewritten from scratch when a run resumes.
+func (s *fileSink) CheckpointBlocker() error {
+	if s.path != "" && (s.format == "arrow" || s.format == "parquet") {
+		return fmt.Errorf("file sink %s: a %s file cannot be resumed after a restart; use format json or csv", s.path, s.format)
+	}
+	return nil
+}
 
 func (s *fileSink) Open(context.Context) error {
 	if s.opened {
@@ -172,12 +206,13 @@ func (s *fileSink) Open(context.Context) error {
 		if err := os.MkdirAll(filepath.Dir(s.path), 0o755); err != nil {
 			return s.o.errorf("%w", err)
 		}
-		f, err := os.Create(s.path)
+		f, err := s.openFile()
 		if err != nil {
 			return s.o.errorf("%w", err)
 		}
 		s.f, w = f, f
 	}
+	resumed := s.f != nil && s.resume > 0
 	s.bw = bufio.NewWriterSize(w, 256<<10)
 	alloc := s.spec.Alloc
 	if alloc == nil {
@@ -187,7 +222,7 @@ func (s *fileSink) Open(context.Context) error {
 	case "json":
 		s.json = NewJSONEncoder(s.spec.Schema)
 	case "csv":
-		if s.header {
+		if s.header && !resumed {
 			s.buf = CSVEncoder{Delim: s.delim}.AppendHeader(s.buf[:0], s.spec.Schema)
 			if _, err := s.bw.Write(s.buf); err != nil {
 				return s.o.errorf("%w", err)
@@ -209,6 +244,33 @@ func (s *fileSink) Open(context.Context) error {
 		s.pq = fw
 	}
 	return nil
+}
+
+// openFile creates the file, or, resuming at a checkpoint, opens it and
+// cuts it back to the committed length.
+func (s *fileSink) openFile() (*os.File, error) {
+	if s.resume < 0 {
+		return os.Create(s.path)
+	}
+	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err == nil && st.Size() < s.resume {
+		err = fmt.Errorf("%s holds %d bytes, fewer than the %d committed at the checkpoint: it was changed since", s.path, st.Size(), s.resume)
+	}
+	if err == nil {
+		err = f.Truncate(s.resume)
+	}
+	if err == nil {
+		_, err = f.Seek(s.resume, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // Write encodes the batch of msg (a watermark-only message writes nothing).

@@ -3,6 +3,7 @@ package sources
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -43,6 +44,8 @@ type columnarSource struct {
 	pending arrow.RecordBatch      // a conformed batch not yet fully returned
 	offset  int64
 	closed  bool
+	rows    int64 // rows returned so far (the checkpoint position)
+	skip    int64 // rows to skip first (Seek)
 }
 
 var _ arrowexec.Operator = (*columnarSource)(nil)
@@ -175,27 +178,50 @@ func (s *columnarSource) Next(ctx context.Context) (arrowexec.Message, error) {
 			rec.Release()
 			continue
 		}
+		if n := rec.NumRows(); s.skip >= n { // resuming: rows returned before
+			s.skip -= n
+			rec.Release()
+			continue
+		}
 		s.pending, err = s.conform(ctx, rec)
 		rec.Release()
 		if err != nil {
 			return arrowexec.Message{}, err
 		}
-		s.offset = 0
+		s.offset, s.skip = s.skip, 0
 	}
 	n := s.pending.NumRows()
 	if s.offset == 0 && n <= int64(s.batchSize) {
 		out := s.pending
 		s.pending = nil
+		s.rows += n
 		return arrowexec.Message{Batch: out, Watermark: arrowexec.NoWatermark}, nil
 	}
 	end := min(n, s.offset+int64(s.batchSize))
 	out := s.pending.NewSlice(s.offset, end)
+	s.rows += end - s.offset
 	s.offset = end
 	if end == n {
 		s.pending.Release()
 		s.pending = nil
 	}
 	return arrowexec.Message{Batch: out, Watermark: arrowexec.NoWatermark}, nil
+}
+
+// Position implements arrowexec.Checkpointable: the rows returned so far.
+func (s *columnarSource) Position() ([]byte, error) {
+	return json.Marshal(filePosition{Rows: s.rows})
+}
+
+// Seek implements arrowexec.Checkpointable: the rows before the position
+// are skipped.
+func (s *columnarSource) Seek(pos []byte) error {
+	var p filePosition
+	if err := json.Unmarshal(pos, &p); err != nil {
+		return s.o.errorf("bad checkpoint position: %w", err)
+	}
+	s.rows, s.skip = p.Rows, p.Rows
+	return nil
 }
 
 // conform picks, orders and casts the file's columns into the declared

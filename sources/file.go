@@ -2,6 +2,7 @@ package sources
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -104,6 +105,41 @@ type textSource struct {
 	async  bool
 	done   bool
 	closed bool
+	resume *filePosition // Seek: where Open starts
+}
+
+// filePosition is a file source's checkpoint position: the byte offset and
+// line number after the last record returned (JSON and CSV), or the rows
+// returned (Arrow and Parquet).
+type filePosition struct {
+	Offset int64 `json:"offset,omitempty"`
+	Line   int   `json:"line,omitempty"`
+	Rows   int64 `json:"rows,omitempty"`
+}
+
+// Position implements arrowexec.Checkpointable. Only regular files have
+// positions: a pipe cannot be read again.
+func (s *textSource) Position() ([]byte, error) {
+	if s.async {
+		return nil, s.o.errorf("%s is not a regular file: its position cannot be saved", s.path)
+	}
+	if s.lr == nil {
+		if s.resume != nil {
+			return json.Marshal(s.resume)
+		}
+		return json.Marshal(filePosition{})
+	}
+	return json.Marshal(filePosition{Offset: s.lr.offset(), Line: s.lr.line})
+}
+
+// Seek implements arrowexec.Checkpointable: Open starts reading at pos.
+func (s *textSource) Seek(pos []byte) error {
+	var p filePosition
+	if err := json.Unmarshal(pos, &p); err != nil {
+		return s.o.errorf("bad checkpoint position: %w", err)
+	}
+	s.resume = &p
+	return nil
 }
 
 var _ arrowexec.Operator = (*textSource)(nil)
@@ -132,6 +168,15 @@ func (s *textSource) Open(ctx context.Context) error {
 		s.dec = d
 	} else {
 		s.dec = &jsonDecoder{cols: s.cols}
+	}
+	if p := s.resume; p != nil && p.Offset > 0 { // after the CSV header, read above
+		if s.async {
+			return s.o.errorf("%s is not a regular file: cannot resume at offset %d", s.path, p.Offset)
+		}
+		if _, err := f.Seek(p.Offset, io.SeekStart); err != nil {
+			return s.o.errorf("%s: resuming: %w", s.path, err)
+		}
+		s.lr.reset(p.Offset, p.Line)
 	}
 	initBuilders(s.cols, s.spec.Schema, s.spec.Alloc)
 	return nil

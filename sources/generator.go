@@ -2,6 +2,7 @@ package sources
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -142,8 +143,10 @@ type generator struct {
 	startMs   int64
 
 	rng     *rand.Rand
-	prices  []int64 // current price per ticker, units of 0.0001
-	next    int64   // index of the next row
+	pcg     *rand.PCG
+	resume  *generatorPosition // Seek: where Open starts
+	prices  []int64            // current price per ticker, units of 0.0001
+	next    int64              // index of the next row
 	t0      time.Time
 	rb      *array.RecordBuilder
 	timer   *time.Timer
@@ -156,10 +159,21 @@ var _ arrowexec.Operator = (*generator)(nil)
 func (g *generator) Schema() *arrow.Schema { return g.spec.Schema }
 
 func (g *generator) Open(context.Context) error {
-	g.rng = rand.New(rand.NewPCG(g.seed, g.seed^0x9e3779b97f4a7c15))
+	g.pcg = rand.NewPCG(g.seed, g.seed^0x9e3779b97f4a7c15)
+	g.rng = rand.New(g.pcg)
 	g.prices = make([]int64, len(tickers))
 	for i, t := range tickers {
 		g.prices[i] = t.base
+	}
+	if p := g.resume; p != nil {
+		if err := g.pcg.UnmarshalBinary(p.RNG); err != nil {
+			return g.o.errorf("resuming: %w", err)
+		}
+		if len(p.Prices) != len(g.prices) {
+			return g.o.errorf("resuming: %d prices saved, want %d", len(p.Prices), len(g.prices))
+		}
+		copy(g.prices, p.Prices)
+		g.next = p.Next
 	}
 	g.rb = array.NewRecordBuilder(g.spec.Alloc, g.spec.Schema)
 	return nil
@@ -236,8 +250,9 @@ func (g *generator) due(i int64) time.Time {
 
 // wait blocks until a batch is due and returns its size (1..want).
 func (g *generator) wait(ctx context.Context, want int64) (int64, error) {
-	if !g.started {
+	if !g.started { // row g.next is due now (on a resumed run too)
 		g.started, g.t0 = true, time.Now()
+		g.t0 = g.t0.Add(-g.due(g.next).Sub(g.t0))
 	}
 	for {
 		now := time.Now()
@@ -318,5 +333,39 @@ func (g *generator) Close() error {
 	if g.timer != nil {
 		g.timer.Stop()
 	}
+	return nil
+}
+
+// generatorPosition is the generator's checkpoint position: the next row
+// and the state its values are drawn from.
+type generatorPosition struct {
+	Next   int64   `json:"next"`
+	RNG    []byte  `json:"rng"`
+	Prices []int64 `json:"prices"`
+}
+
+// Position implements arrowexec.Checkpointable.
+func (g *generator) Position() ([]byte, error) {
+	if g.pcg == nil {
+		if g.resume != nil {
+			return json.Marshal(g.resume)
+		}
+		return nil, g.o.errorf("position asked before Open")
+	}
+	rng, err := g.pcg.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(generatorPosition{Next: g.next, RNG: rng, Prices: g.prices})
+}
+
+// Seek implements arrowexec.Checkpointable: Open continues at pos, and
+// with a rate, pacing continues from there.
+func (g *generator) Seek(pos []byte) error {
+	var p generatorPosition
+	if err := json.Unmarshal(pos, &p); err != nil {
+		return g.o.errorf("bad checkpoint position: %w", err)
+	}
+	g.resume = &p
 	return nil
 }

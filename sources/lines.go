@@ -140,6 +140,18 @@ type lineReader struct {
 	skipping   bool   // discarding the rest of an over-long line
 	longPrefix []byte // first bytes of the over-long line
 	line       int    // number of the line last returned (1-based)
+	total      int64  // bytes read from the input
+}
+
+// offset is the input offset just after the last line returned.
+func (lr *lineReader) offset() int64 { return lr.total - int64(lr.end-lr.start) }
+
+// reset makes the reader continue from input offset off, whose line number
+// is line, after the caller moved the input there.
+func (lr *lineReader) reset(off int64, line int) {
+	lr.start, lr.end, lr.scanned = 0, 0, 0
+	lr.eof, lr.skipping = false, false
+	lr.total, lr.line = off, line
 }
 
 const longPrefixBytes = 256
@@ -231,6 +243,7 @@ func (lr *lineReader) fill(ctx context.Context, deadline time.Time) error {
 	}
 	n, err := lr.r.read(ctx, lr.buf[lr.end:], deadline)
 	lr.end += n
+	lr.total += int64(n)
 	if err == io.EOF {
 		lr.eof = true
 		return nil

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary act as the ferris command, so that tests
+// can run it as a child process and kill it (FERRIS_TEST_AS_MAIN=1).
+func TestMain(m *testing.M) {
+	if os.Getenv("FERRIS_TEST_AS_MAIN") == "1" {
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// ferrisProcess starts ferris with args as a child process.
+func ferrisProcess(t *testing.T, stderr *strings.Builder, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "FERRIS_TEST_AS_MAIN=1")
+	cmd.Stderr = &lockedWriter{b: stderr}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
+
+type lockedWriter struct{ b *strings.Builder }
+
+func (w *lockedWriter) Write(p []byte) (int, error) { return w.b.Write(p) }
+
+// killAfterCheckpoint waits until dir holds its third checkpoint and then
+// kills the process with SIGKILL. It reports false when the process ended
+// on its own first.
+func killAfterCheckpoint(t *testing.T, cmd *exec.Cmd, dir string) bool {
+	t.Helper()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.After(2 * time.Minute)
+	for {
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("ferris failed before it was killed: %v", err)
+			}
+			return false
+		case <-deadline:
+			_ = cmd.Process.Kill()
+			t.Fatal("no checkpoint written within 2 minutes")
+		case <-time.After(5 * time.Millisecond):
+		}
+		// the third checkpoint: the first ones may be at the very start
+		if m, _ := filepath.Glob(filepath.Join(dir, "chk-*", "manifest.json")); slices.ContainsFunc(m, func(p string) bool {
+			return !strings.Contains(p, "chk-0000000001") && !strings.Contains(p, "chk-0000000002")
+		}) {
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			err := <-exited
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) {
+				return false // it had just finished
+			}
+			return true
+		}
+	}
+}
+
+// sortedLines reads a file's lines, sorted.
+func sortedLines(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(lines)
+	return lines
+}
+
+// writeTrades writes n JSON lines of trades: 20 symbols, one event per
+// millisecond, slightly out of order.
+func writeTrades(t *testing.T, path string, n int) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	for i := range n {
+		ts := base + int64(i) - int64(i%7)*3 // a little disorder
+		fmt.Fprintf(w, `{"id":%d,"symbol":"S%02d","price":%d.%02d,"qty":%d,"ts":"%s"}`+"\n",
+			i, i*7%20, 100+i%50, i%100, 1+i%13, time.UnixMilli(ts).UTC().Format("2006-01-02T15:04:05.000Z"))
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkpointPipeline is a pipeline over trades.jsonl writing out.jsonl.
+func checkpointPipeline(query string) string {
+	return `
+CREATE STREAM trades (
+  id BIGINT, symbol VARCHAR, price DECIMAL(10,2), qty BIGINT, ts TIMESTAMP,
+  WATERMARK FOR ts AS ts - INTERVAL '50' MILLISECOND
+) WITH (connector = 'file', path = 'trades.jsonl', format = 'json');
+
+CREATE STREAM out AS
+` + query + `
+WITH (connector = 'file', path = 'out.jsonl', format = 'json');
+`
+}
+
+// TestKillAndRecoverFile kills ferris with SIGKILL in the middle of a file
+// and restarts it: the output equals an uninterrupted run's, with no row
+// lost or repeated (the file sink is cut back to its committed length).
+func TestKillAndRecoverFile(t *testing.T) {
+	for _, tc := range []struct{ name, query string }{
+		{"filter", `SELECT id, symbol, price * qty AS notional FROM trades WHERE qty > 3`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			testKillAndRecover(t, checkpointPipeline(tc.query))
+		})
+	}
+}
+
+func testKillAndRecover(t *testing.T, pipeline string) {
+	n := 200_000
+	if testing.Short() {
+		n = 100_000
+	}
+	for attempt := 0; ; attempt++ {
+		dir := t.TempDir()
+		writeTrades(t, filepath.Join(dir, "trades.jsonl"), n)
+		sql := filepath.Join(dir, "p.sql")
+		if err := os.WriteFile(sql, []byte(pipeline), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// the uninterrupted run
+		if code, _, errOut := ferris(t, "run", "--progress", "never", sql); code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		want := sortedLines(t, filepath.Join(dir, "out.jsonl"))
+		if len(want) == 0 {
+			t.Fatal("the uninterrupted run wrote nothing")
+		}
+		if err := os.Remove(filepath.Join(dir, "out.jsonl")); err != nil {
+			t.Fatal(err)
+		}
+
+		var stderr strings.Builder
+		sets := []string{"run", "--progress", "never", "--set", "state_dir=state", "--set", "checkpoint_interval_ms=20",
+			"--set", "batch_size=256"}
+		cmd := ferrisProcess(t, &stderr, append(sets, sql)...)
+		killed := killAfterCheckpoint(t, cmd, filepath.Join(dir, "state", "p"))
+		if !killed {
+			if attempt < 3 {
+				n *= 2
+				continue
+			}
+			t.Fatalf("ferris always finished before a checkpoint; stderr: %s", stderr.String())
+		}
+		partial := sortedLines(t, filepath.Join(dir, "out.jsonl"))
+		ckpts, _ := filepath.Glob(filepath.Join(dir, "state", "p", "*"))
+		t.Logf("killed after writing %d of %d rows; state: %v", len(partial), len(want), ckpts)
+		code, _, errOut := ferris(t, append(sets, sql)...)
+		if code != 0 {
+			t.Fatalf("restart: exit %d: %s", code, errOut)
+		}
+		got := sortedLines(t, filepath.Join(dir, "out.jsonl"))
+		if !strings.Contains(errOut, "resuming from checkpoint") {
+			t.Fatalf("the restart did not resume from a checkpoint: %s", errOut)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("after kill and restart: %d rows, want %d (first difference at %d); restart stderr: %s",
+				len(got), len(want), firstDiff(got, want), errOut)
+		}
+		if m, _ := filepath.Glob(filepath.Join(dir, "state", "p", "chk-*")); len(m) != 0 {
+			t.Fatalf("checkpoints left after the input was processed completely: %v", m)
+		}
+		return
+	}
+}
+
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
