@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -276,6 +277,113 @@ func TestCheckpointBeforeOpen(t *testing.T) {
 	for _, bad := range []string{`{"topic":"u","partitions":[]}`, `{"topic":"t","partitions":[{"partition":0,"offset":-1}]}`, `nope`} {
 		if err := s.Seek([]byte(bad)); err == nil || !strings.Contains(err.Error(), `kafka source "s"`) {
 			t.Errorf("Seek(%s) = %v, want an error", bad, err)
+		}
+	}
+}
+
+// TestCheckpointRebalance: a member restored from a position that names
+// every partition joins a group whose other member is reading. The
+// partitions it is assigned start at their saved offsets; once it holds an
+// assignment, its position names only the partitions it owns (the others
+// are the other member's).
+func TestCheckpointRebalance(t *testing.T) {
+	const topic, n = "crb", 400
+	c := newCluster(t, 4, topic)
+	var recs []*kgo.Record
+	for i := range n {
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(i % 4), Value: fmt.Appendf(nil, `{"id":%d}`, i)})
+	}
+	produce(t, c, recs...)
+	mem := checkedAlloc(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	mk := func() *source {
+		s := newSource(t, c, mem, cpSchema, nil, "topic", topic, "group_id", "crbg", "end_offset", "latest", "batch_size", "2", "linger_ms", "0")
+		s.clientOpts = append(s.clientOpts, kgo.HeartbeatInterval(50*time.Millisecond))
+		return s
+	}
+
+	// A reads slowly, committing, until told to stop.
+	a := mk()
+	open(t, a)
+	stop := make(chan struct{})
+	aErr := make(chan error, 1)
+	go func() {
+		defer a.Close()
+		for {
+			select {
+			case <-stop:
+				aErr <- nil
+				return
+			default:
+			}
+			msg, err := a.Next(ctx)
+			if errors.Is(err, io.EOF) {
+				<-stop
+				aErr <- nil
+				return
+			}
+			if err != nil {
+				aErr <- err
+				return
+			}
+			msg.Release()
+			if err := a.Commit(ctx, a.Mark()); err != nil {
+				aErr <- err
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+
+	const savedAt = 50
+	b := mk()
+	if err := b.Seek(fmt.Appendf(nil, `{"topic":%q,"partitions":[{"partition":0,"offset":%d,"epoch":-1},{"partition":1,"offset":%[2]d,"epoch":-1},{"partition":2,"offset":%[2]d,"epoch":-1},{"partition":3,"offset":%[2]d,"epoch":-1}]}`, topic, savedAt)); err != nil {
+		t.Fatal(err)
+	}
+	open(t, b)
+	defer b.Close()
+	first := map[int32]int64{} // first offset B returned of each partition
+	var rows int
+	for rows < 40 {
+		msg, err := b.Next(ctx)
+		if err != nil {
+			t.Fatalf("B after %d rows: %v", rows, err)
+		}
+		if msg.Batch == nil {
+			continue
+		}
+		for _, r := range cpRows(msg.Batch) {
+			if _, ok := first[r.p]; !ok {
+				first[r.p] = r.off
+			}
+			rows++
+		}
+		msg.Release()
+	}
+	pos, err := b.Position()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned := slices.Clone(b.Partitions())
+	b.mu.Lock()
+	assigned := len(b.assigned)
+	b.mu.Unlock()
+	close(stop)
+	if err := <-aErr; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("B owns %v (%d assigned), position %s, first offsets %v", owned, assigned, pos, first)
+	got := decodePos(t, pos)
+	if len(got) != assigned || assigned == 4 {
+		t.Errorf("B's position %s names %d partitions; B is assigned %d of 4", pos, len(got), assigned)
+	}
+	for p, off := range first {
+		if off != savedAt {
+			t.Errorf("B's first row of partition %d is at offset %d, want the saved %d", p, off, savedAt)
+		}
+		if got[p] <= savedAt {
+			t.Errorf("position of partition %d: %d, want past %d", p, got[p], savedAt)
 		}
 	}
 }

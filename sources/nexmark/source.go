@@ -264,7 +264,9 @@ func (s *source) bindColumns() error {
 // 0, generates the events of its kind and writes them straight into Arrow
 // buffers (no builders: values are stored by index, strings appended to
 // a data buffer reserved for the batch's worst case; no validity bitmaps,
-// as nothing is NULL).
+// as nothing is NULL). Events are a pure function of the configuration and
+// the event number, so a checkpoint saves the next event number
+// (checkpoint.go).
 type source struct {
 	spec      arrowexec.SourceSpec
 	cfg       Config
