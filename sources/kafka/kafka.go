@@ -4,7 +4,9 @@
 // fills the system columns _key, _partition, _offset and _timestamp from
 // record metadata, reports its partitions to the engine's watermark
 // assigner (arrowexec.PartitionedSource) and, in a consumer group, commits
-// offsets once the engine says the rows are durable (arrowexec.Committer).
+// offsets once the engine says the rows are durable (arrowexec.Committer)
+// and, for checkpoints, saves and restores the offset of every partition
+// after the rows it returned (arrowexec.Checkpointable, checkpoint.go).
 //
 // ClientOptions, the parsing of brokers and security options, is shared
 // with the Kafka sink (package sinks/kafka).

@@ -89,6 +89,14 @@ type source struct {
 	ends     map[int32]int64 // last stable offset of each partition, as of its last fetch (lag)
 	version  uint64          // bumped when returned changes
 	mark     *offsetMark
+	// Checkpoints (checkpoint.go). saved is the position Seek restored:
+	// partitions in it start there; an entry goes once its partition's
+	// start is set (starts) or, with a group, once it is revoked. starts
+	// is where each partition held began in this run, when known as an
+	// offset. everHeld: the group assigned partitions at least once.
+	saved    map[int32]kgo.EpochOffset
+	starts   map[int32]kgo.EpochOffset
+	everHeld bool
 
 	commitMu      sync.Mutex // serialises Commit, revocation and Close
 	commitVersion uint64     // version of the newest mark committed
@@ -119,6 +127,7 @@ var (
 	_ arrowexec.Operator          = (*source)(nil)
 	_ arrowexec.PartitionedSource = (*source)(nil)
 	_ arrowexec.Committer         = (*source)(nil)
+	_ arrowexec.Checkpointable    = (*source)(nil)
 )
 
 func (s *source) errorf(format string, args ...any) error {
@@ -142,17 +151,23 @@ func (s *source) Open(ctx context.Context) error {
 	s.mu.Lock() // Lag may read them from another goroutine already
 	s.parts, s.assigned, s.end, s.floor = map[int32]*partState{}, map[int32]bool{}, map[int32]int64{}, map[int32]int64{}
 	s.returned, s.committed = map[int32]kgo.EpochOffset{}, map[int32]int64{}
+	s.starts = map[int32]kgo.EpochOffset{}
+	// Without a group, a restored position pins every partition to an
+	// offset (AddConsumePartitions below) instead of following the topic.
+	pin := s.group == "" && s.saved != nil
 	s.mu.Unlock()
 	reset := kgo.NewOffset().AtStart()
 	if s.startLatest {
 		reset = kgo.NewOffset().AtEnd()
 	}
 	opts := append(append([]kgo.Opt(nil), s.clientOpts...),
-		kgo.ConsumeTopics(s.topic),
 		kgo.ConsumeResetOffset(reset),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(), // their offsets count towards the end of a bounded read
 	)
+	if !pin {
+		opts = append(opts, kgo.ConsumeTopics(s.topic))
+	}
 	if s.group != "" {
 		opts = append(opts,
 			kgo.ConsumerGroup(s.group),
@@ -179,8 +194,13 @@ func (s *source) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Without a group, the offset each partition starts at is listed
+	// here, for a bounded read's progress and for Position before the
+	// partition's first record. (Unless pinned, the client resolves
+	// start_offset itself at about the same time: with latest and records
+	// arriving meanwhile the two may differ by those records.)
 	var starts map[int32]int64
-	if s.bounded && s.group == "" && !s.startLatest {
+	if s.group == "" && !s.startLatest {
 		if starts, err = s.listOffsets(ctx, s.adm.ListStartOffsets); err != nil {
 			return err
 		}
@@ -189,21 +209,37 @@ func (s *source) Open(ctx context.Context) error {
 	if s.bounded {
 		s.end = ends
 	}
+	var pinned map[int32]kgo.Offset
 	if s.group == "" {
+		if pin {
+			pinned = make(map[int32]kgo.Offset, len(ends))
+		}
 		for p, end := range ends {
+			at := kgo.EpochOffset{Epoch: -1, Offset: end}
+			if !s.startLatest {
+				at.Offset = starts[p]
+			}
+			if sv, ok := s.saved[p]; ok {
+				at = sv
+			}
+			s.starts[p] = at
+			if pin {
+				pinned[p] = offsetAt(at)
+			}
 			st := &partState{next: -1}
 			if s.bounded {
-				st.next = end
-				if !s.startLatest {
-					st.next = starts[p]
-				}
+				st.next = at.Offset
 			}
 			s.parts[p] = st
 		}
+		s.saved = nil // partitions no longer in the topic are dropped
 		s.settleLocked()
 		s.rebuildListLocked()
 	}
 	s.mu.Unlock()
+	if pin {
+		cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{s.topic: pinned})
+	}
 
 	alloc := s.spec.Alloc
 	if alloc == nil {
@@ -754,6 +790,7 @@ func (s *source) onAssigned(_ context.Context, _ *kgo.Client, m map[string][]int
 		}
 	}
 	s.holding = len(s.assigned) > 0
+	s.everHeld = s.everHeld || s.holding
 	s.rebuildListLocked()
 }
 
@@ -777,6 +814,9 @@ func (s *source) onRevoked(_ context.Context, _ *kgo.Client, m map[string][]int3
 			delete(s.parts, p)
 		}
 		delete(s.committed, p) // a new owner may commit meanwhile
+		// Its position is the new owner's now (Position).
+		delete(s.saved, p)
+		delete(s.starts, p)
 	}
 	if removed && len(s.assigned) == 0 {
 		s.holding = false
@@ -786,8 +826,11 @@ func (s *source) onRevoked(_ context.Context, _ *kgo.Client, m map[string][]int3
 
 // adjust is called with the offsets the group will consume assigned
 // partitions from (committed ones, or the start_offset reset). A partition
-// this source already returned rows of resumes after them instead. For a
-// bounded read it records where each partition starts.
+// in a restored position (Seek) starts there instead, the first time it is
+// assigned; a partition this source already returned rows of resumes after
+// them. A reset to the start or the end of a partition is resolved to an
+// offset here, so that Position and a bounded read know where each
+// partition starts.
 func (s *source) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	ps := offsets[s.topic]
 	if len(ps) == 0 {
@@ -801,53 +844,70 @@ func (s *source) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Of
 	if s.adm == nil {
 		return nil, s.errorf("the client failed to open")
 	}
+	s.mu.Lock()
+	needStart, needEnd := false, false
+	for p, o := range ps {
+		if _, ok := s.saved[p]; ok {
+			continue
+		}
+		switch o.EpochOffset().Offset {
+		case -2:
+			needStart = true
+		case -1:
+			needEnd = true
+		}
+	}
+	s.mu.Unlock()
 	var starts, ends map[int32]int64
-	if s.bounded {
-		needStart, needEnd := false, false
-		for _, o := range ps {
-			switch o.EpochOffset().Offset {
-			case -2:
-				needStart = true
-			case -1:
-				needEnd = true
-			}
+	var err error
+	if needStart {
+		if starts, err = s.listOffsets(ctx, s.adm.ListStartOffsets); err != nil {
+			return nil, err
 		}
-		var err error
-		if needStart {
-			if starts, err = s.listOffsets(ctx, s.adm.ListStartOffsets); err != nil {
-				return nil, err
-			}
-		}
-		if needEnd {
-			if ends, err = s.listOffsets(ctx, s.adm.ListCommittedOffsets); err != nil {
-				return nil, err
-			}
+	}
+	if needEnd {
+		if ends, err = s.listOffsets(ctx, s.adm.ListCommittedOffsets); err != nil {
+			return nil, err
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for p, o := range ps {
-		at := o.EpochOffset().Offset
-		if at >= 0 {
-			s.floor[p] = at
+		eo := o.EpochOffset()
+		if eo.Offset >= 0 {
+			s.floor[p] = eo.Offset
 		}
-		if r, ok := s.returned[p]; ok && r.Offset > at {
-			o = kgo.NewOffset().At(r.Offset).WithEpoch(r.Epoch)
-			ps[p], at = o, r.Offset
+		switch sv, saved := s.saved[p]; {
+		case saved:
+			eo = sv
+			delete(s.saved, p)
+		case eo.Offset == -2:
+			eo = kgo.EpochOffset{Epoch: -1, Offset: starts[p]}
+		case eo.Offset == -1:
+			eo = kgo.EpochOffset{Epoch: -1, Offset: ends[p]}
 		}
+		if r, ok := s.returned[p]; ok && r.Offset > eo.Offset {
+			eo = r
+		}
+		if eo != o.EpochOffset() {
+			ps[p] = offsetAt(eo)
+		}
+		s.starts[p] = eo
 		if st := s.parts[p]; st != nil && s.bounded {
-			switch {
-			case at >= 0:
-				st.next = at
-			case at == -2:
-				st.next = starts[p]
-			default:
-				st.next = ends[p]
-			}
+			st.next = eo.Offset
 		}
 	}
 	s.settleLocked()
 	return offsets, nil
+}
+
+// offsetAt is the offset to consume from to read at eo.
+func offsetAt(eo kgo.EpochOffset) kgo.Offset {
+	o := kgo.NewOffset().At(eo.Offset)
+	if eo.Epoch >= 0 {
+		o = o.WithEpoch(eo.Epoch)
+	}
+	return o
 }
 
 // Close closes the client (leaving the group, without committing: see

@@ -264,7 +264,9 @@ func (s *source) bindColumns() error {
 // 0, generates the events of its kind and writes them straight into Arrow
 // buffers (no builders: values are stored by index, strings appended to
 // a data buffer reserved for the batch's worst case; no validity bitmaps,
-// as nothing is NULL).
+// as nothing is NULL). Events are a pure function of the configuration and
+// the event number, so a checkpoint saves the next event number
+// (checkpoint.go).
 type source struct {
 	spec      arrowexec.SourceSpec
 	cfg       Config
@@ -278,6 +280,7 @@ type source struct {
 
 	gen     *Generator
 	next    int64 // next event number to look at
+	first   int64 // the event number the batch being filled started at
 	w       []colWriter
 	rows    int
 	maxTime int64
@@ -292,7 +295,10 @@ type source struct {
 	per Person
 }
 
-var _ arrowexec.Operator = (*source)(nil)
+var (
+	_ arrowexec.Operator       = (*source)(nil)
+	_ arrowexec.Checkpointable = (*source)(nil)
+)
 
 func (s *source) Schema() *arrow.Schema { return s.spec.Schema }
 
@@ -412,6 +418,7 @@ func (s *source) Next(ctx context.Context) (arrowexec.Message, error) {
 			s.w[i].start(s.spec.Alloc, s.batchSize)
 		}
 		s.maxTime = arrowexec.NoWatermark
+		s.first = s.next
 	}
 	if s.rate == 0 {
 		s.fill(s.limit())
@@ -570,8 +577,11 @@ func (s *source) due(now time.Time) int64 {
 }
 
 // dueAt is the wall time event number n is due.
-func (s *source) dueAt(n int64) time.Time {
-	return s.t0.Add(time.Duration(n/s.rate)*time.Second + time.Duration(n%s.rate)*time.Second/time.Duration(s.rate))
+func (s *source) dueAt(n int64) time.Time { return s.t0.Add(s.offset(n)) }
+
+// offset is how long after event 0 event number n is due.
+func (s *source) offset(n int64) time.Duration {
+	return time.Duration(n/s.rate)*time.Second + time.Duration(n%s.rate)*time.Second/time.Duration(s.rate)
 }
 
 // paced fills the batch with the rows due, waiting (without spinning,
@@ -579,7 +589,10 @@ func (s *source) dueAt(n int64) time.Time {
 // ends.
 func (s *source) paced(ctx context.Context) error {
 	if !s.started {
-		s.started, s.t0 = true, time.Now()
+		// Event s.next (0, or where Seek put the source) is due now:
+		// after a restore, pacing goes on from there rather than
+		// catching up on the time the source was down.
+		s.started, s.t0 = true, time.Now().Add(-s.offset(s.next))
 	}
 	var firstDue time.Time
 	for {

@@ -57,22 +57,28 @@ func drain(t *testing.T, op arrowexec.Operator, maxBatch int) []string {
 		if n := int(m.Rows()); n == 0 || n > maxBatch {
 			t.Fatalf("batch of %d rows (batch_size %d)", n, maxBatch)
 		}
-		for i := range int(m.Rows()) {
-			parts := make([]string, m.Batch.NumCols())
-			for c, col := range m.Batch.Columns() {
-				switch a := col.(type) {
-				case *array.Int64:
-					parts[c] = strconv.FormatInt(a.Value(i), 10)
-				case *array.String:
-					parts[c] = a.Value(i)
-				case *array.Timestamp:
-					parts[c] = strconv.FormatInt(int64(a.Value(i)), 10)
-				}
-			}
-			rows = append(rows, strings.Join(parts, "|"))
-		}
+		rows = appendRows(rows, m)
 		m.Release()
 	}
+}
+
+// appendRows appends the rows of m rendered as "v1|v2|...".
+func appendRows(rows []string, m arrowexec.Message) []string {
+	for i := range int(m.Rows()) {
+		parts := make([]string, m.Batch.NumCols())
+		for c, col := range m.Batch.Columns() {
+			switch a := col.(type) {
+			case *array.Int64:
+				parts[c] = strconv.FormatInt(a.Value(i), 10)
+			case *array.String:
+				parts[c] = a.Value(i)
+			case *array.Timestamp:
+				parts[c] = strconv.FormatInt(int64(a.Value(i)), 10)
+			}
+		}
+		rows = append(rows, strings.Join(parts, "|"))
+	}
+	return rows
 }
 
 func checked(t *testing.T) *memory.CheckedAllocator {
