@@ -9,10 +9,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestMain lets the test binary act as the ferris command, so that tests
@@ -121,13 +125,18 @@ func writeTrades(t *testing.T, path string, n int) {
 	}
 }
 
-// checkpointPipeline is a pipeline over trades.jsonl writing out.jsonl.
-func checkpointPipeline(query string) string {
+// checkpointPipeline is a pipeline over trades.jsonl (or, with brokers
+// set, the Kafka topic trades) writing out.jsonl.
+func checkpointPipeline(query, brokers string) string {
+	with := `connector = 'file', path = 'trades.jsonl', format = 'json'`
+	if brokers != "" {
+		with = fmt.Sprintf(`connector = 'kafka', topic = 'trades', brokers = '%s', end_offset = 'latest'`, brokers)
+	}
 	return `
 CREATE STREAM trades (
   id BIGINT, symbol VARCHAR, price DECIMAL(10,2), qty BIGINT, ts TIMESTAMP,
   WATERMARK FOR ts AS ts - INTERVAL '50' MILLISECOND
-) WITH (connector = 'file', path = 'trades.jsonl', format = 'json');
+) WITH (` + with + `);
 
 CREATE STREAM out AS
 ` + query + `
@@ -139,23 +148,91 @@ WITH (connector = 'file', path = 'out.jsonl', format = 'json');
 // and restarts it: the output equals an uninterrupted run's, with no row
 // lost or repeated (the file sink is cut back to its committed length).
 func TestKillAndRecoverFile(t *testing.T) {
-	for _, tc := range []struct{ name, query string }{
-		{"filter", `SELECT id, symbol, price * qty AS notional FROM trades WHERE qty > 3`},
-	} {
+	for _, tc := range checkpointQueries {
 		t.Run(tc.name, func(t *testing.T) {
-			testKillAndRecover(t, checkpointPipeline(tc.query))
+			testKillAndRecover(t, checkpointPipeline(tc.query, ""), func(dir string, n int) {
+				writeTrades(t, filepath.Join(dir, "trades.jsonl"), n)
+			})
 		})
 	}
 }
 
-func testKillAndRecover(t *testing.T, pipeline string) {
+// checkpointQueries are the queries the kill tests run.
+var checkpointQueries = []struct{ name, query string }{
+	{"filter", `SELECT id, symbol, price * qty AS notional FROM trades WHERE qty > 3`},
+}
+
+// TestKillAndRecoverKafka is TestKillAndRecoverFile over a three-partition
+// Kafka topic (a bounded read: end_offset = latest) on an in-process
+// broker that outlives the killed process.
+func TestKillAndRecoverKafka(t *testing.T) {
+	for _, tc := range checkpointQueries {
+		t.Run(tc.name, func(t *testing.T) {
+			cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "trades"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cluster.Close()
+			brokers := strings.Join(cluster.ListenAddrs(), ",")
+			produced := 0
+			testKillAndRecover(t, checkpointPipeline(tc.query, brokers), func(dir string, n int) {
+				if produced >= n { // a retry with more input: produce the rest
+					return
+				}
+				tmp := filepath.Join(dir, "trades.jsonl")
+				writeTrades(t, tmp, n)
+				produceLines(t, brokers, tmp, produced)
+				produced = n
+			})
+		})
+	}
+}
+
+// produceLines produces the lines of path after the first skip to topic
+// trades, spread over its partitions by key.
+func produceLines(t *testing.T, brokers, path string, skip int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	var recs []*kgo.Record
+	for i := 0; sc.Scan(); i++ {
+		if i < skip {
+			continue
+		}
+		recs = append(recs, &kgo.Record{Topic: "trades", Key: []byte(strconv.Itoa(i % 10)), Value: slices.Clone(sc.Bytes())})
+		if len(recs) == 10000 {
+			if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			recs = recs[:0]
+		}
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testKillAndRecover runs pipeline (p.sql in a fresh folder, after input(dir,
+// n) prepared n input rows) once uninterrupted, then with checkpoints,
+// killed after its third checkpoint, and restarted; the restarted run's
+// output must equal the uninterrupted one's.
+func testKillAndRecover(t *testing.T, pipeline string, input func(dir string, n int)) {
 	n := 200_000
 	if testing.Short() {
 		n = 100_000
 	}
 	for attempt := 0; ; attempt++ {
 		dir := t.TempDir()
-		writeTrades(t, filepath.Join(dir, "trades.jsonl"), n)
+		input(dir, n)
 		sql := filepath.Join(dir, "p.sql")
 		if err := os.WriteFile(sql, []byte(pipeline), 0o644); err != nil {
 			t.Fatal(err)
