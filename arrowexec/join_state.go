@@ -691,5 +691,7 @@ func (j *JoinOp) loadState(r *StateReader) error {
 	if j.cfg.Table >= 0 && j.stashEnd {
 		j.ended[1-j.cfg.Table] = true
 	}
+	// as take: the join ends with both inputs, or with a table's stream
+	j.eof = j.done[0] && j.done[1] || j.cfg.Table >= 0 && j.done[1-j.cfg.Table]
 	return j.account()
 }
