@@ -141,6 +141,14 @@ var ErrUnboundedJoin = errors.New("stream–stream join has no time bound, windo
 // State (held batches and the index) is reserved through Reserver before
 // it is retained and returned when rows expire; exceeding the memory limit
 // fails the query with an error wrapping resource.ErrMemoryLimit.
+//
+// Checkpoints (Stateful): a barrier is aligned over the two inputs (see
+// inputReaders); once every output derived from input before it has been
+// returned, the join saves its state and returns the barrier, with its
+// output watermark, before any output derived from later input. A join
+// that reads its table first reads the stream before the table's end only
+// to align a barrier; those stream messages wait, unprocessed, in a stash
+// that is saved with the state and processed after the table's end.
 type JoinOp struct {
 	alloc        memory.Allocator
 	inputReaders // inputs and their reader goroutines
@@ -310,7 +318,7 @@ func (j *JoinOp) Open(ctx context.Context) error {
 }
 
 // Close implements Operator: it stops the input readers, releases every
-// held batch and queued message, returns the reservation and closes both
+// held batch and queued or stashed message, returns the reservation and closes both
 // inputs. It is idempotent.
 func (j *JoinOp) Close() error {
 	if j.closed {
@@ -1083,7 +1091,7 @@ func (j *JoinOp) reserve(n int64) error {
 }
 
 // stateBytes is the memory the state holds: held batches and their row
-// metadata, the per-key row lists and the key dictionaries.
+// metadata, the per-key row lists, the key dictionaries and the stash.
 func (j *JoinOp) stateBytes() int64 {
 	var n int64
 	for _, sd := range j.side {

@@ -470,3 +470,164 @@ func TestSubqueryJoinStateRestore(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinBarrierAlignment: after the barrier on the left input, the join
+// reads no further left message until the right input's barrier: the left
+// row after the barrier joins nothing before the barrier is returned, and
+// the state saved holds only the left row before it.
+func TestJoinBarrierAlignment(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	inL, inR := NewInlet(joinTestSchema, 4), NewInlet(joinTestSchema, 4)
+	c := joinCase{kind: InnerJoin, bound: &JoinBound{Lo: -1000, Hi: 1000}}
+	op, err := NewJoin(mem, inL, inR, c.config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	var saved *StateReader
+	b := NewBarrier(7, func(_ Stateful, w *StateWriter) error {
+		var err error
+		saved, err = RoundTrip(mem, w)
+		return err
+	})
+	pushMsg(t, inL, mem, []jrow{{k: kp(1), v: 0, ts: 100, wm: 0}}, 0)
+	if err := inL.Push(context.Background(), Message{Watermark: 0, Barrier: b}); err != nil {
+		t.Fatal(err)
+	}
+	pushMsg(t, inL, mem, []jrow{{k: kp(1), v: 1, ts: 101, wm: 0}}, 0)
+	pushMsg(t, inR, mem, []jrow{{k: kp(1), v: 0, ts: 100, wm: 0}}, 0)
+
+	// events: "l_v:r_v" per row, "barrier"
+	events := make(chan string, 16)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go func() {
+		defer close(events)
+		for {
+			msg, err := op.Next(ctx)
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					events <- err.Error()
+				}
+				return
+			}
+			if msg.Barrier != nil {
+				events <- "barrier"
+			}
+			if bt := msg.Batch; bt != nil {
+				for i := 0; i < int(bt.NumRows()); i++ {
+					events <- cell(bt.Column(1), i) + ":" + cell(bt.Column(4), i)
+				}
+			}
+			msg.Release()
+		}
+	}()
+	expect := func(want string) {
+		t.Helper()
+		select {
+		case got := <-events:
+			if got != want {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no %q", want)
+		}
+	}
+	expect("0:0")
+	select {
+	case e := <-events:
+		t.Fatalf("%q before the right input's barrier", e)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := inR.Push(context.Background(), Message{Watermark: 0, Barrier: b}); err != nil {
+		t.Fatal(err)
+	}
+	expect("barrier")
+	expect("1:0")
+	inL.Finish()
+	inR.Finish()
+	for e := range events {
+		t.Fatalf("unexpected %q", e)
+	}
+	if saved == nil {
+		t.Fatal("no state saved")
+	}
+	defer saved.Release()
+	for s, want := range []int64{1, 1} {
+		var n int64
+		for _, rec := range saved.Table(fmt.Sprintf("side%d.rows", s)) {
+			n += rec.NumRows()
+		}
+		if n != want {
+			t.Fatalf("side %d saved with %d rows, want %d", s, n, want)
+		}
+	}
+}
+
+// barrierSink counts the rows and barriers a query delivers.
+type barrierSink struct{ rows, barriers int64 }
+
+func (s *barrierSink) Open(context.Context) error { return nil }
+func (s *barrierSink) Write(_ context.Context, m Message) error {
+	s.rows += m.Rows()
+	if m.Barrier != nil {
+		s.barriers++
+	}
+	m.Release()
+	return nil
+}
+func (s *barrierSink) Flush(context.Context) error { return nil }
+func (s *barrierSink) Close() error                { return nil }
+
+// TestSelfJoinBarrierDoesNotDeadlock: one source with a barrier feeds both
+// inputs of a join through Inlets of depth 0 and 1: both inputs get the
+// same barrier; the join aligns it without blocking the shared producer
+// and returns it once.
+func TestSelfJoinBarrierDoesNotDeadlock(t *testing.T) {
+	for _, depth := range []int{0, 1} {
+		for _, k := range []int{0, 1, 40, 200} {
+			t.Run(fmt.Sprintf("depth%d_k%d", depth, k), func(t *testing.T) {
+				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+				defer mem.AssertSize(t, 0)
+				var keys []*int64
+				var ts []int64
+				for i := range 1000 {
+					keys = append(keys, kp(int64(i%7)))
+					ts = append(ts, int64(i))
+				}
+				msgs := materialize(t, &msgSource{alloc: mem, rows: jrows(0, keys, ts), r: rand.New(rand.NewPCG(3, 3)), maxBatch: 5})
+				defer releaseMessages(msgs)
+				saves := 0
+				b := NewBarrier(1, func(_ Stateful, w *StateWriter) error {
+					saves++
+					r, err := RoundTrip(mem, w)
+					if err == nil {
+						r.Release()
+					}
+					return err
+				})
+				src := &sliceSource{schema: joinTestSchema, msgs: withBarrier(msgs, min(k, len(msgs)), b)}
+				inA, inB := NewInlet(joinTestSchema, depth), NewInlet(joinTestSchema, depth)
+				c := joinCase{kind: InnerJoin, bound: &JoinBound{Lo: 0, Hi: 0}}
+				op, err := NewJoin(mem, inA, inB, c.config(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				sink := &barrierSink{}
+				topo := &Topology{
+					Sources: []*SourceNode{{Stream: "s", Op: src}},
+					Queries: []*QueryNode{{Name: "self", Root: op, Inputs: []Subscription{{"s", inA}, {"s", inB}}, Sinks: []Sink{sink}}},
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				if err := topo.Run(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if sink.rows != 1000 || sink.barriers != 1 || saves != 1 {
+					t.Fatalf("%d rows, %d barriers, %d saves", sink.rows, sink.barriers, saves)
+				}
+			})
+		}
+	}
+}

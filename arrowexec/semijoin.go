@@ -98,6 +98,10 @@ type SubqueryJoinConfig struct {
 // empty S gives FALSE, even for a NULL x. NOT IN is its negation, so an
 // AntiJoin keeps a row only when IN is FALSE. EXISTS is never NULL.
 //
+// Checkpoints (Stateful): a barrier is aligned over the two inputs (see
+// inputReaders). Its state is the build so far, the probe messages kept
+// during the build (returned after the barrier) and the output watermark.
+//
 // End of stream: after the probe input's end (its FinalWatermark passed
 // on), Next returns io.EOF. A build input that never ends holds back every
 // row; the planner accepts only bounded build inputs.
