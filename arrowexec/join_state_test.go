@@ -17,7 +17,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/ferrisstreams/ferris/arrowexec/expr"
 	"github.com/ferrisstreams/ferris/arrowexec/resource"
+	"github.com/ferrisstreams/ferris/kernels/sqltypes"
 )
 
 // Checkpoint tests of the two-input operators. Each case materialises the
@@ -581,53 +583,70 @@ func (s *barrierSink) Flush(context.Context) error { return nil }
 func (s *barrierSink) Close() error                { return nil }
 
 // TestSelfJoinBarrierDoesNotDeadlock: one source with a barrier feeds both
-// inputs of a join through Inlets of depth 0 and 1: both inputs get the
-// same barrier; the join aligns it without blocking the shared producer
-// and returns it once.
+// inputs of a join (and of a subquery join) through Inlets of depth 0 and
+// 1: both inputs get the same barrier; the operator aligns it without
+// blocking the shared producer and returns it once.
 func TestSelfJoinBarrierDoesNotDeadlock(t *testing.T) {
-	for _, depth := range []int{0, 1} {
-		for _, k := range []int{0, 1, 40, 200} {
-			t.Run(fmt.Sprintf("depth%d_k%d", depth, k), func(t *testing.T) {
-				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-				defer mem.AssertSize(t, 0)
-				var keys []*int64
-				var ts []int64
-				for i := range 1000 {
-					keys = append(keys, kp(int64(i%7)))
-					ts = append(ts, int64(i))
-				}
-				msgs := materialize(t, &msgSource{alloc: mem, rows: jrows(0, keys, ts), r: rand.New(rand.NewPCG(3, 3)), maxBatch: 5})
-				defer releaseMessages(msgs)
-				saves := 0
-				b := NewBarrier(1, func(_ Stateful, w *StateWriter) error {
-					saves++
-					r, err := RoundTrip(mem, w)
-					if err == nil {
-						r.Release()
-					}
-					return err
+	for _, semi := range []bool{false, true} {
+		for _, depth := range []int{0, 1} {
+			for _, k := range []int{0, 1, 40, 200} {
+				t.Run(fmt.Sprintf("semi%v_depth%d_k%d", semi, depth, k), func(t *testing.T) {
+					selfJoinBarrier(t, semi, depth, k)
 				})
-				src := &sliceSource{schema: joinTestSchema, msgs: withBarrier(msgs, min(k, len(msgs)), b)}
-				inA, inB := NewInlet(joinTestSchema, depth), NewInlet(joinTestSchema, depth)
-				c := joinCase{kind: InnerJoin, bound: &JoinBound{Lo: 0, Hi: 0}}
-				op, err := NewJoin(mem, inA, inB, c.config(t))
-				if err != nil {
-					t.Fatal(err)
-				}
-				sink := &barrierSink{}
-				topo := &Topology{
-					Sources: []*SourceNode{{Stream: "s", Op: src}},
-					Queries: []*QueryNode{{Name: "self", Root: op, Inputs: []Subscription{{"s", inA}, {"s", inB}}, Sinks: []Sink{sink}}},
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				defer cancel()
-				if err := topo.Run(ctx); err != nil {
-					t.Fatal(err)
-				}
-				if sink.rows != 1000 || sink.barriers != 1 || saves != 1 {
-					t.Fatalf("%d rows, %d barriers, %d saves", sink.rows, sink.barriers, saves)
-				}
-			})
+			}
 		}
+	}
+}
+
+func selfJoinBarrier(t *testing.T, semi bool, depth, k int) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	var keys []*int64
+	var ts []int64
+	for i := range 1000 {
+		keys = append(keys, kp(int64(i%7)))
+		ts = append(ts, int64(i))
+	}
+	msgs := materialize(t, &msgSource{alloc: mem, rows: jrows(0, keys, ts), r: rand.New(rand.NewPCG(3, 3)), maxBatch: 5})
+	defer releaseMessages(msgs)
+	saves := 0
+	b := NewBarrier(1, func(_ Stateful, w *StateWriter) error {
+		saves++
+		r, err := RoundTrip(mem, w)
+		if err == nil {
+			r.Release()
+		}
+		return err
+	})
+	src := &sliceSource{schema: joinTestSchema, msgs: withBarrier(msgs, min(k, len(msgs)), b)}
+	inA, inB := NewInlet(joinTestSchema, depth), NewInlet(joinTestSchema, depth)
+	var op Operator
+	var err error
+	want := int64(1000) // each row matches itself (same key, same time)
+	if semi {
+		// k IN (SELECT 3 FROM s)
+		cfg := sqCase{mode: SemiJoin}.config()
+		cfg.BuildValue = expr.Lit(int64(3), sqltypes.BigInt)
+		op, err = NewSubqueryJoin(mem, inA, inB, cfg)
+		want = 143 // i%7 == 3 for i < 1000
+	} else {
+		c := joinCase{kind: InnerJoin, bound: &JoinBound{Lo: 0, Hi: 0}}
+		op, err = NewJoin(mem, inA, inB, c.config(t))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &barrierSink{}
+	topo := &Topology{
+		Sources: []*SourceNode{{Stream: "s", Op: src}},
+		Queries: []*QueryNode{{Name: "self", Root: op, Inputs: []Subscription{{"s", inA}, {"s", inB}}, Sinks: []Sink{sink}}},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := topo.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if sink.rows != want || sink.barriers != 1 || saves != 1 {
+		t.Fatalf("%d rows, %d barriers, %d saves", sink.rows, sink.barriers, saves)
 	}
 }
