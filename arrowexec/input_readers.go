@@ -3,6 +3,8 @@ package arrowexec
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/ferrisstreams/ferris/arrowexec/resource"
@@ -12,11 +14,24 @@ import (
 // goroutine each, one message ahead, so the operator can take whichever
 // input is ready: it never blocks one stream while the other is behind, and
 // a self-join over one fanned-out stream cannot deadlock.
+//
+// Barrier alignment (see Stateful): the operator hands every item it takes
+// from ch[s] to note. After a barrier on input s, readable(s) is false (the
+// operator must not take from ch[s]) until the same barrier has arrived on
+// every input that has not ended; note then returns it. The inputs stay
+// readable otherwise, so the one-message read-ahead cannot deadlock: a
+// held input's reader blocks on its channel while the other input, whose
+// producer already sent the barrier (a fan-out sends each message to every
+// subscriber before the next), is read up to its barrier.
 type inputReaders struct {
 	inputs [2]Operator
 	ch     [2]chan joinItem
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	barrier *Barrier // being aligned; nil when none
+	held    [2]bool  // input delivered barrier and is not read until aligned
+	ended   [2]bool  // input returned an error (io.EOF at its end)
 }
 
 // joinItem is one read of an input: a message or the error (io.EOF at the
@@ -92,7 +107,106 @@ func (r *inputReaders) stopReaders() {
 	}
 }
 
+// readable reports whether the operator may take the next item of input s:
+// false while s waits at a barrier for the other input.
+func (r *inputReaders) readable(s int) bool { return !r.held[s] }
+
+// note records item it, just taken from input s, for barrier alignment.
+// When it completes a barrier — it is the barrier on the last input that
+// had not delivered it, or the end of that input — note returns the
+// barrier and every input is readable again; otherwise it returns nil.
+// The operator processes a data or end item before calling note (input
+// before the barrier, and the end of an input, precede the checkpoint).
+func (r *inputReaders) note(s int, it joinItem) (*Barrier, error) {
+	switch {
+	case it.err != nil:
+		r.ended[s] = true
+	case it.msg.Barrier != nil:
+		if r.barrier != nil && r.barrier.ID != it.msg.Barrier.ID {
+			return nil, fmt.Errorf("input %d: checkpoint barrier %d while aligning barrier %d", s, it.msg.Barrier.ID, r.barrier.ID)
+		}
+		r.barrier = it.msg.Barrier
+		r.held[s] = true
+	}
+	if r.barrier == nil {
+		return nil, nil
+	}
+	for x := range r.held {
+		if !r.held[x] && !r.ended[x] {
+			return nil, nil
+		}
+	}
+	b := r.barrier
+	r.barrier, r.held = nil, [2]bool{}
+	return b, nil
+}
+
 // closeInputs closes both inputs.
 func (r *inputReaders) closeInputs() error {
 	return errors.Join(r.inputs[0].Close(), r.inputs[1].Close())
+}
+
+// saveMessages saves msgs, input messages an operator keeps unprocessed,
+// as the state table name (their batches) and the value name (each
+// message's watermark, partition and whether it has a batch). It retains
+// the batches it puts.
+func saveMessages(w *StateWriter, name string, msgs []Message) error {
+	parts := make([]string, len(msgs))
+	for i, m := range msgs {
+		batch := 0
+		if m.Batch != nil {
+			batch = 1
+			m.Batch.Retain()
+			if err := w.Put(name, m.Batch); err != nil {
+				return err
+			}
+		}
+		parts[i] = fmt.Sprintf("%d:%d:%d", m.Watermark, m.Partition, batch)
+	}
+	w.SetValue(name, strings.Join(parts, ","))
+	return nil
+}
+
+// loadMessages returns the messages saveMessages saved; they belong to the
+// caller.
+func loadMessages(r *StateReader, name string) ([]Message, error) {
+	v, ok := r.Value(name)
+	if !ok {
+		return nil, fmt.Errorf("state value %q missing", name)
+	}
+	if v == "" {
+		return nil, nil
+	}
+	batches := r.Table(name)
+	var out []Message
+	for _, f := range strings.Split(v, ",") {
+		var m Message
+		var batch int
+		if _, err := fmt.Sscanf(f, "%d:%d:%d", &m.Watermark, &m.Partition, &batch); err != nil || batch == 1 && len(batches) == 0 {
+			for _, m := range out {
+				m.Release()
+			}
+			return nil, fmt.Errorf("state value %q: bad message %q", name, f)
+		}
+		if batch == 1 {
+			m.Batch = batches[0]
+			m.Batch.Retain()
+			batches = batches[1:]
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// boolInt and stateBool save and load flags as integers.
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func stateBool(r *StateReader, name string) (bool, error) {
+	v, err := r.Int(name)
+	return v != 0, err
 }

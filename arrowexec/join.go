@@ -141,6 +141,14 @@ var ErrUnboundedJoin = errors.New("stream–stream join has no time bound, windo
 // State (held batches and the index) is reserved through Reserver before
 // it is retained and returned when rows expire; exceeding the memory limit
 // fails the query with an error wrapping resource.ErrMemoryLimit.
+//
+// Checkpoints (Stateful): a barrier is aligned over the two inputs (see
+// inputReaders); once every output derived from input before it has been
+// returned, the join saves its state and returns the barrier, with its
+// output watermark, before any output derived from later input. A join
+// that reads its table first reads the stream before the table's end only
+// to align a barrier; those stream messages wait, unprocessed, in a stash
+// that is saved with the state and processed after the table's end.
 type JoinOp struct {
 	alloc        memory.Allocator
 	inputReaders // inputs and their reader goroutines
@@ -173,9 +181,13 @@ type JoinOp struct {
 	pkDict *agg.Table // table primary keys
 	side   [2]*joinSide
 	queue  []Message
-	resv   int64
-	stats  JoinStats
-	ids    []uint32 // scratch
+	// stash holds the stream's messages (and stashEnd its end) read before
+	// the end of a table read first, to align a barrier (see stashing).
+	stash    []Message
+	stashEnd bool
+	resv     int64
+	stats    JoinStats
+	ids      []uint32 // scratch
 }
 
 // JoinStats counts what a JoinOp did.
@@ -306,7 +318,7 @@ func (j *JoinOp) Open(ctx context.Context) error {
 }
 
 // Close implements Operator: it stops the input readers, releases every
-// held batch and queued message, returns the reservation and closes both
+// held batch and queued or stashed message, returns the reservation and closes both
 // inputs. It is idempotent.
 func (j *JoinOp) Close() error {
 	if j.closed {
@@ -318,6 +330,10 @@ func (j *JoinOp) Close() error {
 		m.Release()
 	}
 	j.queue = nil
+	for _, m := range j.stash {
+		m.Release()
+	}
+	j.stash = nil
 	for _, sd := range j.side {
 		sd.releaseAll()
 	}
@@ -336,26 +352,31 @@ func (j *JoinOp) Close() error {
 	return j.closeInputs()
 }
 
-// receive returns the next message of whichever input has one ready.
-func (j *JoinOp) receive(ctx context.Context) (int, joinItem, error) {
-	only := -1
-	switch {
-	case j.done[0]:
-		only = 1
-	case j.done[1]:
-		only = 0
-	case j.cfg.Table >= 0 && j.cfg.TableFirst:
-		only = j.cfg.Table
+// receive returns the next item to process: a stashed item of the stream
+// once the table it waited for has ended (fromStash), else the next item
+// of whichever readable input has one ready, preferring the input that is
+// further behind (or a table's updates).
+func (j *JoinOp) receive(ctx context.Context) (s int, it joinItem, fromStash bool, err error) {
+	if st := 1 - j.cfg.Table; j.cfg.Table >= 0 && !j.stashing(st) && (len(j.stash) > 0 || j.stashEnd) {
+		if len(j.stash) == 0 {
+			j.stashEnd = false
+			return st, joinItem{err: io.EOF}, true, nil
+		}
+		it.msg = j.stash[0]
+		j.stash[0] = Message{}
+		j.stash = j.stash[1:]
+		return st, it, true, nil
 	}
-	if only >= 0 {
-		select {
-		case it := <-j.ch[only]:
-			return only, it, nil
-		case <-ctx.Done():
-			return 0, joinItem{}, ctx.Err()
+	var ch [2]chan joinItem
+	for x := range ch {
+		if !j.ended[x] && j.readable(x) {
+			ch[x] = j.ch[x]
 		}
 	}
-	pref := 0 // the input that is further behind, or a table's updates
+	if t := j.cfg.Table; t >= 0 && j.cfg.TableFirst && ch[t] != nil {
+		ch[1-t] = nil // the table first, unless it waits at a barrier
+	}
+	pref := 0
 	switch {
 	case j.cfg.Table >= 0:
 		pref = j.cfg.Table
@@ -363,21 +384,47 @@ func (j *JoinOp) receive(ctx context.Context) (int, joinItem, error) {
 		pref = 1
 	}
 	select {
-	case it := <-j.ch[pref]:
-		return pref, it, nil
+	case it := <-ch[pref]:
+		return pref, it, false, nil
 	default:
 	}
 	select {
-	case it := <-j.ch[0]:
-		return 0, it, nil
-	case it := <-j.ch[1]:
-		return 1, it, nil
+	case it := <-ch[0]:
+		return 0, it, false, nil
+	case it := <-ch[1]:
+		return 1, it, false, nil
 	case <-ctx.Done():
-		return 0, joinItem{}, ctx.Err()
+		return 0, joinItem{}, false, ctx.Err()
 	}
 }
 
-// Next implements Operator.
+// stashing reports whether items of input s wait in the stash: the stream
+// of a join that reads its table first is read before the table's end
+// only to align a checkpoint barrier, and what it reads then waits.
+func (j *JoinOp) stashing(s int) bool {
+	t := j.cfg.Table
+	return t >= 0 && j.cfg.TableFirst && s != t && !j.done[t]
+}
+
+// stashItem keeps an item of the stream until the table has ended (a
+// barrier as its watermark only). It takes ownership of the message.
+func (j *JoinOp) stashItem(it joinItem) error {
+	switch {
+	case errors.Is(it.err, io.EOF):
+		j.stashEnd = true
+		return nil
+	case it.err != nil:
+		return it.err
+	}
+	it.msg.Barrier = nil
+	j.stash = append(j.stash, it.msg)
+	return j.account()
+}
+
+// Next implements Operator. A checkpoint barrier is aligned over both
+// inputs (see Stateful and inputReaders); the join saves its state when
+// the barrier message is returned, after every output derived from input
+// before the barrier, and returns it with the output watermark.
 func (j *JoinOp) Next(ctx context.Context) (Message, error) {
 	if err := ctx.Err(); err != nil {
 		return Message{}, err
@@ -389,36 +436,63 @@ func (j *JoinOp) Next(ctx context.Context) (Message, error) {
 		if j.cancel == nil {
 			j.start(ctx)
 		}
-		s, it, err := j.receive(ctx)
+		s, it, fromStash, err := j.receive(ctx)
 		if err != nil {
 			return Message{}, err
 		}
-		if it.err != nil {
-			if !errors.Is(it.err, io.EOF) {
-				return Message{}, it.err
+		if fromStash {
+			err = j.take(s, it)
+		} else {
+			if j.stashing(s) {
+				err = j.stashItem(it)
+			} else {
+				err = j.take(s, it)
 			}
-			j.done[s] = true
-			if err := j.consume(s, Message{Watermark: FinalWatermark}); err != nil {
-				return Message{}, fmt.Errorf("join: %w", err)
-			}
-			stream := 1 - j.cfg.Table
-			if (j.done[0] && j.done[1]) || (j.cfg.Table >= 0 && s == stream) {
-				j.eof = true
-				if j.out != FinalWatermark {
-					j.out = FinalWatermark
-					j.queue = append(j.queue, Message{Watermark: FinalWatermark})
+			if err == nil {
+				var b *Barrier
+				if b, err = j.note(s, it); b != nil {
+					j.queue = append(j.queue, Message{Barrier: b})
 				}
 			}
-			continue
 		}
-		if err := j.consume(s, it.msg); err != nil {
+		if err != nil {
 			return Message{}, fmt.Errorf("join: %w", err)
 		}
 	}
 	m := j.queue[0]
 	j.queue[0] = Message{}
 	j.queue = j.queue[1:]
+	if m.Barrier != nil {
+		if err := m.Barrier.Save(j); err != nil {
+			return Message{}, fmt.Errorf("join: %w", err)
+		}
+		m.Watermark = j.out
+	}
 	return m, nil
+}
+
+// take processes one item of input s: a message (a barrier's watermark
+// included), or the end of the input.
+func (j *JoinOp) take(s int, it joinItem) error {
+	if it.err == nil {
+		return j.consume(s, it.msg)
+	}
+	if !errors.Is(it.err, io.EOF) {
+		return it.err
+	}
+	j.done[s] = true
+	if err := j.consume(s, Message{Watermark: FinalWatermark}); err != nil {
+		return err
+	}
+	stream := 1 - j.cfg.Table
+	if (j.done[0] && j.done[1]) || (j.cfg.Table >= 0 && s == stream) {
+		j.eof = true
+		if j.out != FinalWatermark {
+			j.out = FinalWatermark
+			j.queue = append(j.queue, Message{Watermark: FinalWatermark})
+		}
+	}
+	return nil
 }
 
 // consume processes one message of input s and releases it.
@@ -1017,7 +1091,7 @@ func (j *JoinOp) reserve(n int64) error {
 }
 
 // stateBytes is the memory the state holds: held batches and their row
-// metadata, the per-key row lists and the key dictionaries.
+// metadata, the per-key row lists, the key dictionaries and the stash.
 func (j *JoinOp) stateBytes() int64 {
 	var n int64
 	for _, sd := range j.side {
@@ -1028,6 +1102,11 @@ func (j *JoinOp) stateBytes() int64 {
 	}
 	if j.pkDict != nil {
 		n += j.pkDict.StateBytes()
+	}
+	for _, m := range j.stash {
+		if m.Batch != nil {
+			n += recordBytes(m.Batch)
+		}
 	}
 	return n
 }

@@ -446,50 +446,79 @@ func (j *JoinOp) rebuild() error {
 }
 
 func (j *JoinOp) rebuildSide(s int, sd *joinSide) error {
-	var refs []joinRow
-	var t, wm, exp []int64
-	var state []uint8
+	live := sd.liveRows()
+	if len(live.refs) == 0 {
+		sd.releaseAll()
+		return nil
+	}
+	rec, err := j.copyRows(s, live.refs)
+	if err != nil {
+		return err
+	}
+	nextSeq := sd.nextSeq
+	sd.releaseAll()
+	sd.nextSeq = nextSeq
+	return j.install(s, rec, live.t, live.wm, live.exp, live.state)
+}
+
+// liveSet is the live rows of a side with their metadata.
+type liveSet struct {
+	refs       []joinRow
+	t, wm, exp []int64
+	state      []uint8
+}
+
+// liveRows returns the side's live rows in arrival order.
+func (sd *joinSide) liveRows() liveSet {
+	var l liveSet
 	for _, b := range sd.batches {
 		if b == nil {
 			continue
 		}
 		for r, st := range b.state {
 			if st&rowLive != 0 {
-				refs = append(refs, b.ref(int32(r)))
-				t, wm, exp = append(t, b.t[r]), append(wm, b.wm[r]), append(exp, b.exp[r])
-				state = append(state, st)
+				l.refs = append(l.refs, b.ref(int32(r)))
+				l.t, l.wm, l.exp = append(l.t, b.t[r]), append(l.wm, b.wm[r]), append(l.exp, b.exp[r])
+				l.state = append(l.state, st)
 			}
 		}
 	}
-	if len(refs) == 0 {
-		sd.releaseAll()
-		return nil
-	}
+	return l
+}
+
+// copyRows copies held rows of side s into one batch of the input's
+// schema (row-watermark column included), owned by the caller.
+func (j *JoinOp) copyRows(s int, refs []joinRow) (arrow.RecordBatch, error) {
 	schema := j.inputs[s].Schema()
 	all := make([]int, schema.NumFields())
 	for i := range all {
 		all[i] = i
 	}
-	var spec outSpec
-	spec.refs[s], spec.n = refs, len(refs)
-	cols, err := j.gatherInput(s, spec.refs[s], all)
+	cols, err := j.gatherInput(s, refs, all)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rec := array.NewRecordBatch(schema, cols, int64(len(refs)))
 	releaseJoinArrays(cols)
-	n := len(refs)
+	return rec, nil
+}
+
+// install holds every row of rec as a new batch of side s, with the rows'
+// times, row watermarks, expiries and states (rowLive set): it reserves
+// the memory, indexes the rows by key (and a table's by primary key, the
+// rows being its current ones) and queues them for expiry. It takes
+// ownership of rec.
+func (j *JoinOp) install(s int, rec arrow.RecordBatch, t, wm, exp []int64, state []uint8) error {
+	sd := j.side[s]
+	n := len(t)
 	bytes := recordBytes(rec) + int64(n)*rowMetaBytes
 	if err := j.reserve(bytes); err != nil {
 		rec.Release()
 		return err
 	}
-	nextSeq := sd.nextSeq
-	sd.releaseAll()
-	sd.nextSeq = nextSeq
 	b := &storedBatch{rec: rec, t: t, wm: wm, exp: exp, state: state, live: n, bytes: bytes}
 	sd.add(b)
-	sd.live = n
+	sd.live += n
 
 	keys, err := j.evalKeys(s, rec, t)
 	if err != nil {
@@ -545,4 +574,124 @@ func (j *JoinOp) gatherInput(s int, refs []joinRow, cols []int) ([]arrow.Array, 
 		out[i] = a
 	}
 	return out, nil
+}
+
+// ---- checkpoints ----
+
+var _ Stateful = (*JoinOp)(nil)
+
+// joinMetaSchema is the per-row metadata saved beside a side's held rows.
+var joinMetaSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "t", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "wm", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "exp", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "state", Type: arrow.PrimitiveTypes.Uint8},
+}, nil)
+
+// SaveState implements Stateful. It saves each side's live held rows
+// (table "sideN.rows", all input columns, and "sideN.meta": time, row
+// watermark, expiry and matched flag), which for a table are its current
+// row per primary key; each input's watermark, expiry clock and end; the
+// output watermark; and the stream messages stashed while a table read
+// first was loading. Key dictionaries and indexes are not saved: LoadState
+// rebuilds them. Counters (Stats) are not saved.
+func (j *JoinOp) SaveState(w *StateWriter) error {
+	for s, sd := range j.side {
+		w.SetInt(fmt.Sprintf("wm%d", s), j.wm[s])
+		w.SetInt(fmt.Sprintf("clock%d", s), j.clock[s])
+		w.SetInt(fmt.Sprintf("done%d", s), boolInt(j.done[s]))
+		live := sd.liveRows()
+		if len(live.refs) == 0 {
+			continue
+		}
+		rec, err := j.copyRows(s, live.refs)
+		if err != nil {
+			return err
+		}
+		if err := w.Put(fmt.Sprintf("side%d.rows", s), rec); err != nil {
+			return err
+		}
+		b := array.NewRecordBuilder(j.alloc, joinMetaSchema)
+		b.Field(0).(*array.Int64Builder).AppendValues(live.t, nil)
+		b.Field(1).(*array.Int64Builder).AppendValues(live.wm, nil)
+		b.Field(2).(*array.Int64Builder).AppendValues(live.exp, nil)
+		b.Field(3).(*array.Uint8Builder).AppendValues(live.state, nil)
+		meta := b.NewRecordBatch()
+		b.Release()
+		if err := w.Put(fmt.Sprintf("side%d.meta", s), meta); err != nil {
+			return err
+		}
+	}
+	w.SetInt("out", j.out)
+	w.SetInt("stashEnd", boolInt(j.stashEnd))
+	return saveMessages(w, "stash", j.stash)
+}
+
+// LoadState implements Stateful: it restores what SaveState saved into a
+// join that has not been opened, rebuilding the key indexes and expiry
+// heaps and reserving the state's memory.
+func (j *JoinOp) LoadState(r *StateReader) error {
+	if err := j.loadState(r); err != nil {
+		return fmt.Errorf("join: loading state: %w", err)
+	}
+	return nil
+}
+
+func (j *JoinOp) loadState(r *StateReader) error {
+	var err error
+	for s := range j.side {
+		ints := []struct {
+			name string
+			v    *int64
+		}{{"wm", &j.wm[s]}, {"clock", &j.clock[s]}}
+		for _, x := range ints {
+			if *x.v, err = r.Int(fmt.Sprint(x.name, s)); err != nil {
+				return err
+			}
+		}
+		if j.done[s], err = stateBool(r, fmt.Sprint("done", s)); err != nil {
+			return err
+		}
+		j.ended[s] = j.done[s]
+		rows, meta := r.Table(fmt.Sprintf("side%d.rows", s)), r.Table(fmt.Sprintf("side%d.meta", s))
+		if len(rows) != len(meta) {
+			return fmt.Errorf("side %d: %d row batches and %d metadata batches", s, len(rows), len(meta))
+		}
+		for i, rec := range rows {
+			m := meta[i]
+			if !m.Schema().Equal(joinMetaSchema) || m.NumRows() != rec.NumRows() {
+				return fmt.Errorf("side %d: metadata %s of %d rows for %d rows", s, m.Schema(), m.NumRows(), rec.NumRows())
+			}
+			if !rec.Schema().Equal(j.inputs[s].Schema()) {
+				return fmt.Errorf("side %d: saved rows have schema %s, the input %s", s, rec.Schema(), j.inputs[s].Schema())
+			}
+			if rec.NumRows() == 0 {
+				continue
+			}
+			rec.Retain()
+			err := j.install(s, rec,
+				slices.Clone(kernels.Values[int64](m.Column(0))),
+				slices.Clone(kernels.Values[int64](m.Column(1))),
+				slices.Clone(kernels.Values[int64](m.Column(2))),
+				slices.Clone(m.Column(3).(*array.Uint8).Uint8Values()))
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if j.out, err = r.Int("out"); err != nil {
+		return err
+	}
+	if j.stashEnd, err = stateBool(r, "stashEnd"); err != nil {
+		return err
+	}
+	if j.stash, err = loadMessages(r, "stash"); err != nil {
+		return err
+	}
+	if j.cfg.Table >= 0 && j.stashEnd {
+		j.ended[1-j.cfg.Table] = true
+	}
+	// as take: the join ends with both inputs, or with a table's stream
+	j.eof = j.done[0] && j.done[1] || j.cfg.Table >= 0 && j.done[1-j.cfg.Table]
+	return j.account()
 }

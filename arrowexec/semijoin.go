@@ -98,6 +98,10 @@ type SubqueryJoinConfig struct {
 // empty S gives FALSE, even for a NULL x. NOT IN is its negation, so an
 // AntiJoin keeps a row only when IN is FALSE. EXISTS is never NULL.
 //
+// Checkpoints (Stateful): a barrier is aligned over the two inputs (see
+// inputReaders). Its state is the build so far, the probe messages kept
+// during the build (returned after the barrier) and the output watermark.
+//
 // End of stream: after the probe input's end (its FinalWatermark passed
 // on), Next returns io.EOF. A build input that never ends holds back every
 // row; the planner accepts only bounded build inputs.
@@ -114,6 +118,7 @@ type SubqueryJoinOp struct {
 	eof      bool
 	closed   bool
 	pending  []Message // probe messages read while the build ran
+	out      Watermark // watermark of the last message returned
 
 	groups      *agg.Table // correlation key -> group; nil without keys
 	nGroups     int
@@ -138,7 +143,7 @@ var _ Operator = (*SubqueryJoinOp)(nil)
 // NewSubqueryJoin returns a subquery join of probe with build. It takes
 // ownership of both inputs (Close closes them).
 func NewSubqueryJoin(alloc memory.Allocator, probe, build Operator, cfg SubqueryJoinConfig) (*SubqueryJoinOp, error) {
-	j := &SubqueryJoinOp{alloc: alloc, inputReaders: inputReaders{inputs: [2]Operator{probe, build}}, cfg: cfg}
+	j := &SubqueryJoinOp{alloc: alloc, inputReaders: inputReaders{inputs: [2]Operator{probe, build}}, cfg: cfg, out: NoWatermark}
 	if len(cfg.ProbeKeys) != len(cfg.BuildKeys) {
 		return nil, fmt.Errorf("subquery join: %d probe keys and %d build keys", len(cfg.ProbeKeys), len(cfg.BuildKeys))
 	}
@@ -253,7 +258,11 @@ func (j *SubqueryJoinOp) releaseState() {
 	}
 }
 
-// Next implements Operator.
+// Next implements Operator. A checkpoint barrier is aligned over both
+// inputs (see Stateful and inputReaders): during the build, probe messages
+// read before the barrier are kept (pending) and saved with the state, and
+// are returned after the barrier; once the build is complete the barrier
+// is returned as it comes, in order with the probe messages.
 func (j *SubqueryJoinOp) Next(ctx context.Context) (Message, error) {
 	if err := ctx.Err(); err != nil {
 		return Message{}, err
@@ -265,8 +274,12 @@ func (j *SubqueryJoinOp) Next(ctx context.Context) (Message, error) {
 		j.start(ctx)
 	}
 	for !j.built {
-		if err := j.buildStep(ctx); err != nil {
+		b, err := j.buildStep(ctx)
+		if err != nil {
 			return Message{}, err
+		}
+		if b != nil {
+			return j.checkpoint(b)
 		}
 	}
 	var msg Message
@@ -291,10 +304,19 @@ func (j *SubqueryJoinOp) Next(ctx context.Context) (Message, error) {
 				return Message{}, it.err
 			}
 			msg = it.msg
+			b, err := j.note(0, it)
+			if err != nil {
+				return Message{}, fmt.Errorf("subquery join: %w", err)
+			}
+			if b != nil { // the build has ended: nothing to align with
+				j.out = max(j.out, msg.Watermark)
+				return j.checkpoint(b)
+			}
 		case <-ctx.Done():
 			return Message{}, ctx.Err()
 		}
 	}
+	j.out = max(j.out, msg.Watermark)
 	if msg.Batch == nil || msg.Batch.NumRows() == 0 {
 		msg.Release()
 		return Message{Watermark: msg.Watermark, Partition: msg.Partition}, nil
@@ -307,26 +329,52 @@ func (j *SubqueryJoinOp) Next(ctx context.Context) (Message, error) {
 	return Message{Batch: out, Watermark: msg.Watermark, Partition: msg.Partition}, nil
 }
 
-// buildStep takes one message: of the build input preferably, else of the
-// probe input, which is kept until the build is complete.
-func (j *SubqueryJoinOp) buildStep(ctx context.Context) error {
-	probeCh := j.ch[0]
-	if j.probeEOF {
-		probeCh = nil
+// checkpoint saves the state for barrier b and returns the barrier message.
+func (j *SubqueryJoinOp) checkpoint(b *Barrier) (Message, error) {
+	if err := b.Save(j); err != nil {
+		return Message{}, fmt.Errorf("subquery join: %w", err)
+	}
+	return Message{Watermark: j.out, Barrier: b}, nil
+}
+
+// buildStep takes one item of a readable input: of the build input
+// preferably, else of the probe input, whose messages are kept until the
+// build is complete. It returns the barrier the item completed, if any.
+func (j *SubqueryJoinOp) buildStep(ctx context.Context) (*Barrier, error) {
+	var probeCh, buildCh chan joinItem
+	if !j.probeEOF && j.readable(0) {
+		probeCh = j.ch[0]
+	}
+	if j.readable(1) {
+		buildCh = j.ch[1]
 	}
 	var it joinItem
 	s := 1
 	select {
-	case it = <-j.ch[1]:
+	case it = <-buildCh:
 	default:
 		select {
-		case it = <-j.ch[1]:
+		case it = <-buildCh:
 		case it = <-probeCh:
 			s = 0
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
+	if err := j.buildTake(s, it); err != nil {
+		return nil, err
+	}
+	b, err := j.note(s, it)
+	if err != nil {
+		return nil, fmt.Errorf("subquery join: %w", err)
+	}
+	return b, nil
+}
+
+// buildTake processes an item read during the build: a probe message is
+// kept (a barrier as its watermark only), a build batch is added, the
+// build input's end completes the build.
+func (j *SubqueryJoinOp) buildTake(s int, it joinItem) error {
 	if s == 0 {
 		switch {
 		case errors.Is(it.err, io.EOF):
@@ -340,6 +388,7 @@ func (j *SubqueryJoinOp) buildStep(ctx context.Context) error {
 					return err
 				}
 			}
+			it.msg.Barrier = nil
 			j.pending = append(j.pending, it.msg)
 		}
 		return nil
@@ -772,4 +821,207 @@ func (j *SubqueryJoinOp) appendColumn(batch arrow.RecordBatch, col arrow.Array) 
 		cols = append(cols, batch.Column(j.cfg.WM))
 	}
 	return array.NewRecordBatch(j.cfg.Schema, cols, batch.NumRows())
+}
+
+// ---- checkpoints ----
+
+var _ Stateful = (*SubqueryJoinOp)(nil)
+
+// SaveState implements Stateful. It saves the build so far: per group
+// (correlation key, in group-id order) its row and NULL-value counts and,
+// for a scalar subquery, its first row's value (table "groups": key
+// columns, rows, nulls[, value]), and the distinct (key, value) pairs of
+// IN (table "pairs"); whether the build and the probe input have ended;
+// the probe messages kept during the build; and the output watermark.
+func (j *SubqueryJoinOp) SaveState(w *StateWriter) error {
+	w.SetInt("built", boolInt(j.built))
+	w.SetInt("probeEOF", boolInt(j.probeEOF))
+	w.SetInt("out", j.out)
+	if err := saveMessages(w, "pending", j.pending); err != nil {
+		return err
+	}
+	if j.nGroups > 0 {
+		var cols []arrow.Array
+		if j.groups != nil {
+			keys, _, err := j.groups.Emit(nil)
+			if err != nil {
+				return err
+			}
+			cols = keys
+		}
+		for _, counts := range [][]int64{j.rows[:j.nGroups], j.nulls[:j.nGroups]} {
+			b := array.NewInt64Builder(j.alloc)
+			b.AppendValues(counts, nil)
+			cols = append(cols, b.NewArray())
+			b.Release()
+		}
+		if j.cfg.Mode == ScalarJoin {
+			v, err := j.firstValues()
+			if err != nil {
+				releaseJoinArrays(cols)
+				return err
+			}
+			cols = append(cols, v)
+		}
+		if err := w.Put("groups", stateBatch(cols)); err != nil {
+			return err
+		}
+	}
+	if j.pairs != nil && j.pairs.Len() > 0 {
+		keys, _, err := j.pairs.Emit(nil)
+		if err != nil {
+			return err
+		}
+		if err := w.Put("pairs", stateBatch(keys)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// firstValues returns a scalar subquery's value of every group (its first
+// row's), owned by the caller.
+func (j *SubqueryJoinOp) firstValues() (arrow.Array, error) {
+	if j.values != nil {
+		j.values.Retain()
+		return j.values, nil
+	}
+	return kernels.Interleave(j.alloc, j.cfg.BuildValue.Type(), j.parts, j.firstPart[:j.nGroups], j.firstRow[:j.nGroups])
+}
+
+// stateBatch makes a batch of cols (columns c0, c1, ...), taking ownership
+// of them.
+func stateBatch(cols []arrow.Array) arrow.RecordBatch {
+	fields := make([]arrow.Field, len(cols))
+	for i, c := range cols {
+		fields[i] = arrow.Field{Name: fmt.Sprint("c", i), Type: c.DataType(), Nullable: true}
+	}
+	n := int64(0)
+	if len(cols) > 0 {
+		n = int64(cols[0].Len())
+	}
+	rec := array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, n)
+	releaseJoinArrays(cols)
+	return rec
+}
+
+// LoadState implements Stateful: it restores what SaveState saved into an
+// operator that has not been opened, rebuilding the hash tables and
+// reserving the state's memory.
+func (j *SubqueryJoinOp) LoadState(r *StateReader) error {
+	if err := j.loadState(r); err != nil {
+		return fmt.Errorf("subquery join: loading state: %w", err)
+	}
+	return nil
+}
+
+func (j *SubqueryJoinOp) loadState(r *StateReader) error {
+	built, err := stateBool(r, "built")
+	if err != nil {
+		return err
+	}
+	if j.probeEOF, err = stateBool(r, "probeEOF"); err != nil {
+		return err
+	}
+	if j.out, err = r.Int("out"); err != nil {
+		return err
+	}
+	j.ended = [2]bool{j.probeEOF, built}
+	if j.pending, err = loadMessages(r, "pending"); err != nil {
+		return err
+	}
+	for _, m := range j.pending {
+		if m.Batch != nil {
+			if err := j.reservePending(recordBytes(m.Batch)); err != nil {
+				return err
+			}
+		}
+	}
+	nk := len(j.keyTypes)
+	for _, rec := range r.Table("groups") {
+		if err := j.loadGroups(rec, nk); err != nil {
+			return err
+		}
+	}
+	for _, rec := range r.Table("pairs") {
+		types := append(append([]arrow.DataType(nil), j.keyTypes...), j.cfg.BuildValue.Type())
+		if err := checkStateTypes(rec, types); err != nil {
+			return fmt.Errorf("pairs: %w", err)
+		}
+		if j.pairs == nil {
+			if j.pairs, err = agg.NewTable(j.alloc, types, nil); err != nil {
+				return err
+			}
+		}
+		if err := j.pairs.Update(rec.Columns(), nil, nil, nil); err != nil {
+			return err
+		}
+	}
+	j.stats.Groups = int64(j.nGroups)
+	if built {
+		return j.finishBuild()
+	}
+	return j.account()
+}
+
+// loadGroups adds the saved groups of rec (keys, rows, nulls[, value]) as
+// groups nGroups, nGroups+1, ...
+func (j *SubqueryJoinOp) loadGroups(rec arrow.RecordBatch, nk int) error {
+	types := append(append([]arrow.DataType(nil), j.keyTypes...), arrow.PrimitiveTypes.Int64, arrow.PrimitiveTypes.Int64)
+	if j.cfg.Mode == ScalarJoin {
+		types = append(types, j.cfg.BuildValue.Type())
+	}
+	if err := checkStateTypes(rec, types); err != nil {
+		return fmt.Errorf("groups: %w", err)
+	}
+	n := int(rec.NumRows())
+	if n == 0 {
+		return nil
+	}
+	if nk > 0 {
+		if j.groups == nil {
+			var err error
+			if j.groups, err = agg.NewTable(j.alloc, j.keyTypes, nil); err != nil {
+				return err
+			}
+		}
+		ids := make([]uint32, n)
+		if err := j.groups.Update(rec.Columns()[:nk], nil, nil, ids); err != nil {
+			return err
+		}
+		for i, id := range ids {
+			if int(id) != j.nGroups+i {
+				return fmt.Errorf("groups: saved group %d has a duplicate key", j.nGroups+i)
+			}
+		}
+	} else if j.nGroups+n > 1 {
+		return fmt.Errorf("groups: %d groups without a correlation key", j.nGroups+n)
+	}
+	j.nGroups += n
+	j.rows = append(j.rows, kernels.Values[int64](rec.Column(nk))...)
+	j.nulls = append(j.nulls, kernels.Values[int64](rec.Column(nk+1))...)
+	if j.cfg.Mode == ScalarJoin {
+		v := rec.Column(nk + 2)
+		v.Retain()
+		part := int32(len(j.parts))
+		j.parts = append(j.parts, v)
+		for i := range n {
+			j.firstPart = append(j.firstPart, part)
+			j.firstRow = append(j.firstRow, int32(i))
+		}
+	}
+	return nil
+}
+
+// checkStateTypes checks that a saved batch has columns of types.
+func checkStateTypes(rec arrow.RecordBatch, types []arrow.DataType) error {
+	if int(rec.NumCols()) != len(types) {
+		return fmt.Errorf("%d columns saved, want %d", rec.NumCols(), len(types))
+	}
+	for i, t := range types {
+		if !arrow.TypeEqual(rec.Column(i).DataType(), t) {
+			return fmt.Errorf("column %d saved as %s, want %s", i, rec.Column(i).DataType(), t)
+		}
+	}
+	return nil
 }
