@@ -443,6 +443,9 @@ func (c *checkpointer) saveOperator(op Stateful, w *StateWriter) error {
 // queryBarrier records that the barrier of checkpoint id reached the end of
 // query q, whose sinks, flushed, reach positions.
 func (c *checkpointer) queryBarrier(q *QueryNode, id int64, positions []int64) {
+	if c == nil { // a barrier the topology did not ask for (tests)
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if run := c.cur; run != nil && run.id == id && run.queries[q] {

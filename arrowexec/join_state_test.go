@@ -646,7 +646,8 @@ func selfJoinBarrier(t *testing.T, semi bool, depth, k int) {
 	if err := topo.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if sink.rows != want || sink.barriers != 1 || saves != 1 {
+	// the query driver takes the barrier: sinks never see one
+	if sink.rows != want || sink.barriers != 0 || saves != 1 {
 		t.Fatalf("%d rows, %d barriers, %d saves", sink.rows, sink.barriers, saves)
 	}
 }
