@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -544,6 +545,30 @@ func (c *checkpointer) abort() {
 // clear removes the checkpoints after a run that processed all its input:
 // there is nothing to resume.
 func (c *checkpointer) clear() error { return removeCheckpoints(c.cfg.Dir) }
+
+// Checkpoints returns the checkpoint configuration of the pipeline name
+// under these settings: nil unless state_dir is set and
+// checkpoint_interval_ms is positive. A relative state_dir resolves against
+// base; each pipeline keeps its checkpoints in state_dir/<name>.
+func (s Settings) Checkpoints(base, name string, logf func(format string, args ...any)) *CheckpointConfig {
+	if s.StateDir == "" || s.CheckpointIntervalMS <= 0 {
+		return nil
+	}
+	dir := s.StateDir
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(base, dir)
+	}
+	return &CheckpointConfig{Dir: filepath.Join(dir, name), Interval: time.Duration(s.CheckpointIntervalMS) * time.Millisecond, Logf: logf}
+}
+
+// RemoveCheckpoints deletes the checkpoints of cfg (nil: none), so that the
+// pipeline starts from scratch next time.
+func RemoveCheckpoints(cfg *CheckpointConfig) error {
+	if cfg == nil {
+		return nil
+	}
+	return removeCheckpoints(cfg.Dir)
+}
 
 func (r *checkpointRun) release() {
 	for _, w := range r.states {

@@ -95,6 +95,8 @@ type RegistryConfig struct {
 	// Tracer, when set, traces registrations (parse, plan, build) and the
 	// pipelines' batches.
 	Tracer arrowexec.Tracer
+	// Logf, when set, receives the pipelines' notes (checkpoints).
+	Logf func(format string, args ...any)
 }
 
 // Registry holds the running pipelines of a server. Each registered
@@ -304,6 +306,11 @@ func (r *Registry) build(pl *Pipeline) error {
 		}
 	}
 	topo.TraceAttrs = []arrowexec.Attr{{Key: "ferris.pipeline", Value: pl.Name}, {Key: "ferris.correlation_id", Value: pl.CorrelationID}}
+	var logf func(string, ...any)
+	if l := r.cfg.Logf; l != nil {
+		logf = func(format string, args ...any) { l("pipeline %s: "+format, append([]any{pl.Name}, args...)...) }
+	}
+	topo.Checkpoints = pl.plan.Settings.Checkpoints(r.cfg.DataDir, pl.Name, logf)
 	pl.topo = topo
 	return nil
 }
@@ -360,7 +367,9 @@ func (r *Registry) namesLocked() []string {
 }
 
 // Remove stops the named pipeline (draining in-flight batches for at most
-// grace, then cancelling) and forgets it.
+// grace, then cancelling) and forgets it, checkpoints included: a pipeline
+// registered again under its name starts from scratch. (Shutdown keeps
+// them: registered again after a restart, a pipeline resumes.)
 func (r *Registry) Remove(name string, grace time.Duration) error {
 	r.mu.Lock()
 	p, ok := r.pipelines[name]
@@ -372,7 +381,7 @@ func (r *Registry) Remove(name string, grace time.Duration) error {
 		return fmt.Errorf("pipeline %q %w", name, ErrNotFound)
 	}
 	p.stop(grace)
-	return nil
+	return arrowexec.RemoveCheckpoints(p.topo.Checkpoints)
 }
 
 // stop drains the pipeline, cancelling it if it does not end within grace.

@@ -346,7 +346,9 @@ func runPipeline(ctx context.Context, p *plan.Pipeline, path string, stdout, std
 		return 1
 	}
 	topo.TraceAttrs = []arrowexec.Attr{{Key: "ferris.pipeline", Value: name}, {Key: "ferris.correlation_id", Value: ro.correlationID}}
-	topo.Checkpoints = checkpointConfig(p.Settings, env.BaseDir, name, stderr)
+	topo.Checkpoints = p.Settings.Checkpoints(env.BaseDir, name, func(format string, args ...any) {
+		fmt.Fprintf(stderr, "ferris: "+format+"\n", args...)
+	})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sig := make(chan os.Signal, 2)
@@ -401,24 +403,6 @@ func runPipeline(ctx context.Context, p *plan.Pipeline, path string, stdout, std
 		return 1
 	}
 	return 0
-}
-
-// checkpointConfig turns checkpoints on when state_dir is set (relative
-// to base) and checkpoint_interval_ms is positive: each pipeline keeps its
-// checkpoints in state_dir/<name>.
-func checkpointConfig(s arrowexec.Settings, base, name string, logTo io.Writer) *arrowexec.CheckpointConfig {
-	if s.StateDir == "" || s.CheckpointIntervalMS <= 0 {
-		return nil
-	}
-	dir := s.StateDir
-	if !filepath.IsAbs(dir) {
-		dir = filepath.Join(base, dir)
-	}
-	return &arrowexec.CheckpointConfig{
-		Dir:      filepath.Join(dir, name),
-		Interval: time.Duration(s.CheckpointIntervalMS) * time.Millisecond,
-		Logf:     func(format string, args ...any) { fmt.Fprintf(logTo, "ferris: "+format+"\n", args...) },
-	}
 }
 
 // pipelineName is a pipeline file's base name without its extension.

@@ -65,6 +65,7 @@ func serve(ctx context.Context, cmd string, f serviceFlags, settings arrowexec.S
 			Settings: settings, DataDir: dataDir,
 			Resources:  resource.NewManager(nil, settings.MemoryLimitBytes()),
 			Connectors: connectorsFor(kafka),
+			Logf:       func(format string, args ...any) { fmt.Fprintf(stderr, "ferris: "+format+"\n", args...) },
 		},
 	}
 	s, err := server.Start(cfg)
