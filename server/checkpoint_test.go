@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,6 +69,13 @@ CREATE STREAM out AS SELECT id, ticker FROM ticks WITH (connector = 'file', path
 		t.Fatal(err)
 	}
 	waitCheckpoints(2)
+	rec := httptest.NewRecorder()
+	MetricsHandler(r, ServiceCounters{}, "").ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, m := range []string{`ferris_checkpoints_total{query="p",result="completed"}`, `ferris_checkpoint_last_bytes{query="p"}`} {
+		if !strings.Contains(rec.Body.String(), m) {
+			t.Errorf("metric %s missing from the exposition", m)
+		}
+	}
 	time.Sleep(30 * time.Millisecond)
 	r.Shutdown(5 * time.Second)
 	if len(checkpoints()) == 0 {

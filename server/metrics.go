@@ -71,7 +71,8 @@ func load(c *atomic.Int64) float64 {
 // records by strategy, dead-lettered records, watermark and its lag behind
 // the wall clock, state and memory bytes, circuit-breaker state and
 // retries, Kafka consumer lag per partition, the sink write latency
-// histogram, and per operator (label operator, "query/ID:Kind") rows,
+// histogram, checkpoints (when state_dir is set: completed and failed
+// counts, the last one's id, size and duration), and per operator (label operator, "query/ID:Kind") rows,
 // batches, busy time and state bytes.
 type Collector struct {
 	src      MetricsSource
@@ -88,6 +89,7 @@ type Collector struct {
 	watermark, watermarkLag, stateBytes, queryMemory, running        *prometheus.Desc
 	breaker, retries, kafkaLag, sinkLatency                          *prometheus.Desc
 	opRowsIn, opRowsOut, opBatches, opBusy, opStateBytes, opWaitSecs *prometheus.Desc
+	checkpoints, checkpointID, checkpointBytes, checkpointSecs       *prometheus.Desc
 }
 
 // rateSample is the last value a rate was computed from.
@@ -103,38 +105,42 @@ func NewCollector(src MetricsSource, counters ServiceCounters) *Collector {
 	op := []string{"query", "operator"}
 	d := prometheus.NewDesc
 	c := &Collector{src: src, counters: counters, now: time.Now, rates: map[string]rateSample{},
-		queries:      d("ferris_sql_queries_total", "Pipelines registered (compiled and started) since the process started.", nil, nil),
-		queryErrors:  d("ferris_sql_query_errors_total", "Pipelines refused at registration (phase compile) or ended by an error (phase run).", []string{"phase"}, nil),
-		duration:     d("ferris_sql_query_duration_seconds", "Time a pipeline's operators and sinks spent on one output batch, time waiting for input excluded.", q, nil),
-		operations:   d("ferris_streaming_operations_total", "Streaming operations: batches read by sources (read), produced by queries (process) and written to sinks (write).", []string{"query", "operation"}, nil),
-		throughput:   d("ferris_streaming_throughput_rps", "Rows per second read by a pipeline's sources, over the last second or more.", q, nil),
-		cpuPct:       d("ferris_cpu_usage_percent", "Process CPU time over wall time between scrapes, in percent of one core.", nil, nil),
-		memory:       d("ferris_memory_usage_bytes", "Bytes allocated or reserved by all queries.", nil, nil),
-		reserved:     d("ferris_memory_reserved_bytes", "Bytes reserved for operator state by all queries.", nil, nil),
-		limit:        d("ferris_memory_limit_bytes", "The memory limit (max_memory_mb) in bytes; 0 when unlimited.", nil, nil),
-		peak:         d("ferris_memory_peak_bytes", "The highest ferris_memory_usage_bytes so far.", nil, nil),
-		connections:  d("ferris_active_connections", "Open connections to the HTTP API.", nil, nil),
-		rowsIn:       d("ferris_query_records_in_total", "Rows read by the sources of a pipeline.", q, nil),
-		rowsOut:      d("ferris_query_records_out_total", "Rows produced by the queries of a pipeline.", q, nil),
-		batchesIn:    d("ferris_query_batches_in_total", "Batches read by the sources of a pipeline.", q, nil),
-		batchesOut:   d("ferris_query_batches_out_total", "Batches produced by the queries of a pipeline.", q, nil),
-		late:         d("ferris_query_late_records_total", "Late rows by what late_data did with them (update_previous rows beyond allowed_lateness count as dead_letter).", []string{"query", "strategy"}, nil),
-		deadLetter:   d("ferris_query_dead_lettered_total", "Records a pipeline sent to its dead-letter sink.", q, nil),
-		watermark:    d("ferris_query_watermark_seconds", "Lowest watermark of a pipeline's queries, in seconds since the epoch (absent before the first and after the last).", q, nil),
-		watermarkLag: d("ferris_query_watermark_lag_seconds", "How far the lowest watermark of a pipeline's queries is behind the wall clock (0 once its input ended).", q, nil),
-		stateBytes:   d("ferris_query_state_bytes", "Bytes a pipeline's operators reserved for their state (windows, groups, held rows).", q, nil),
-		queryMemory:  d("ferris_query_memory_bytes", "Bytes allocated or reserved by a pipeline.", q, nil),
-		running:      d("ferris_query_running", "1 while a pipeline runs, 0 after it ended.", q, nil),
-		breaker:      d("ferris_query_circuit_breaker_state", "Worst circuit-breaker state of a pipeline's sources and sinks: 0 closed, 1 half-open, 2 open.", q, nil),
-		retries:      d("ferris_query_retries_total", "Retried reads, writes, flushes and commits of a pipeline's sources and sinks.", q, nil),
-		kafkaLag:     d("ferris_kafka_consumer_lag_records", "Records of a Kafka partition not yet read by a pipeline's source.", []string{"query", "stream", "partition"}, nil),
-		sinkLatency:  d("ferris_sink_write_duration_seconds", "Time to write one batch to a query's sinks.", []string{"query", "sink"}, nil),
-		opRowsIn:     d("ferris_operator_records_in_total", "Rows an operator received from its inputs.", op, nil),
-		opRowsOut:    d("ferris_operator_records_out_total", "Rows an operator produced.", op, nil),
-		opBatches:    d("ferris_operator_batches_total", "Batches an operator produced.", op, nil),
-		opBusy:       d("ferris_operator_busy_seconds_total", "Time spent in an operator itself, its inputs excluded.", op, nil),
-		opStateBytes: d("ferris_operator_state_bytes", "Bytes an operator reserved for its state.", op, nil),
-		opWaitSecs:   d("ferris_query_input_wait_seconds_total", "Time a pipeline's queries spent waiting for input.", q, nil),
+		queries:         d("ferris_sql_queries_total", "Pipelines registered (compiled and started) since the process started.", nil, nil),
+		queryErrors:     d("ferris_sql_query_errors_total", "Pipelines refused at registration (phase compile) or ended by an error (phase run).", []string{"phase"}, nil),
+		duration:        d("ferris_sql_query_duration_seconds", "Time a pipeline's operators and sinks spent on one output batch, time waiting for input excluded.", q, nil),
+		operations:      d("ferris_streaming_operations_total", "Streaming operations: batches read by sources (read), produced by queries (process) and written to sinks (write).", []string{"query", "operation"}, nil),
+		throughput:      d("ferris_streaming_throughput_rps", "Rows per second read by a pipeline's sources, over the last second or more.", q, nil),
+		cpuPct:          d("ferris_cpu_usage_percent", "Process CPU time over wall time between scrapes, in percent of one core.", nil, nil),
+		memory:          d("ferris_memory_usage_bytes", "Bytes allocated or reserved by all queries.", nil, nil),
+		reserved:        d("ferris_memory_reserved_bytes", "Bytes reserved for operator state by all queries.", nil, nil),
+		limit:           d("ferris_memory_limit_bytes", "The memory limit (max_memory_mb) in bytes; 0 when unlimited.", nil, nil),
+		peak:            d("ferris_memory_peak_bytes", "The highest ferris_memory_usage_bytes so far.", nil, nil),
+		connections:     d("ferris_active_connections", "Open connections to the HTTP API.", nil, nil),
+		rowsIn:          d("ferris_query_records_in_total", "Rows read by the sources of a pipeline.", q, nil),
+		rowsOut:         d("ferris_query_records_out_total", "Rows produced by the queries of a pipeline.", q, nil),
+		batchesIn:       d("ferris_query_batches_in_total", "Batches read by the sources of a pipeline.", q, nil),
+		batchesOut:      d("ferris_query_batches_out_total", "Batches produced by the queries of a pipeline.", q, nil),
+		late:            d("ferris_query_late_records_total", "Late rows by what late_data did with them (update_previous rows beyond allowed_lateness count as dead_letter).", []string{"query", "strategy"}, nil),
+		deadLetter:      d("ferris_query_dead_lettered_total", "Records a pipeline sent to its dead-letter sink.", q, nil),
+		watermark:       d("ferris_query_watermark_seconds", "Lowest watermark of a pipeline's queries, in seconds since the epoch (absent before the first and after the last).", q, nil),
+		watermarkLag:    d("ferris_query_watermark_lag_seconds", "How far the lowest watermark of a pipeline's queries is behind the wall clock (0 once its input ended).", q, nil),
+		stateBytes:      d("ferris_query_state_bytes", "Bytes a pipeline's operators reserved for their state (windows, groups, held rows).", q, nil),
+		queryMemory:     d("ferris_query_memory_bytes", "Bytes allocated or reserved by a pipeline.", q, nil),
+		running:         d("ferris_query_running", "1 while a pipeline runs, 0 after it ended.", q, nil),
+		breaker:         d("ferris_query_circuit_breaker_state", "Worst circuit-breaker state of a pipeline's sources and sinks: 0 closed, 1 half-open, 2 open.", q, nil),
+		retries:         d("ferris_query_retries_total", "Retried reads, writes, flushes and commits of a pipeline's sources and sinks.", q, nil),
+		kafkaLag:        d("ferris_kafka_consumer_lag_records", "Records of a Kafka partition not yet read by a pipeline's source.", []string{"query", "stream", "partition"}, nil),
+		sinkLatency:     d("ferris_sink_write_duration_seconds", "Time to write one batch to a query's sinks.", []string{"query", "sink"}, nil),
+		opRowsIn:        d("ferris_operator_records_in_total", "Rows an operator received from its inputs.", op, nil),
+		opRowsOut:       d("ferris_operator_records_out_total", "Rows an operator produced.", op, nil),
+		opBatches:       d("ferris_operator_batches_total", "Batches an operator produced.", op, nil),
+		opBusy:          d("ferris_operator_busy_seconds_total", "Time spent in an operator itself, its inputs excluded.", op, nil),
+		opStateBytes:    d("ferris_operator_state_bytes", "Bytes an operator reserved for its state.", op, nil),
+		opWaitSecs:      d("ferris_query_input_wait_seconds_total", "Time a pipeline's queries spent waiting for input.", q, nil),
+		checkpoints:     d("ferris_checkpoints_total", "Checkpoints of a pipeline by result: completed (written) or failed (abandoned or not written).", []string{"query", "result"}, nil),
+		checkpointID:    d("ferris_checkpoint_last_id", "Id of a pipeline's latest complete checkpoint (the one it resumed from, before its first).", q, nil),
+		checkpointBytes: d("ferris_checkpoint_last_bytes", "Size of a pipeline's latest checkpoint on disk.", q, nil),
+		checkpointSecs:  d("ferris_checkpoint_last_duration_seconds", "Time from starting a pipeline's latest checkpoint to having it on disk.", q, nil),
 	}
 	c.cpu.t = c.now()
 	c.cpu.v = processCPUSeconds()
@@ -147,7 +153,8 @@ func (c *Collector) descs() []*prometheus.Desc {
 		c.rowsIn, c.rowsOut, c.batchesIn, c.batchesOut, c.late, c.deadLetter,
 		c.watermark, c.watermarkLag, c.stateBytes, c.queryMemory, c.running,
 		c.breaker, c.retries, c.kafkaLag, c.sinkLatency,
-		c.opRowsIn, c.opRowsOut, c.opBatches, c.opBusy, c.opStateBytes, c.opWaitSecs}
+		c.opRowsIn, c.opRowsOut, c.opBatches, c.opBusy, c.opStateBytes, c.opWaitSecs,
+		c.checkpoints, c.checkpointID, c.checkpointBytes, c.checkpointSecs}
 }
 
 // Describe implements prometheus.Collector.
@@ -325,6 +332,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			running = 1
 		}
 		gauge(c.running, running, name)
+		if topo.Checkpoints != nil {
+			cs := &topo.CheckpointStats
+			counter(c.checkpoints, float64(cs.Completed.Load()), name, "completed")
+			counter(c.checkpoints, float64(cs.Failed.Load()), name, "failed")
+			gauge(c.checkpointID, float64(cs.LastID.Load()), name)
+			gauge(c.checkpointBytes, float64(cs.LastBytes.Load()), name)
+			gauge(c.checkpointSecs, time.Duration(cs.LastNanos.Load()).Seconds(), name)
+		}
 		gauge(c.breaker, float64(worst), name)
 		counter(c.retries, float64(retries), name)
 		switch {
