@@ -79,6 +79,7 @@ type CheckpointStats struct {
 	LastBytes         atomic.Int64 // size of the last checkpoint's files
 	LastNanos         atomic.Int64 // time from trigger to written
 	RestoredID        atomic.Int64 // checkpoint this run started from (0: none)
+	RestoreNanos      atomic.Int64 // time to read and load it
 }
 
 // checkpointer coordinates one run's checkpoints.
@@ -207,6 +208,8 @@ func watermarkKey(s *SourceNode) string { return "watermark/" + s.Stream }
 // restore loads the latest complete checkpoint of the topology, if any,
 // into its sources, operators and sinks. Call before anything opens.
 func (c *checkpointer) restore() error {
+	start := time.Now()
+	defer func() { c.t.CheckpointStats.RestoreNanos.Store(int64(time.Since(start))) }()
 	ck, err := loadLatestCheckpoint(c.cfg.Dir, c.cfg.Alloc, c.logf)
 	if err != nil || ck == nil {
 		return err
