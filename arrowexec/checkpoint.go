@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -53,6 +54,27 @@ type ResumableSink interface {
 	// ResumeAt, called before Open, makes Open keep the output before pos,
 	// drop the rest and write after it.
 	ResumeAt(pos int64) error
+}
+
+// TransactionalSink is a sink whose output becomes visible only with the
+// checkpoint that covers it (Kafka transactions: exactly_once), a two-phase
+// commit: the query flushes it at a barrier, waits until the checkpoint is
+// on disk, and then has it commit. Without checkpoints it commits at every
+// Flush.
+type TransactionalSink interface {
+	Sink
+	// CommitByCheckpoint, called before Open when the topology
+	// checkpoints, makes the sink commit only in CommitCheckpoint.
+	CommitByCheckpoint()
+	// CommitCheckpoint makes the output written so far visible, recording
+	// with it, atomically, that checkpoint id's output is committed. It is
+	// called between writes, from the query's goroutine.
+	CommitCheckpoint(ctx context.Context, id int64) error
+	// CommittedCheckpoint, called before Open on recovery, returns the
+	// newest checkpoint whose output was committed (0: none). The
+	// topology resumes from that checkpoint: output written after it was
+	// never made visible and is written again.
+	CommittedCheckpoint(ctx context.Context) (int64, error)
 }
 
 // CheckpointConfig turns checkpoints on for a topology.
@@ -109,6 +131,19 @@ type checkpointRun struct {
 	sources  map[*SourceNode]bool // still to answer
 	queries  map[*QueryNode]bool  // still to answer
 	done     chan struct{}
+	written  chan struct{} // closed once written (ok) or given up
+	ok       bool
+}
+
+// settle records whether the run's checkpoint is on disk and wakes the
+// queries waiting for it (c.mu held, or the run no longer current).
+func (r *checkpointRun) settle(ok bool) {
+	select {
+	case <-r.written:
+	default:
+		r.ok = ok
+		close(r.written)
+	}
 }
 
 // stateless are the operators with nothing to save: they pass barriers
@@ -210,7 +245,19 @@ func watermarkKey(s *SourceNode) string { return "watermark/" + s.Stream }
 func (c *checkpointer) restore() error {
 	start := time.Now()
 	defer func() { c.t.CheckpointStats.RestoreNanos.Store(int64(time.Since(start))) }()
-	ck, err := loadLatestCheckpoint(c.cfg.Dir, c.cfg.Alloc, c.logf)
+	newest := int64(math.MaxInt64)
+	for _, q := range c.t.Queries {
+		for _, s := range transactionalSinks(q) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			id, err := s.CommittedCheckpoint(ctx)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("query %s: finding its last committed checkpoint: %w", q.Name, err)
+			}
+			newest = min(newest, id) // output after it was never committed: redo it
+		}
+	}
+	ck, err := loadLatestCheckpoint(c.cfg.Dir, c.cfg.Alloc, newest, c.logf)
 	if err != nil || ck == nil {
 		return err
 	}
@@ -316,7 +363,7 @@ func (c *checkpointer) trigger() {
 	}
 	run := &checkpointRun{id: c.nextID, start: time.Now(), states: map[string]*StateWriter{},
 		sinks: map[string][]int64{}, finished: map[string]bool{},
-		sources: map[*SourceNode]bool{}, queries: map[*QueryNode]bool{}, done: make(chan struct{})}
+		sources: map[*SourceNode]bool{}, queries: map[*QueryNode]bool{}, done: make(chan struct{}), written: make(chan struct{})}
 	c.nextID++
 	for s, end := range c.ended {
 		end.put(run, s)
@@ -446,9 +493,10 @@ func (c *checkpointer) saveOperator(op Stateful, w *StateWriter) error {
 
 // queryBarrier records that the barrier of checkpoint id reached the end of
 // query q, whose sinks, flushed, reach positions.
-func (c *checkpointer) queryBarrier(q *QueryNode, id int64, positions []int64) {
+// It returns the checkpoint in flight (nil if it was given up).
+func (c *checkpointer) queryBarrier(q *QueryNode, id int64, positions []int64) *checkpointRun {
 	if c == nil { // a barrier the topology did not ask for (tests)
-		return
+		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -456,7 +504,9 @@ func (c *checkpointer) queryBarrier(q *QueryNode, id int64, positions []int64) {
 		run.sinks[q.Name] = positions
 		delete(run.queries, q)
 		c.checkDone()
+		return run
 	}
+	return nil
 }
 
 // queryEnded records that q ended: cleanly (its sinks flushed, reaching
@@ -489,6 +539,7 @@ func (c *checkpointer) disable(why string) {
 	if run := c.cur; run != nil {
 		c.cur = nil
 		run.release()
+		run.settle(false)
 		c.t.CheckpointStats.Failed.Add(1)
 	}
 }
@@ -520,6 +571,7 @@ func (c *checkpointer) complete() {
 	}
 	sort.Strings(m.Finished)
 	n, err := writeCheckpoint(c.cfg.Dir, m, run.states, c.cfg.Keep)
+	run.settle(err == nil)
 	st := &c.t.CheckpointStats
 	if err != nil {
 		st.Failed.Add(1)
@@ -538,6 +590,7 @@ func (c *checkpointer) abort() {
 	defer c.mu.Unlock()
 	if c.cur != nil {
 		c.cur.release()
+		c.cur.settle(false)
 		c.cur = nil
 	}
 	for _, p := range c.pending {
@@ -604,6 +657,11 @@ func (t *Topology) prepareCheckpoints() (*checkpointer, error) {
 		}
 		return nil, nil
 	}
+	for _, q := range t.Queries {
+		for _, s := range transactionalSinks(q) {
+			s.CommitByCheckpoint()
+		}
+	}
 	if err := ck.restore(); err != nil {
 		return nil, err
 	}
@@ -654,8 +712,61 @@ func (t *Topology) passBarrier(ctx context.Context, q *QueryNode, msg Message, t
 	if err != nil {
 		return err
 	}
-	ck.queryBarrier(q, msg.Barrier.ID, pos)
-	return fanout(ctx, msg, to)
+	run := ck.queryBarrier(q, msg.Barrier.ID, pos)
+	if err := fanout(ctx, msg, to); err != nil {
+		return err
+	}
+	return commitTransactions(ctx, q, run)
+}
+
+// commitAtEnd commits the transactional sinks of q, which reached the end
+// of its input, marked with the latest checkpoint written. (If the process
+// dies before the next checkpoint while other queries go on, recovery
+// resumes q before its end and its last output is written again: at least
+// once for a query that ends before its pipeline.)
+func commitAtEnd(ctx context.Context, q *QueryNode, ck *checkpointer) error {
+	id := ck.t.CheckpointStats.LastID.Load()
+	for _, s := range transactionalSinks(q) {
+		if err := s.CommitCheckpoint(ctx, id); err != nil {
+			return WithOperator("sink", fmt.Errorf("committing at the end of input: %w", err))
+		}
+	}
+	return nil
+}
+
+// transactionalSinks returns q's TransactionalSinks.
+func transactionalSinks(q *QueryNode) []TransactionalSink {
+	var out []TransactionalSink
+	for _, s := range q.Sinks {
+		if ts, ok := unwrapSink(s).(TransactionalSink); ok {
+			out = append(out, ts)
+		}
+	}
+	return out
+}
+
+// commitTransactions waits until checkpoint run is on disk and then commits
+// q's transactional sinks. If the checkpoint is given up, their output
+// stays uncommitted until the next one.
+func commitTransactions(ctx context.Context, q *QueryNode, run *checkpointRun) error {
+	sinks := transactionalSinks(q)
+	if run == nil || len(sinks) == 0 {
+		return nil
+	}
+	select {
+	case <-run.written:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if !run.ok {
+		return nil
+	}
+	for _, s := range sinks {
+		if err := s.CommitCheckpoint(ctx, run.id); err != nil {
+			return WithOperator("sink", fmt.Errorf("committing checkpoint %d: %w", run.id, err))
+		}
+	}
+	return nil
 }
 
 // sinkPositions returns the committed position of each of q's sinks (-1

@@ -208,14 +208,18 @@ func (l *loadedCheckpoint) release() {
 	}
 }
 
-// loadLatestCheckpoint reads the newest checkpoint in dir that is intact,
-// logging the damaged ones it skips; nil when there is none.
-func loadLatestCheckpoint(dir string, alloc memory.Allocator, logf func(string, ...any)) (*loadedCheckpoint, error) {
+// loadLatestCheckpoint reads the newest checkpoint in dir, of id at most
+// newest, that is intact, logging the damaged ones it skips; nil when there
+// is none.
+func loadLatestCheckpoint(dir string, alloc memory.Allocator, newest int64, logf func(string, ...any)) (*loadedCheckpoint, error) {
 	ids, err := listCheckpoints(dir)
 	if err != nil {
 		return nil, err
 	}
 	for _, id := range ids {
+		if id > newest {
+			continue
+		}
 		ck, err := loadCheckpoint(checkpointDir(dir, id), alloc)
 		if err == nil {
 			return ck, nil

@@ -1,6 +1,7 @@
 package arrowexec
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -42,7 +43,7 @@ func writeTestCheckpoint(t *testing.T, dir string, alloc memory.Allocator, id in
 func checkLoaded(t *testing.T, dir string, alloc memory.Allocator, id int64) {
 	t.Helper()
 	var skipped []string
-	ck, err := loadLatestCheckpoint(dir, alloc, func(f string, a ...any) { skipped = append(skipped, f) })
+	ck, err := loadLatestCheckpoint(dir, alloc, math.MaxInt64, func(f string, a ...any) { skipped = append(skipped, f) })
 	if err != nil || ck == nil {
 		t.Fatalf("load: %v, %v", ck, err)
 	}
@@ -150,7 +151,7 @@ func TestCheckpointStoreIgnoresTemporaries(t *testing.T) {
 	if err := removeCheckpoints(dir); err != nil {
 		t.Fatal(err)
 	}
-	if ck, err := loadLatestCheckpoint(dir, alloc, nil); ck != nil || err != nil {
+	if ck, err := loadLatestCheckpoint(dir, alloc, math.MaxInt64, nil); ck != nil || err != nil {
 		t.Fatalf("after removing: %v, %v", ck, err)
 	}
 }

@@ -528,6 +528,9 @@ func (t *Topology) runQuery(ctx context.Context, q *QueryNode, to []*Inlet, comm
 					return err
 				}
 				ck.queryEnded(q, pos, nil)
+				if err := commitAtEnd(ctx, q, ck); err != nil {
+					return err
+				}
 			}
 			// Drained (Stop) or at the end of its input: a query holding
 			// state vouches only when a final watermark flushed it.
