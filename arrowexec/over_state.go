@@ -4,9 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 )
 
 var _ Stateful = (*OverOp)(nil)
@@ -123,7 +120,7 @@ func (s *overSpecState) save(o *OverOp, w *StateWriter, i int) error {
 		if err != nil {
 			return fmt.Errorf("PARTITION BY: %w", err)
 		}
-		if err := w.Put(fmt.Sprintf("over.spec.%d.keys", i), overBatch(keys, s.parts)); err != nil {
+		if err := w.Put(fmt.Sprintf("over.spec.%d.keys", i), stateBatch(keys, s.parts)); err != nil {
 			return err
 		}
 	}
@@ -163,18 +160,6 @@ func overIota(n int) []uint32 {
 	return ids
 }
 
-// overBatch makes a batch of n rows from cols (taking them over), with
-// columns named c0, c1, ...
-func overBatch(cols []arrow.Array, n int) arrow.RecordBatch {
-	fields := make([]arrow.Field, len(cols))
-	for i, c := range cols {
-		fields[i] = arrow.Field{Name: fmt.Sprintf("c%d", i), Type: c.DataType(), Nullable: true}
-	}
-	b := array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, int64(n))
-	overRelease(cols...)
-	return b
-}
-
 // ---- LEAD ----
 
 // save writes the pending rows as one batch (in processing order) and the
@@ -191,7 +176,7 @@ func (l *leadState) save(w *StateWriter) error {
 		if err != nil {
 			return err
 		}
-		if err := w.Put("over.lead.rows", overBatch(cols, len(pend))); err != nil {
+		if err := w.Put("over.lead.rows", stateBatch(cols, len(pend))); err != nil {
 			return err
 		}
 		size := l.m + 1

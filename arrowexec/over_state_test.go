@@ -99,7 +99,8 @@ type barrierCheck struct {
 // back; its state at the barrier is encoded and decoded (RoundTrip) and
 // loaded into a fresh operator B, fed msgs[at:]; B's output must equal
 // A's output after the barrier, message by message (rows, order,
-// watermarks).
+// watermarks), and so must their late-row counters at the end, when the
+// operators have them.
 func checkStatefulBarrier(t *testing.T, alloc memory.Allocator, schema *arrow.Schema, msgs []Message, at int,
 	build func(in Operator) (Stateful, error)) barrierCheck {
 	t.Helper()
@@ -178,6 +179,12 @@ func checkStatefulBarrier(t *testing.T, alloc memory.Allocator, schema *arrow.Sc
 	}
 	want := outA[cut+1:]
 	diffOut(t, fmt.Sprintf("restored at message %d vs uninterrupted", at), run(b), want)
+	type withStats interface{ Stats() AggregateStats }
+	if sa, ok := a.(withStats); ok {
+		if x, y := sa.Stats(), b.(withStats).Stats(); x != y {
+			t.Fatalf("restored at message %d: stats %+v, uninterrupted %+v", at, y, x)
+		}
+	}
 
 	fresh, err := build(&replaySource{schema: schema, msgs: msgs[at:]})
 	if err != nil {

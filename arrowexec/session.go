@@ -254,7 +254,9 @@ func (s *SessionOp) Close() error {
 
 // Next implements Operator. Sessions are emitted when the watermark closes
 // them; after the input's end every remaining session is emitted, then
-// io.EOF is returned.
+// io.EOF is returned. A checkpoint barrier is returned after the sessions
+// the input before it closed, with the operator's watermark (see
+// Stateful).
 func (s *SessionOp) Next(ctx context.Context) (Message, error) {
 	for len(s.queue) == 0 {
 		if s.eof {
@@ -274,8 +276,14 @@ func (s *SessionOp) Next(ctx context.Context) (Message, error) {
 		if err != nil {
 			return Message{}, err
 		}
+		b := msg.Barrier
 		if err := s.consume(ctx, msg); err != nil {
 			return Message{}, fmt.Errorf("session aggregate: %w", err)
+		}
+		if b != nil {
+			if err := s.barrier(b); err != nil {
+				return Message{}, fmt.Errorf("session aggregate: %w", err)
+			}
 		}
 	}
 	m := s.queue[0]

@@ -267,3 +267,18 @@ func loadBlob(r *StateReader, name string, ptrs ...any) error {
 	}
 	return nil
 }
+
+// stateBatch makes a batch of n rows from cols (taking them over), with
+// columns named c0, c1, ...: a state table of arrays that have no schema
+// of their own.
+func stateBatch(cols []arrow.Array, n int) arrow.RecordBatch {
+	fields := make([]arrow.Field, len(cols))
+	for i, c := range cols {
+		fields[i] = arrow.Field{Name: fmt.Sprintf("c%d", i), Type: c.DataType(), Nullable: true}
+	}
+	b := array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, int64(n))
+	for _, c := range cols {
+		c.Release()
+	}
+	return b
+}
