@@ -21,18 +21,25 @@ import (
 // ---- checkpoint harness, shared by the Stateful operator tests ----
 
 // replaySource replays messages; each batch is retained for the reader, so
-// the messages can be replayed again.
+// the messages can be replayed again. After the last message it returns
+// io.EOF, or errReplayPaused when paused (the input has no more yet).
 type replaySource struct {
 	schema *arrow.Schema
 	msgs   []Message
 	i      int
+	paused bool
 }
+
+var errReplayPaused = errors.New("replay paused")
 
 func (s *replaySource) Schema() *arrow.Schema      { return s.schema }
 func (s *replaySource) Open(context.Context) error { return nil }
 func (s *replaySource) Close() error               { return nil }
 func (s *replaySource) Next(context.Context) (Message, error) {
 	if s.i >= len(s.msgs) {
+		if s.paused {
+			return Message{}, errReplayPaused
+		}
 		return Message{}, io.EOF
 	}
 	m := s.msgs[s.i]
@@ -95,8 +102,10 @@ type barrierCheck struct {
 // checkStatefulBarrier checks the Stateful contract of the operators build makes
 // over the input msgs with a barrier inserted before msgs[at]:
 // operator A runs over the whole input and returns the barrier exactly
-// once, after its output for msgs[:at], with a watermark that does not go
-// back; its state at the barrier is encoded and decoded (RoundTrip) and
+// once, with a watermark that does not go back, right after all the
+// output msgs[:at] alone gives (an operator fed msgs[:at] that then waits
+// for more input returns exactly what A returns before the barrier); its
+// state at the barrier is encoded and decoded (RoundTrip) and
 // loaded into a fresh operator B, fed msgs[at:]; B's output must equal
 // A's output after the barrier, message by message (rows, order,
 // watermarks), and so must their late-row counters at the end, when the
@@ -130,7 +139,7 @@ func checkStatefulBarrier(t *testing.T, alloc memory.Allocator, schema *arrow.Sc
 		last := NoWatermark
 		for {
 			m, err := op.Next(ctx)
-			if errors.Is(err, io.EOF) {
+			if errors.Is(err, io.EOF) || errors.Is(err, errReplayPaused) {
 				return out
 			}
 			if err != nil {
@@ -169,6 +178,12 @@ func checkStatefulBarrier(t *testing.T, alloc memory.Allocator, schema *arrow.Sc
 		t.Fatalf("barrier not returned (%d) or state not saved", cut)
 	}
 	defer saved.Release()
+	// before the barrier: all that the input before it gives, no more
+	early, err := build(&replaySource{schema: schema, msgs: msgs[:at], paused: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffOut(t, fmt.Sprintf("before a barrier at message %d vs the input before it alone", at), outA[:cut], run(early))
 	b, err := build(&replaySource{schema: schema, msgs: msgs[at:]})
 	if err != nil {
 		t.Fatal(err)
