@@ -144,7 +144,8 @@ type OverConfig struct {
 // over the run. Moving SUM/AVG add the entering and subtract the leaving
 // value (exact 128-bit integers for BIGINT and DECIMAL), MIN/MAX keep a
 // monotonic overDeque. Memory held by state and retained batches is reserved
-// through Reserver.
+// through Reserver. Checkpoints save the retained rows as Arrow tables and
+// the running state with the state codec (over_state.go).
 type OverOp struct {
 	unary
 	cfg   OverConfig
