@@ -258,25 +258,25 @@ func (b *sortBuffer) load(r *StateReader) error {
 
 // overWinMeta is the saved form of overWindows besides the batches.
 type overWinMeta struct {
-	IDs     []int32 // chunk ids, in the order of the saved batches
-	MaxEnds []int64
-	NextID  int32
-	Wins    []overWin // by start
-	Bytes   int64
+	ids     []int32 // chunk ids, in the order of the saved batches
+	maxEnds []int64
+	nextID  int32
+	wins    []overWin // by start
+	bytes   int64
 }
 
 func (w *overWindows) save(o *OverOp, sw *StateWriter) error {
-	m := overWinMeta{IDs: slices.Sorted(maps.Keys(w.chunks)), NextID: w.nextID, Bytes: w.bytes}
-	for _, id := range m.IDs {
+	m := overWinMeta{ids: slices.Sorted(maps.Keys(w.chunks)), nextID: w.nextID, bytes: w.bytes}
+	for _, id := range m.ids {
 		c := w.chunks[id]
 		c.batch.Retain()
 		if err := sw.Put("over.win", c.batch); err != nil {
 			return err
 		}
-		m.MaxEnds = append(m.MaxEnds, c.maxEnd)
+		m.maxEnds = append(m.maxEnds, c.maxEnd)
 	}
 	for _, s := range slices.Sorted(maps.Keys(w.wins)) {
-		m.Wins = append(m.Wins, *w.wins[s])
+		m.wins = append(m.wins, *w.wins[s])
 	}
 	return putBlob(o.alloc, sw, "over.win.meta", &m)
 }
@@ -287,18 +287,18 @@ func (w *overWindows) load(r *StateReader) error {
 		return err
 	}
 	batches := r.Table("over.win")
-	if len(batches) != len(m.IDs) || len(m.MaxEnds) != len(m.IDs) {
-		return fmt.Errorf("state %q: %d batches for %d chunks", "over.win", len(batches), len(m.IDs))
+	if len(batches) != len(m.ids) || len(m.maxEnds) != len(m.ids) {
+		return fmt.Errorf("state %q: %d batches for %d chunks", "over.win", len(batches), len(m.ids))
 	}
-	for i, id := range m.IDs {
+	for i, id := range m.ids {
 		batches[i].Retain()
-		w.chunks[id] = &winChunk{batch: batches[i], maxEnd: m.MaxEnds[i], bytes: overBatchBytes(batches[i])}
+		w.chunks[id] = &winChunk{batch: batches[i], maxEnd: m.maxEnds[i], bytes: overBatchBytes(batches[i])}
 	}
-	for i := range m.Wins {
-		win := m.Wins[i]
+	for i := range m.wins {
+		win := m.wins[i]
 		w.wins[win.start] = &win
 	}
-	w.nextID, w.bytes = m.NextID, m.Bytes
+	w.nextID, w.bytes = m.nextID, m.bytes
 	return nil
 }
 

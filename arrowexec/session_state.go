@@ -46,15 +46,16 @@ func (s *SessionOp) SaveState(w *StateWriter) error {
 		return fmt.Errorf("session aggregate: %w", err)
 	}
 	// aggregate states: per table, its live sessions in begin order
+	byTab := map[*sessTable][]int32{}
+	for x := range s.sess {
+		if t := s.sess[x].tab; t != nil { // nil: a free slot
+			byTab[t] = append(byTab[t], int32(x))
+		}
+	}
 	rows := make([]uint32, len(s.sess))
 	var n uint32
 	for _, t := range s.tabs {
-		var live []int32
-		for x := range s.sess {
-			if s.sess[x].tab == t {
-				live = append(live, int32(x))
-			}
-		}
+		live := byTab[t]
 		if len(live) == 0 {
 			continue
 		}
