@@ -144,7 +144,8 @@ type OverConfig struct {
 // over the run. Moving SUM/AVG add the entering and subtract the leaving
 // value (exact 128-bit integers for BIGINT and DECIMAL), MIN/MAX keep a
 // monotonic overDeque. Memory held by state and retained batches is reserved
-// through Reserver.
+// through Reserver. Checkpoints save the retained rows as Arrow tables and
+// the running state with the state codec (over_state.go).
 type OverOp struct {
 	unary
 	cfg   OverConfig
@@ -275,7 +276,9 @@ func (o *OverOp) Close() error {
 	return o.unary.Close()
 }
 
-// Next implements Operator.
+// Next implements Operator. A checkpoint barrier is returned after the
+// output of the input before it, with the output watermark (see
+// Stateful).
 func (o *OverOp) Next(ctx context.Context) (Message, error) {
 	for len(o.queue) == 0 {
 		if o.eof {
@@ -295,8 +298,14 @@ func (o *OverOp) Next(ctx context.Context) (Message, error) {
 		if err != nil {
 			return Message{}, err
 		}
+		b := msg.Barrier
 		if err := o.consume(ctx, msg); err != nil {
 			return Message{}, fmt.Errorf("window functions: %w", err)
+		}
+		if b != nil {
+			if err := o.barrier(b); err != nil {
+				return Message{}, fmt.Errorf("window functions: %w", err)
+			}
 		}
 	}
 	m := o.queue[0]

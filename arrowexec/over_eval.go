@@ -35,6 +35,10 @@ type overRows struct {
 type overEval interface {
 	eval(alloc memory.Allocator, r *overRows, arg, def arrow.Array) (arrow.Array, error)
 	bytes() int64
+	// state lists pointers to the fields that carry state between runs,
+	// for checkpoints (over_state.go); scratch and configuration are not
+	// listed.
+	state() []any
 }
 
 // newOverEval returns the evaluator of c (not LEAD, which the operator

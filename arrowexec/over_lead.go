@@ -83,6 +83,8 @@ type leadEval interface {
 	flush(alloc memory.Allocator, res []leadRes, last []int64, def arrow.Array) arrow.Array
 	grow(parts int)
 	bytes() int64
+	// state lists the fields checkpoints save (see overEval).
+	state() []any
 }
 
 func newLeadState(o *OverOp, spec int) (*leadState, error) {

@@ -103,6 +103,8 @@ import (
 // keeps adding sessions to its table, which bounds the reclaim but not the
 // growth in that (rare) pattern. The key dictionary is rebuilt when most of
 // its keys hold no session. State memory is reserved through Reserver.
+// Checkpoints save the live sessions and restore them compactly
+// (session_state.go).
 //
 // EMIT CHANGES is not supported for sessions. SessionOp is not safe for
 // concurrent use.
@@ -254,7 +256,9 @@ func (s *SessionOp) Close() error {
 
 // Next implements Operator. Sessions are emitted when the watermark closes
 // them; after the input's end every remaining session is emitted, then
-// io.EOF is returned.
+// io.EOF is returned. A checkpoint barrier is returned after the sessions
+// the input before it closed, with the operator's watermark (see
+// Stateful).
 func (s *SessionOp) Next(ctx context.Context) (Message, error) {
 	for len(s.queue) == 0 {
 		if s.eof {
@@ -274,8 +278,14 @@ func (s *SessionOp) Next(ctx context.Context) (Message, error) {
 		if err != nil {
 			return Message{}, err
 		}
+		b := msg.Barrier
 		if err := s.consume(ctx, msg); err != nil {
 			return Message{}, fmt.Errorf("session aggregate: %w", err)
+		}
+		if b != nil {
+			if err := s.barrier(b); err != nil {
+				return Message{}, fmt.Errorf("session aggregate: %w", err)
+			}
 		}
 	}
 	m := s.queue[0]

@@ -239,26 +239,7 @@ func runSessions(t *testing.T, rows []sessRow, size int, gap int64, late LateDat
 		return max(rows[i].wm, rows[i].ts-5)
 	}
 	src := &sessSource{alloc: mem, rows: rows, next: next, size: size}
-	fields := []arrow.Field{
-		{Name: "k", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
-		{Name: "window_start", Type: timestampMS},
-		{Name: "window_end", Type: timestampMS},
-	}
-	if late.Strategy == "update_previous" {
-		fields = append(fields, arrow.Field{Name: "revision", Type: arrow.PrimitiveTypes.Int64})
-	}
-	fields = append(fields,
-		arrow.Field{Name: "n", Type: arrow.PrimitiveTypes.Int64},
-		arrow.Field{Name: "s", Type: arrow.PrimitiveTypes.Int64, Nullable: true})
-	cfg := AggregateConfig{
-		Query: "q", Source: "s",
-		Keys:   []expr.Expr{expr.Col(0, "k", arrow.PrimitiveTypes.Int64)},
-		Specs:  []agg.Spec{{Func: "count_star"}, {Func: "sum", Input: arrow.PrimitiveTypes.Int64}},
-		Args:   []expr.Expr{nil, expr.Col(1, "v", arrow.PrimitiveTypes.Int64)},
-		Window: &WindowSpec{Kind: Session, Gap: gap}, TimeCol: 2, WMCol: 3,
-		Late: late, Schema: arrow.NewSchema(fields, nil),
-	}
-	op, err := NewSessionAggregate(mem, src, cfg)
+	op, err := NewSessionAggregate(mem, src, sessTestConfig(gap, late))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,6 +291,30 @@ func runSessions(t *testing.T, rows []sessRow, size int, gap int64, late LateDat
 		t.Fatalf("last watermark %d, want FinalWatermark", lastWM)
 	}
 	return out
+}
+
+// sessTestConfig is the session aggregation of the tests: COUNT(*) and
+// SUM(v) per key k over SESSION(gap).
+func sessTestConfig(gap int64, late LateDataSpec) AggregateConfig {
+	fields := []arrow.Field{
+		{Name: "k", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+		{Name: "window_start", Type: timestampMS},
+		{Name: "window_end", Type: timestampMS},
+	}
+	if late.Strategy == "update_previous" {
+		fields = append(fields, arrow.Field{Name: "revision", Type: arrow.PrimitiveTypes.Int64})
+	}
+	fields = append(fields,
+		arrow.Field{Name: "n", Type: arrow.PrimitiveTypes.Int64},
+		arrow.Field{Name: "s", Type: arrow.PrimitiveTypes.Int64, Nullable: true})
+	return AggregateConfig{
+		Query: "q", Source: "s",
+		Keys:   []expr.Expr{expr.Col(0, "k", arrow.PrimitiveTypes.Int64)},
+		Specs:  []agg.Spec{{Func: "count_star"}, {Func: "sum", Input: arrow.PrimitiveTypes.Int64}},
+		Args:   []expr.Expr{nil, expr.Col(1, "v", arrow.PrimitiveTypes.Int64)},
+		Window: &WindowSpec{Kind: Session, Gap: gap}, TimeCol: 2, WMCol: 3,
+		Late: late, Schema: arrow.NewSchema(fields, nil),
+	}
 }
 
 // TestSessionsMatchReference compares SessionOp with the row-at-a-time

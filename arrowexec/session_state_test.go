@@ -1,0 +1,167 @@
+package arrowexec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/ferrisstreams/ferris/arrowexec/agg"
+	"github.com/ferrisstreams/ferris/arrowexec/expr"
+	"github.com/ferrisstreams/ferris/kernels/sqltypes"
+)
+
+// sessStateConfig is sessTestConfig plus every aggregate whose state
+// checkpoints can save (see checkSavable): over v, over v as INT, DOUBLE
+// and DECIMAL(12,2).
+func sessStateConfig(t *testing.T, gap int64, late LateDataSpec) AggregateConfig {
+	t.Helper()
+	cfg := sessTestConfig(gap, late)
+	v := expr.Col(1, "v", arrow.PrimitiveTypes.Int64)
+	cast := func(to arrow.DataType) expr.Expr {
+		e, err := expr.Cast(v, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	// x: v/7 as DOUBLE, so that sums round
+	x, err := expr.Binary("/", cast(sqltypes.Double), expr.Lit(7.0, sqltypes.Double))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := sqltypes.Decimal(12, 2)
+	fields := cfg.Schema.Fields()
+	add := func(s agg.Spec, arg expr.Expr) {
+		rt, err := agg.ResultType(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Specs = append(cfg.Specs, s)
+		cfg.Args = append(cfg.Args, arg)
+		fields = append(fields, arrow.Field{Name: fmt.Sprintf("a%d", len(fields)), Type: rt, Nullable: true})
+	}
+	add(agg.Spec{Func: "count", Input: arrow.PrimitiveTypes.Int64}, v)
+	add(agg.Spec{Func: "sum", Input: arrow.PrimitiveTypes.Int32}, cast(arrow.PrimitiveTypes.Int32))
+	add(agg.Spec{Func: "sum", Input: sqltypes.Double}, x)
+	add(agg.Spec{Func: "sum", Input: dec}, cast(dec))
+	add(agg.Spec{Func: "min", Input: arrow.PrimitiveTypes.Int64}, v)
+	add(agg.Spec{Func: "max", Input: sqltypes.Double, Distinct: true}, x)
+	add(agg.Spec{Func: "first_value", Input: arrow.PrimitiveTypes.Int64}, v)
+	add(agg.Spec{Func: "first_value", Input: sqltypes.Double}, x)
+	cfg.Schema = arrow.NewSchema(fields, nil)
+	return cfg
+}
+
+// TestSessionCheckpoint checks SessionOp's SaveState/LoadState with
+// checkStatefulBarrier (over_state_test.go) for every late-data strategy,
+// over random input with merges, late rows and NULL keys and values, at
+// batch sizes 1, 3 and random, at barrier positions 0, random and the
+// end, with and without small generations (tables rotate, the key
+// dictionary is rebuilt).
+func TestSessionCheckpoint(t *testing.T) {
+	lates := []LateDataSpec{
+		{Strategy: "drop"}, {Strategy: "dead_letter"}, {Strategy: "include_in_next_window"},
+		{Strategy: "update_previous", AllowedLateness: 15}, {Strategy: "update_previous", AllowedLateness: 60},
+		{Strategy: "update_previous"},
+	}
+	seeds, n := uint64(3), 600
+	if testing.Short() {
+		seeds, n = 1, 300
+	}
+	for _, late := range lates {
+		t.Run(fmt.Sprintf("%s/%d", late.Strategy, late.AllowedLateness), func(t *testing.T) {
+			cfg := sessStateConfig(t, 10, late)
+			mattered := 0
+			for seed := uint64(1); seed <= seeds; seed++ {
+				r := rand.New(rand.NewPCG(seed, 11))
+				rows := genSessionRows(r, n, 6+r.IntN(24), 8)
+				next := func(i int) int64 {
+					if i+1 < len(rows) {
+						return rows[i+1].wm
+					}
+					return max(rows[i].wm, rows[i].ts-5)
+				}
+				for _, size := range []int{1, 3, 1 + r.IntN(60)} {
+					mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+					msgs := drainReplay(t, &sessSource{alloc: mem, rows: rows, next: next, size: size})
+					for _, mc := range []int{0, 4} {
+						for _, at := range []int{0, r.IntN(len(msgs) + 1), r.IntN(len(msgs) + 1), len(msgs)} {
+							res := checkStatefulBarrier(t, mem, sessInSchema, msgs, at, func(in Operator) (Stateful, error) {
+								op, err := NewSessionAggregate(mem, in, cfg)
+								if err == nil && mc > 0 {
+									op.minCompact = mc
+								}
+								return op, err
+							})
+							if res.stateMatters {
+								mattered++
+							}
+						}
+					}
+					releaseReplay(msgs)
+					mem.AssertSize(t, 0)
+				}
+			}
+			if mattered == 0 {
+				t.Fatal("no barrier position where the saved state changes the output: the test checks nothing")
+			}
+		})
+	}
+}
+
+// TestSessionCheckpointRevisions restores, at every message, a session
+// that late rows update again and again (update_previous): its revisions
+// go on counting from the saved one.
+func TestSessionCheckpointRevisions(t *testing.T) {
+	rows := []sessRow{
+		{key: 1, val: 1, ts: 0, wm: NoWatermark},
+		{key: 1, val: 2, ts: 30, wm: 20}, // closes [0, 10)
+		{key: 1, val: 3, ts: 2, wm: 20},  // revision 1
+		{key: 1, val: 4, ts: 3, wm: 20},  // revision 2
+		{key: 2, val: 5, ts: 31, wm: 21},
+		{key: 1, val: 6, ts: 5, wm: 25}, // revision 3
+	}
+	next := func(i int) int64 { return rows[min(i+1, len(rows)-1)].wm }
+	cfg := sessStateConfig(t, 10, LateDataSpec{Strategy: "update_previous", AllowedLateness: 60})
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	msgs := drainReplay(t, &sessSource{alloc: mem, rows: rows, next: next, size: 1})
+	defer releaseReplay(msgs)
+	for at := range len(msgs) + 1 {
+		checkStatefulBarrier(t, mem, sessInSchema, msgs, at, func(in Operator) (Stateful, error) {
+			return NewSessionAggregate(mem, in, cfg)
+		})
+	}
+}
+
+// TestSessionCheckpointUnsupported checks that a barrier over a session
+// aggregate whose state cannot be saved yet fails the query with an error
+// wrapping errors.ErrUnsupported, naming the aggregate.
+func TestSessionCheckpointUnsupported(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	cfg := sessTestConfig(10, LateDataSpec{Strategy: "drop"})
+	cfg.Specs[1].Func = "avg"
+	cfg.Schema = arrow.NewSchema(append(cfg.Schema.Fields()[:4:4], arrow.Field{Name: "a", Type: sqltypes.Double, Nullable: true}), nil)
+	b := NewBarrier(1, func(_ Stateful, w *StateWriter) error { w.Release(); return nil })
+	src := &replaySource{schema: sessInSchema, msgs: []Message{{Watermark: 5, Barrier: b}}}
+	op, err := NewSessionAggregate(mem, src, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	ctx := context.Background()
+	if err := op.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = op.Next(ctx)
+	if !errors.Is(err, errors.ErrUnsupported) || !strings.Contains(err.Error(), "AVG") {
+		t.Fatalf("got %v, want an ErrUnsupported error naming AVG", err)
+	}
+}
