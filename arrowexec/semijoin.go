@@ -863,7 +863,7 @@ func (j *SubqueryJoinOp) SaveState(w *StateWriter) error {
 			}
 			cols = append(cols, v)
 		}
-		if err := w.Put("groups", stateBatch(cols)); err != nil {
+		if err := w.Put("groups", stateBatch(cols, cols[0].Len())); err != nil {
 			return err
 		}
 	}
@@ -872,7 +872,7 @@ func (j *SubqueryJoinOp) SaveState(w *StateWriter) error {
 		if err != nil {
 			return err
 		}
-		if err := w.Put("pairs", stateBatch(keys)); err != nil {
+		if err := w.Put("pairs", stateBatch(keys, j.pairs.Len())); err != nil {
 			return err
 		}
 	}
@@ -887,22 +887,6 @@ func (j *SubqueryJoinOp) firstValues() (arrow.Array, error) {
 		return j.values, nil
 	}
 	return kernels.Interleave(j.alloc, j.cfg.BuildValue.Type(), j.parts, j.firstPart[:j.nGroups], j.firstRow[:j.nGroups])
-}
-
-// stateBatch makes a batch of cols (columns c0, c1, ...), taking ownership
-// of them.
-func stateBatch(cols []arrow.Array) arrow.RecordBatch {
-	fields := make([]arrow.Field, len(cols))
-	for i, c := range cols {
-		fields[i] = arrow.Field{Name: fmt.Sprint("c", i), Type: c.DataType(), Nullable: true}
-	}
-	n := int64(0)
-	if len(cols) > 0 {
-		n = int64(cols[0].Len())
-	}
-	rec := array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, n)
-	releaseJoinArrays(cols)
-	return rec
 }
 
 // LoadState implements Stateful: it restores what SaveState saved into an

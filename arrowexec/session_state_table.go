@@ -205,3 +205,8 @@ func nonNullValue(alloc memory.Allocator, dt arrow.DataType) (arrow.Array, error
 	}
 	return a, nil
 }
+
+// CheckpointBlocker reports, when the topology is built, an aggregate whose
+// session state cannot be saved yet: the pipeline then runs without
+// checkpoints instead of failing at its first one.
+func (s *SessionOp) CheckpointBlocker() error { return checkSavable(s.cfg.Specs) }
