@@ -112,6 +112,9 @@ type checkpointer struct {
 	keys        map[Stateful]string // operator state keys
 	wm          map[*SourceNode]*WatermarkAssigner
 	pending     map[*SourceNode]*atomic.Pointer[Barrier]
+	// commits are the committing sources' trackers (commit.go): once a
+	// checkpoint is on disk, everything before its barrier is durable.
+	commits map[*SourceNode]*commitTracker
 
 	mu       sync.Mutex
 	nextID   int64
@@ -128,8 +131,9 @@ type checkpointRun struct {
 	states   map[string]*StateWriter
 	sinks    map[string][]int64
 	finished map[string]bool
-	sources  map[*SourceNode]bool // still to answer
-	queries  map[*QueryNode]bool  // still to answer
+	sources  map[*SourceNode]bool  // still to answer
+	queries  map[*QueryNode]bool   // still to answer
+	seqs     map[*SourceNode]int64 // each source's last message before the barrier
 	done     chan struct{}
 	written  chan struct{} // closed once written (ok) or given up
 	ok       bool
@@ -353,7 +357,7 @@ func (c *checkpointer) run(ctx context.Context) {
 				c.trigger()
 			}
 		case <-done:
-			c.complete()
+			c.complete(ctx)
 		}
 	}
 }
@@ -368,7 +372,8 @@ func (c *checkpointer) trigger() {
 	}
 	run := &checkpointRun{id: c.nextID, start: time.Now(), states: map[string]*StateWriter{},
 		sinks: map[string][]int64{}, finished: map[string]bool{},
-		sources: map[*SourceNode]bool{}, queries: map[*QueryNode]bool{}, done: make(chan struct{}), written: make(chan struct{})}
+		sources: map[*SourceNode]bool{}, queries: map[*QueryNode]bool{}, seqs: map[*SourceNode]int64{},
+		done: make(chan struct{}), written: make(chan struct{})}
 	c.nextID++
 	for s, end := range c.ended {
 		end.put(run, s)
@@ -418,9 +423,9 @@ func (c *checkpointer) sourceState(s *SourceNode) (*StateWriter, *StateWriter, e
 	return p, wm, nil
 }
 
-// sourceBarrier records source s's state for checkpoint b; the source then
-// sends the barrier.
-func (c *checkpointer) sourceBarrier(s *SourceNode, b *Barrier) {
+// sourceBarrier records source s's state for checkpoint b after its
+// message seq; the source then sends the barrier.
+func (c *checkpointer) sourceBarrier(s *SourceNode, b *Barrier, seq int64) {
 	pos, wm, err := c.sourceState(s)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -437,6 +442,7 @@ func (c *checkpointer) sourceBarrier(s *SourceNode, b *Barrier) {
 	if wm != nil {
 		run.states[watermarkKey(s)] = wm
 	}
+	run.seqs[s] = seq
 	delete(run.sources, s)
 	c.checkDone()
 }
@@ -561,7 +567,8 @@ func (c *checkpointer) checkDone() {
 }
 
 // complete writes the finished checkpoint.
-func (c *checkpointer) complete() {
+// Sources that commit (Kafka) commit the positions it covers.
+func (c *checkpointer) complete(ctx context.Context) {
 	c.mu.Lock()
 	run := c.cur
 	c.cur = nil
@@ -587,6 +594,16 @@ func (c *checkpointer) complete() {
 	st.LastID.Store(run.id)
 	st.LastBytes.Store(n)
 	st.LastNanos.Store(int64(time.Since(run.start)))
+	for s, seq := range run.seqs {
+		if tr := c.commits[s]; tr != nil && seq > 0 {
+			for _, in := range tr.readers {
+				if err := tr.ack(ctx, in, seq); err != nil {
+					c.logf("checkpoint %d: committing %s: %v", run.id, s.Stream, err)
+					break
+				}
+			}
+		}
+	}
 }
 
 // abort drops a checkpoint in flight (the run is over).
@@ -650,7 +667,7 @@ func (w *StateWriter) clone() *StateWriter {
 // prepareCheckpoints sets up t's checkpoints, when configured, and restores
 // the latest one. Topologies that cannot be checkpointed run without (the
 // reason is logged).
-func (t *Topology) prepareCheckpoints() (*checkpointer, error) {
+func (t *Topology) prepareCheckpoints(commits map[*SourceNode]*commitTracker) (*checkpointer, error) {
 	cfg := t.Checkpoints
 	if cfg == nil || cfg.Dir == "" || cfg.Interval <= 0 {
 		return nil, nil
@@ -662,6 +679,7 @@ func (t *Topology) prepareCheckpoints() (*checkpointer, error) {
 		}
 		return nil, nil
 	}
+	ck.commits = commits
 	for _, q := range t.Queries {
 		for _, s := range transactionalSinks(q) {
 			s.CommitByCheckpoint()

@@ -221,3 +221,55 @@ func firstDifference(a, b []string) int {
 	}
 	return min(len(a), len(b))
 }
+
+// committingSeekable is a committing source with a position.
+type committingSeekable struct {
+	committingSource
+}
+
+func (s *committingSeekable) Next(ctx context.Context) (Message, error) {
+	time.Sleep(100 * time.Microsecond)
+	return s.committingSource.Next(ctx)
+}
+func (s *committingSeekable) Position() ([]byte, error) { return []byte(strconv.Itoa(s.i)), nil }
+func (s *committingSeekable) Seek([]byte) error         { return nil }
+
+// TestCheckpointCommitsStatefulQueries: a query holding state commits its
+// source's offsets only at the end of its input, unless checkpoints run:
+// then each checkpoint on disk commits what its barrier covered.
+func TestCheckpointCommitsStatefulQueries(t *testing.T) {
+	alloc := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer alloc.AssertSize(t, 0)
+	for _, checkpoints := range []bool{false, true} {
+		src := &committingSeekable{committingSource{countSource: countSource{alloc: alloc, n: 1 << 30, size: 10, block: true}, t: t}}
+		in := NewInlet(testSchema, 2)
+		topo := &Topology{
+			Sources: []*SourceNode{{Stream: "nums", Op: src}},
+			Queries: []*QueryNode{{Name: "sums", Root: newRunningSum(alloc, in), Inputs: []Subscription{{"nums", in}},
+				Sinks: []Sink{&collectSink{}}}},
+			CommitInterval: time.Millisecond,
+		}
+		if checkpoints {
+			topo.Checkpoints = &CheckpointConfig{Dir: t.TempDir(), Interval: 5 * time.Millisecond}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- topo.Run(ctx) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for checkpoints && topo.CheckpointStats.Completed.Load() < 3 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if !checkpoints {
+			time.Sleep(50 * time.Millisecond) // many commit intervals
+		}
+		committed := src.get()
+		cancel()
+		<-done
+		switch {
+		case checkpoints && committed == 0:
+			t.Fatal("checkpoints were written but the stateful query committed nothing")
+		case !checkpoints && committed != 0:
+			t.Fatalf("without checkpoints a stateful query committed %d rows before the end of its input", committed)
+		}
+	}
+}

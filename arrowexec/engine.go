@@ -240,15 +240,14 @@ func (t *Topology) Run(ctx context.Context) error {
 			}
 		}
 	}
-	interval := t.CommitInterval
-	if interval <= 0 {
-		interval = DefaultCommitInterval
-	}
-
-	ck, err := t.prepareCheckpoints()
+	ck, err := t.prepareCheckpoints(srcTracker)
 	if err != nil {
 		t.Discard()
 		return err
+	}
+	interval := t.CommitInterval
+	if interval <= 0 {
+		interval = DefaultCommitInterval
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -387,7 +386,7 @@ func (t *Topology) runSource(ctx, srcCtx context.Context, s *SourceNode, st *Sou
 			return srcCtx.Err()
 		}
 		if b := ck.barrierFor(s); b != nil {
-			ck.sourceBarrier(s, b)
+			ck.sourceBarrier(s, b, seq)
 			if err := fanout(ctx, Message{Watermark: last, Barrier: b}, to); err != nil {
 				return err
 			}
