@@ -2,6 +2,7 @@ package arrowexec
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -541,11 +542,17 @@ func (c *checkpointer) queryEnded(q *QueryNode, positions []int64, err error) {
 	}
 }
 
+// errStopped ends a source drained by Topology.Stop: no further checkpoint
+// (the next run resumes from the last one), and nothing to report.
+var errStopped = errors.New("stopped before its end")
+
 // disable stops checkpointing for the rest of the run (c.mu held).
 func (c *checkpointer) disable(why string) {
 	if c.disabled == "" {
 		c.disabled = why
-		c.logf("checkpoints stopped: %s", why)
+		if !strings.HasSuffix(why, errStopped.Error()) {
+			c.logf("checkpoints stopped: %s", why)
+		}
 	}
 	if run := c.cur; run != nil {
 		c.cur = nil

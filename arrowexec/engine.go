@@ -364,7 +364,7 @@ func (t *Topology) runSource(ctx, srcCtx context.Context, s *SourceNode, st *Sou
 		case atEnd && err == nil:
 			ck.sourceEnded(s, nil)
 		case err == nil:
-			ck.sourceEnded(s, errors.New("stopped before its end"))
+			ck.sourceEnded(s, errStopped)
 		default:
 			ck.sourceEnded(s, err)
 		}
