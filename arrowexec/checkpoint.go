@@ -116,6 +116,10 @@ type checkpointer struct {
 	// commits are the committing sources' trackers (commit.go): once a
 	// checkpoint is on disk, everything before its barrier is durable.
 	commits map[*SourceNode]*commitTracker
+	// kick asks the loop for a checkpoint now (a final one before Stop
+	// drains); final keeps asking until one started after it is written.
+	kick  chan struct{}
+	final atomic.Bool
 
 	mu       sync.Mutex
 	nextID   int64
@@ -186,7 +190,7 @@ func newCheckpointer(t *Topology, cfg CheckpointConfig) (*checkpointer, error) {
 		cfg.Alloc = memory.DefaultAllocator
 	}
 	c := &checkpointer{cfg: cfg, t: t, keys: map[Stateful]string{}, wm: map[*SourceNode]*WatermarkAssigner{},
-		pending: map[*SourceNode]*atomic.Pointer[Barrier]{}, nextID: 1,
+		pending: map[*SourceNode]*atomic.Pointer[Barrier]{}, nextID: 1, kick: make(chan struct{}, 1),
 		ended: map[*SourceNode]sourceEnd{}, finished: map[*QueryNode][]int64{}}
 	var desc strings.Builder
 	for _, s := range t.Sources {
@@ -357,9 +361,47 @@ func (c *checkpointer) run(ctx context.Context) {
 			if done == nil {
 				c.trigger()
 			}
+		case <-c.kick:
+			if done == nil {
+				c.trigger()
+			}
 		case <-done:
 			c.complete(ctx)
+			if c.final.Load() {
+				c.trigger()
+			}
 		}
+	}
+}
+
+// finalCheckpoint, when Stop drains the topology, takes a checkpoint first
+// (waiting at most wait), so that the next run resumes where this one
+// stopped: the work between the last periodic checkpoint and the stop is
+// not done twice, and transactional sinks commit it.
+func (c *checkpointer) finalCheckpoint(ctx context.Context, wait time.Duration) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	want := c.nextID // a checkpoint started from now on
+	if c.cur != nil {
+		want = c.cur.id + 1
+	}
+	c.mu.Unlock()
+	c.final.Store(true)
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	deadline := time.Now().Add(wait)
+	for c.t.CheckpointStats.LastID.Load() < want && time.Now().Before(deadline) && ctx.Err() == nil {
+		c.mu.Lock()
+		off := c.disabled != ""
+		c.mu.Unlock()
+		if off {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }
 
@@ -541,6 +583,9 @@ func (c *checkpointer) queryEnded(q *QueryNode, positions []int64, err error) {
 		c.checkDone()
 	}
 }
+
+// finalCheckpointWait bounds the checkpoint Stop takes before draining.
+const finalCheckpointWait = 30 * time.Second
 
 // errStopped ends a source drained by Topology.Stop: no further checkpoint
 // (the next run resumes from the last one), and nothing to report.

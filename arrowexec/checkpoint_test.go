@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -210,6 +211,34 @@ func TestCheckpointCrashAndResume(t *testing.T) {
 		if ids, _ := listCheckpoints(dir); len(ids) != 0 {
 			t.Fatalf("checkpoints %v left after the input was processed", ids)
 		}
+	}
+
+	// Stop drains, but takes a checkpoint first: the next run resumes from
+	// it.
+	dir := t.TempDir()
+	var got []string
+	var topo *Topology
+	var stopped atomic.Int64
+	topo = checkpointTopology(t, alloc, n, &got, dir, func() {
+		if topo.CheckpointStats.Completed.Load() >= 2 && stopped.CompareAndSwap(0, topo.CheckpointStats.LastID.Load()) {
+			go topo.Stop()
+		}
+	})
+	if err := topo.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if last := topo.CheckpointStats.LastID.Load(); last <= stopped.Load() {
+		t.Fatalf("no checkpoint after Stop: last %d, %d before it", last, stopped.Load())
+	}
+	resumed := checkpointTopology(t, alloc, n, &got, dir, nil)
+	if err := resumed.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if id := resumed.CheckpointStats.RestoredID.Load(); id != topo.CheckpointStats.LastID.Load() {
+		t.Fatalf("resumed from checkpoint %d, want the one Stop took (%d)", id, topo.CheckpointStats.LastID.Load())
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("after Stop and resume: %d lines, want %d; first difference at %d", len(got), len(want), firstDifference(got, want))
 	}
 }
 

@@ -258,6 +258,7 @@ func (t *Topology) Run(ctx context.Context) error {
 	go func() {
 		select {
 		case <-stopCh:
+			ck.finalCheckpoint(ctx, finalCheckpointWait)
 			stopSources()
 		case <-ctx.Done():
 		}
@@ -527,8 +528,10 @@ func (t *Topology) runQuery(ctx context.Context, q *QueryNode, to []*Inlet, comm
 					return err
 				}
 				ck.queryEnded(q, pos, nil)
-				if err := commitAtEnd(ctx, q, ck); err != nil {
-					return err
+				if final { // the end of its input, not a drained Stop
+					if err := commitAtEnd(ctx, q, ck); err != nil {
+						return err
+					}
 				}
 			}
 			// Drained (Stop) or at the end of its input: a query holding
