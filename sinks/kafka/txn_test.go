@@ -10,6 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/ferrisstreams/ferris/arrowexec"
 	kafkasrc "github.com/ferrisstreams/ferris/sources/kafka"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -48,6 +49,34 @@ func readTopic(t *testing.T, c *kfake.Cluster, topic string, committed bool, wan
 		})
 	}
 	return out
+}
+
+// noOpenTxn fails unless partition 0 of topic has no open transaction: its
+// last stable offset (what read_committed readers may reach) is its high
+// watermark.
+func noOpenTxn(t *testing.T, c *kfake.Cluster, topic, what string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	end, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stable, err := adm.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := end.Lookup(topic, 0)
+	l, _ := stable.Lookup(topic, 0)
+	if e.Err != nil || l.Err != nil || e.Offset != l.Offset {
+		t.Fatalf("%s: last stable offset %d (%v), high watermark %d (%v): a transaction is open", what, l.Offset, l.Err, e.Offset, e.Err)
+	}
 }
 
 func newTxnSink(t *testing.T, c *kfake.Cluster, extra ...string) *txnSink {
@@ -190,6 +219,7 @@ func TestExactlyOnceByCheckpoint(t *testing.T) {
 	if err := cs.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
+	noOpenTxn(t, c, "out", "after the recovering run opened")
 	writeTrades(t, cs, mem, "D")
 	if err := cs.Flush(ctx); err != nil {
 		t.Fatal(err)
@@ -214,6 +244,7 @@ func TestExactlyOnceByCheckpoint(t *testing.T) {
 	if err := cs.Close(); err != nil {
 		t.Fatal(err)
 	}
+	noOpenTxn(t, c, "out", "after Close")
 	if got := readTopic(t, c, "out", true, 5, time.Second); len(got) != 4 {
 		t.Fatalf("read_committed after Close: %v, want A B C D", got)
 	}
