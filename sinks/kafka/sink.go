@@ -67,11 +67,12 @@ func Register(c *arrowexec.Connectors, cfg kafkasrc.Config) {
 //   - delivery_timeout_ms (default 120000): a record not acknowledged by
 //     then fails, and Flush reports it.
 //   - exactly_once = false (default) | true: write through Kafka
-//     transactions (see txnSink); the sink then implements
+//     transactions (txn.go); the sink returned is then a *txnSink, an
 //     arrowexec.TransactionalSink. transactional_id (default: derived from
 //     the query name and the topic, see defaultTransactionalID) and
 //     transaction_timeout_ms (default 60000) apply with it; acks must be
-//     all.
+//     all. A record that fails or is refused aborts the transaction and
+//     fails the sink (it is neither sent again nor dead-lettered).
 //
 // With a Tracer (tracing on), each record carries a W3C traceparent header
 // naming the span of the write (the context's span), so consumers can link
