@@ -282,3 +282,40 @@ func TestExactlyOnceOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestExactlyOnceDeliveryFailureAborts: a record that cannot be delivered
+// aborts the transaction and fails the sink for good (permanent, not
+// retried into the transaction), and nothing becomes visible.
+func TestExactlyOnceDeliveryFailureAborts(t *testing.T) {
+	c := newCluster(t, 1, "out")
+	mem := checkedAlloc(t)
+	s := newTxnSink(t, c, "delivery_timeout_ms", "1000")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	writeTrades(t, s, mem, "A")
+	if err := s.cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A record for a topic that does not exist fails in the same
+	// transaction.
+	s.cl.Produce(ctx, &kgo.Record{Topic: "absent", Value: []byte("x")}, s.delivered)
+	err := s.Flush(ctx)
+	if err == nil || ctx.Err() != nil || arrowexec.Classify(err) != arrowexec.ClassPermanent || !strings.Contains(err.Error(), "aborted") {
+		t.Fatalf("Flush: %v (%v), want a permanent abort", err, arrowexec.Classify(err))
+	}
+	b := tradeBatch(mem, trade{"tech", "B", 1, 1, 0})
+	defer b.Release()
+	if err := s.Write(ctx, arrowexec.Message{Batch: b}); err == nil {
+		t.Fatal("Write after an aborted transaction succeeded")
+	}
+	if err := s.Close(); err == nil {
+		t.Fatal("Close did not report the failure")
+	}
+	if got := readTopic(t, c, "out", true, 0, 500*time.Millisecond); len(got) != 0 {
+		t.Fatalf("read_committed: %v, want nothing", got)
+	}
+	noOpenTxn(t, c, "out", "after the abort")
+}
