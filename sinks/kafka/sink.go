@@ -28,7 +28,8 @@ const DefaultDeliveryTimeout = 2 * time.Minute
 
 // sinkOptions are the options of the kafka sink beyond the common ones and
 // kafkasrc.ClientOptionNames.
-var sinkOptions = []string{"topic", "key", "compression", "linger_ms", "batch_max_bytes", "acks", "delivery_timeout_ms"}
+var sinkOptions = []string{"topic", "key", "compression", "linger_ms", "batch_max_bytes", "acks", "delivery_timeout_ms",
+	"exactly_once", "transactional_id", "transaction_timeout_ms"}
 
 // Register adds the "kafka" sink connector and the "kafka" dead-letter
 // connector (dead_letter_topic, deadletter.go) to c; cfg supplies default
@@ -65,6 +66,13 @@ func Register(c *arrowexec.Connectors, cfg kafkasrc.Config) {
 //     latter two disable idempotence.
 //   - delivery_timeout_ms (default 120000): a record not acknowledged by
 //     then fails, and Flush reports it.
+//   - exactly_once = false (default) | true: write through Kafka
+//     transactions (txn.go); the sink returned is then a *txnSink, an
+//     arrowexec.TransactionalSink. transactional_id (default: derived from
+//     the query name and the topic, see defaultTransactionalID) and
+//     transaction_timeout_ms (default 60000) apply with it; acks must be
+//     all. A record that fails or is refused aborts the transaction and
+//     fails the sink (it is neither sent again nor dead-lettered).
 //
 // With a Tracer (tracing on), each record carries a W3C traceparent header
 // naming the span of the write (the context's span), so consumers can link
@@ -163,6 +171,14 @@ func NewSink(cfg kafkasrc.Config, spec arrowexec.SinkSpec) (arrowexec.Sink, erro
 	default:
 		return nil, errorf("option acks: expected all, leader (1) or none (0), found %q", o["acks"])
 	}
+	if err := s.parseExactlyOnce(o); err != nil {
+		return nil, err
+	}
+	if s.exactlyOnce {
+		opts = append(opts, kgo.TransactionalID(s.txnID), kgo.TransactionTimeout(s.txnTimeout))
+		s.opts = opts
+		return &txnSink{s}, nil
+	}
 	s.opts = opts
 	return s, nil
 }
@@ -201,6 +217,16 @@ type sink struct {
 	deliveryTimeout time.Duration
 	opts            []kgo.Opt
 
+	// Transactions (exactly_once, txn.go).
+	exactlyOnce  bool
+	txnID        string
+	txnTimeout   time.Duration
+	byCheckpoint bool     // commit only in CommitCheckpoint
+	fenced       bool     // the producer ID is initialised: older producers are fenced
+	inTxn        bool     // a transaction is open (begun by a Write with rows)
+	aborted      error    // why the open transaction was aborted (sticky)
+	topicID      [16]byte // of topic, for TxnOffsetCommit v6
+
 	cl     *kgo.Client
 	json   *sinks.JSONEncoder
 	csv    sinks.CSVEncoder
@@ -232,19 +258,36 @@ func (s *sink) errorf(format string, args ...any) error {
 }
 
 // Open creates the producer client. Brokers are contacted by the first
-// Write.
-func (s *sink) Open(context.Context) error {
+// Write, except with exactly_once: then Open initialises the transactional
+// producer, which fences any earlier producer with the same transactional
+// id and aborts its open transaction.
+func (s *sink) Open(ctx context.Context) error {
 	if s.opened {
 		return s.errorf("opened twice")
 	}
 	s.opened = true
+	if err := s.newClient(); err != nil {
+		return err
+	}
+	s.json = sinks.NewJSONEncoder(s.spec.Schema)
+	s.csv = sinks.CSVEncoder{Delim: ','}
+	if s.exactlyOnce {
+		return s.fence(ctx)
+	}
+	return nil
+}
+
+// newClient creates the client once (CommittedCheckpoint may have created
+// it before Open).
+func (s *sink) newClient() error {
+	if s.cl != nil {
+		return nil
+	}
 	cl, err := kgo.NewClient(s.opts...)
 	if err != nil {
 		return s.errorf("%w", err)
 	}
 	s.cl = cl
-	s.json = sinks.NewJSONEncoder(s.spec.Schema)
-	s.csv = sinks.CSVEncoder{Delim: ','}
 	return nil
 }
 
@@ -265,6 +308,14 @@ func (s *sink) delivered(r *kgo.Record, err error) {
 	err = kafkasrc.MarkError(err)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.exactlyOnce {
+		// A record lost from a transaction cannot be sent again into
+		// it, nor dead-lettered: the transaction is aborted (settle).
+		if s.err == nil {
+			s.err = s.errorf("delivery to topic %s partition %d failed: %w", r.Topic, r.Partition, err)
+		}
+		return
+	}
 	switch arrowexec.Classify(err) {
 	case arrowexec.ClassTransient:
 		if errors.Is(err, kgo.ErrClientClosed) {
@@ -299,6 +350,9 @@ func (s *sink) settle(ctx context.Context, resend bool) error {
 	}
 	s.mu.Unlock()
 	if perr != nil {
+		if s.exactlyOnce {
+			return s.abort(ctx, perr)
+		}
 		return perr
 	}
 	for _, f := range refused {
@@ -355,6 +409,9 @@ func (s *sink) Write(ctx context.Context, msg arrowexec.Message) error {
 			keys, hasKey[i] = appendKey(keys, b, s.keyCols, i)
 			keyEnd[i] = len(keys)
 		}
+	}
+	if err := s.begin(); err != nil {
+		return err
 	}
 	pctx := context.WithoutCancel(ctx)
 	headers := s.traceHeaders(ctx)
@@ -420,9 +477,15 @@ func appendKey(dst []byte, b arrow.RecordBatch, cols []int, i int) ([]byte, bool
 // the error is marked transient (arrowexec.ErrTransient): the next Write
 // or Flush (the engine's retry) produces them again. Records Kafka refused
 // go to the dead-letter handler.
+//
+// With exactly_once, Flush makes the records durable in the open
+// transaction and, unless the sink commits by checkpoint, commits it.
 func (s *sink) Flush(ctx context.Context) error {
 	if s.cl == nil || s.closed {
 		return nil
+	}
+	if s.exactlyOnce {
+		return s.flushTxn(ctx, !s.byCheckpoint)
 	}
 	if err := s.settle(ctx, true); err != nil {
 		return err
@@ -444,7 +507,10 @@ func (s *sink) Flush(ctx context.Context) error {
 
 // Close flushes (waiting at most about the delivery timeout) and closes
 // the client; records still unacknowledged then are failed. It is
-// idempotent and returns the first delivery error.
+// idempotent and returns the first delivery error. With exactly_once and
+// checkpoints, the open transaction is aborted instead of flushed: its
+// records are not covered by a checkpoint, and the next run writes them
+// again.
 func (s *sink) Close() error {
 	if s.closed {
 		return nil
@@ -454,7 +520,15 @@ func (s *sink) Close() error {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.deliveryTimeout+30*time.Second)
-	err := s.Flush(ctx)
+	var err error
+	if s.exactlyOnce && s.byCheckpoint {
+		err = s.pending()
+		if s.inTxn && s.aborted == nil {
+			_ = s.abort(ctx, errors.New("closed before the next checkpoint"))
+		}
+	} else {
+		err = s.Flush(ctx)
+	}
 	cancel()
 	s.closed = true
 	s.cl.Close()
