@@ -257,6 +257,7 @@ func watermarkKey(s *SourceNode) string { return "watermark/" + s.Stream }
 // restore loads the latest complete checkpoint of the topology, if any,
 // into its sources, operators and sinks. Call before anything opens.
 func (c *checkpointer) restore() error {
+	c.nextID = max(c.nextID, readLastID(c.cfg.Dir)+1)
 	start := time.Now()
 	defer func() { c.t.CheckpointStats.RestoreNanos.Store(int64(time.Since(start))) }()
 	newest := int64(math.MaxInt64)
@@ -325,7 +326,7 @@ func (c *checkpointer) restore() error {
 		}
 	}
 	c.logf("resuming from checkpoint %d of %s", ck.manifest.ID, ck.manifest.Created.Format(time.RFC3339))
-	c.nextID = ck.manifest.ID + 1
+	c.nextID = max(c.nextID, ck.manifest.ID+1)
 	c.t.CheckpointStats.RestoredID.Store(ck.manifest.ID)
 	c.t.CheckpointStats.LastID.Store(ck.manifest.ID)
 	return nil
@@ -674,7 +675,18 @@ func (c *checkpointer) abort() {
 
 // clear removes the checkpoints after a run that processed all its input:
 // there is nothing to resume.
-func (c *checkpointer) clear() error { return removeCheckpoints(c.cfg.Dir) }
+// The last id is kept: ids keep growing across runs, so that a
+// transactional sink's committed-checkpoint marker from an earlier run
+// never names a checkpoint of a later one.
+func (c *checkpointer) clear() error {
+	c.mu.Lock()
+	last := c.nextID - 1
+	c.mu.Unlock()
+	if err := writeLastID(c.cfg.Dir, last); err != nil {
+		return err
+	}
+	return removeCheckpoints(c.cfg.Dir)
+}
 
 // Checkpoints returns the checkpoint configuration of the pipeline name
 // under these settings: nil unless state_dir is set and

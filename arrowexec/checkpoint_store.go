@@ -273,6 +273,27 @@ func loadCheckpoint(path string, alloc memory.Allocator) (*loadedCheckpoint, err
 	return ck, nil
 }
 
+// lastIDFile records, in a folder whose checkpoints were removed after a
+// complete run, the last checkpoint id used.
+const lastIDFile = "last-id"
+
+func writeLastID(dir string, id int64) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return writeSynced(filepath.Join(dir, lastIDFile), []byte(strconv.FormatInt(id, 10)))
+}
+
+// readLastID returns the id writeLastID recorded (0 when none).
+func readLastID(dir string) int64 {
+	b, err := os.ReadFile(filepath.Join(dir, lastIDFile))
+	if err != nil {
+		return 0
+	}
+	id, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return id
+}
+
 // removeCheckpoints deletes every checkpoint in dir.
 func removeCheckpoints(dir string) error {
 	ids, err := listCheckpoints(dir)

@@ -211,6 +211,16 @@ func TestCheckpointCrashAndResume(t *testing.T) {
 		if ids, _ := listCheckpoints(dir); len(ids) != 0 {
 			t.Fatalf("checkpoints %v left after the input was processed", ids)
 		}
+		// ids go on growing in the next run (transactional sinks' markers)
+		var again []string
+		next := checkpointTopology(t, alloc, n, &again, dir, nil)
+		next.Checkpoints.Interval = time.Millisecond
+		if err := next.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if first, last := resumed.CheckpointStats.LastID.Load(), readLastID(dir); next.CheckpointStats.Completed.Load() > 0 && last <= first {
+			t.Fatalf("checkpoint ids restarted: last id %d after a run that reached %d", last, first)
+		}
 	}
 
 	// Stop drains, but takes a checkpoint first: the next run resumes from
