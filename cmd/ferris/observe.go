@@ -216,6 +216,13 @@ func summary(topo *arrowexec.Topology, dl *deadLetters, dead map[string]int64, e
 	if mgr != nil {
 		fmt.Fprintf(&b, "; peak memory %s", mib(mgr.Peak()))
 	}
+	if cs := &topo.CheckpointStats; topo.Checkpoints != nil && cs.Completed.Load()+cs.Failed.Load() > 0 {
+		fmt.Fprintf(&b, "; %d checkpoints (last %s in %s)", cs.Completed.Load(), mib(cs.LastBytes.Load()),
+			time.Duration(cs.LastNanos.Load()).Round(time.Millisecond))
+		if n := cs.Failed.Load(); n > 0 {
+			fmt.Fprintf(&b, ", %d failed", n)
+		}
+	}
 	if p := topo.Profile(); p.Bottleneck != "" {
 		fmt.Fprintf(&b, "; %s", p.Verdict)
 	}
