@@ -142,6 +142,9 @@ type opBuilder struct {
 	node         *arrowexec.QueryNode
 	deadLetter   arrowexec.DeadLetter
 	instrumented bool
+	// carry holds, for a Filter under a Project, the sub-expressions of its
+	// predicate it hands to the projection as extra columns (expr.Carry)
+	carry map[*Filter][]expr.Expr
 }
 
 func (b *opBuilder) build(n Node) (op arrowexec.Operator, err error) {
@@ -167,13 +170,29 @@ func (b *opBuilder) build(n Node) (op arrowexec.Operator, err error) {
 		if err != nil {
 			return nil, err
 		}
-		return arrowexec.NewFilter(b.alloc, in, n.Pred)
+		carry := b.carry[n]
+		names := make([]string, len(carry))
+		for i := range carry {
+			names[i] = fmt.Sprintf("_carried%d", i)
+		}
+		return arrowexec.NewFilterCarrying(b.alloc, in, n.Pred, carry, names)
 	case *Project:
+		exprs, names := n.physicalExprs()
+		if f, ok := n.Input.(*Filter); ok {
+			// the projection reads what the filter computed anyway
+			var carry []expr.Expr
+			carry, exprs = expr.Carry(f.Pred, exprs, f.Schema().NumFields())
+			if len(carry) > 0 {
+				if b.carry == nil {
+					b.carry = map[*Filter][]expr.Expr{}
+				}
+				b.carry[f] = carry
+			}
+		}
 		in, err := b.build(n.Input)
 		if err != nil {
 			return nil, err
 		}
-		exprs, names := n.physicalExprs()
 		return arrowexec.NewProject(b.alloc, in, exprs, names), nil
 	case *Aggregate:
 		in, err := b.build(n.Input)
@@ -225,8 +244,21 @@ func physicalTree(n Node, depth int, b *strings.Builder) {
 		return
 	case *Filter:
 		fmt.Fprintf(b, "%sFilterOp %s (vectorised mask, compacting)\n", pad, n.Pred)
+		if sh := expr.NewProgram([]expr.Expr{n.Pred}, n.Schema().NumFields()).Shared(); len(sh) > 0 {
+			fmt.Fprintf(b, "%s  computed once per batch: %s\n", pad, exprList(sh))
+		}
 	case *Project:
 		fmt.Fprintf(b, "%sProjectOp %d columns (vectorised)\n", pad, len(n.Exprs))
+		exprs, _ := n.physicalExprs()
+		if f, ok := n.Input.(*Filter); ok {
+			var carry []expr.Expr
+			if carry, exprs = expr.Carry(f.Pred, exprs, f.Schema().NumFields()); len(carry) > 0 {
+				fmt.Fprintf(b, "%s  reads from the filter: %s\n", pad, exprList(carry))
+			}
+		}
+		if sh := expr.NewProgram(exprs, n.Input.Schema().NumFields()).Shared(); len(sh) > 0 {
+			fmt.Fprintf(b, "%s  computed once per batch: %s\n", pad, exprList(sh))
+		}
 	case *Limit:
 		fmt.Fprintf(b, "%sLimitOp %d\n", pad, n.N)
 	case *Join:
@@ -310,4 +342,13 @@ func sourceName(n Node) string {
 		}
 	}
 	return strings.Join(names, ", ")
+}
+
+// exprList joins the expressions' text with ", ".
+func exprList(es []expr.Expr) string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.String()
+	}
+	return strings.Join(parts, ", ")
 }
