@@ -568,6 +568,7 @@ func fnRegexpExtract(name string, args []Expr) (Expr, error) {
 		if len(a) == 3 {
 			group = i64s(a[2], n)
 		}
+		var buf []int
 		return kernels.MapString(ctx.Alloc, n, a, func(i int) (string, bool, error) {
 			re, err := get(p(i))
 			if err != nil {
@@ -583,7 +584,10 @@ func fnRegexpExtract(name string, args []Expr) (Expr, error) {
 			if g > int64(re.NumSubexp()) {
 				return "", false, fmt.Errorf("regexp_extract: group %d does not exist in %q", g, re.String())
 			}
-			m := re.FindStringSubmatchIndex(s(i))
+			m := re.SubmatchInto(buf, s(i))
+			if m != nil && re.seq != nil {
+				buf = m
+			}
 			if m == nil || m[2*g] < 0 {
 				return "", false, nil
 			}
