@@ -185,7 +185,9 @@ func TestCarry(t *testing.T) {
 	must := mustExpr(t)
 	vc := func(v string) Expr { return Lit(v, sqltypes.Varchar) }
 	s, i := col("s"), col("i")
-	re := func() Expr { return must(Func("REGEXP_EXTRACT", []Expr{s, vc("(&|^)x=([^&]*)"), Lit(int64(2), sqltypes.BigInt)})) }
+	re := func() Expr {
+		return must(Func("REGEXP_EXTRACT", []Expr{s, vc("(&|^)x=([^&]*)"), Lit(int64(2), sqltypes.BigInt)}))
+	}
 	low := func() Expr { return must(Func("LOWER", []Expr{s})) }
 	pred := must(Binary("OR", IsNull(re(), true), must(InList(low(), []Expr{vc("a"), vc("b")}, false))))
 	proj := []Expr{i, must(Case(nil, []Expr{must(Binary("=", low(), vc("a")))}, []Expr{vc("0")}, re())),
