@@ -388,8 +388,9 @@ func (c *caseExpr) evalEager(ctx *Context, batch arrow.RecordBatch) (arrow.Array
 			return nil, err
 		}
 		b := m.(*array.Boolean)
+		nulls := b.NullN() > 0
 		for i := range branch {
-			if branch[i] < 0 && b.IsValid(i) && b.Value(i) {
+			if branch[i] < 0 && b.Value(i) && (!nulls || b.IsValid(i)) {
 				branch[i] = int32(k)
 				left--
 			}
@@ -407,8 +408,21 @@ func (c *caseExpr) evalEager(ctx *Context, batch arrow.RecordBatch) (arrow.Array
 	if isNullType(c.typ) {
 		return array.NewNull(n), nil
 	}
-	src := make([]int32, n)
-	pos := make([]int32, n)
+	counts := make([]int, els+1)
+	for _, b := range branch {
+		if b >= 0 {
+			counts[b]++
+		}
+	}
+	// each branch's value: a literal's one row, a whole-batch array, or
+	// an array over the rows selecting it
+	const (
+		oneRow = iota
+		wholeBatch
+		gathered
+	)
+	partOf := make([]int32, els+1)
+	mode := make([]int8, els+1)
 	var parts []arrow.Array
 	defer func() { releaseAll(parts) }()
 	for k := int32(0); k <= els; k++ {
@@ -416,28 +430,28 @@ func (c *caseExpr) evalEager(ctx *Context, batch arrow.RecordBatch) (arrow.Array
 		if k < els {
 			v = c.vals[k]
 		}
-		var sel []int32
-		for i, b := range branch {
-			if b == k {
-				sel = append(sel, int32(i))
-			}
-		}
-		if len(sel) == 0 || v == nil {
+		partOf[k] = -1
+		if counts[k] == 0 || v == nil {
 			continue
 		}
 		var part arrow.Array
-		full := false
 		switch {
 		case isLit(v):
-			part = v.(*litExpr).one
+			part, mode[k] = v.(*litExpr).one, oneRow
 			part.Retain()
 		case infallible(v):
 			a, err := v.Eval(ctx, batch)
 			if err != nil {
 				return nil, err
 			}
-			part, full = a, true
+			part, mode[k] = a, wholeBatch
 		default:
+			sel := make([]int32, 0, counts[k])
+			for i, b := range branch {
+				if b == k {
+					sel = append(sel, int32(i))
+				}
+			}
 			sub, err := kernels.TakeBatch(ctx.Alloc, batch, sel)
 			if err != nil {
 				return nil, err
@@ -447,29 +461,32 @@ func (c *caseExpr) evalEager(ctx *Context, batch arrow.RecordBatch) (arrow.Array
 			if err != nil {
 				return nil, err
 			}
-			part = a
+			part, mode[k] = a, gathered
 		}
 		parts = append(parts, part)
-		p := int32(len(parts) - 1)
-		for j, i := range sel {
-			src[i] = p
-			switch {
-			case full:
-				pos[i] = i
-			case part.Len() == 1 && isLit(v):
-				pos[i] = 0
-			default:
-				pos[i] = int32(j)
-			}
-		}
-	}
-	for i, b := range branch {
-		if b < 0 {
-			src[i], pos[i] = -1, -1
-		}
+		partOf[k] = int32(len(parts) - 1)
 	}
 	if len(parts) == 0 {
 		return array.MakeArrayOfNull(ctx.Alloc, c.typ, n), nil
+	}
+	src := make([]int32, n)
+	pos := make([]int32, n)
+	next := make([]int32, els+1)
+	for i, b := range branch {
+		if b < 0 || partOf[b] < 0 {
+			src[i], pos[i] = -1, -1
+			continue
+		}
+		src[i] = partOf[b]
+		switch mode[b] {
+		case oneRow:
+			pos[i] = 0
+		case wholeBatch:
+			pos[i] = int32(i)
+		default:
+			pos[i] = next[b]
+			next[b]++
+		}
 	}
 	return kernels.Interleave(ctx.Alloc, c.typ, parts, src, pos)
 }
