@@ -52,6 +52,7 @@ type FilterOp struct {
 	unary
 	pred   expr.Expr
 	prog   *expr.Program // pred, then the carried expressions
+	keep   []int         // input columns passed on; nil: all
 	schema *arrow.Schema
 }
 
@@ -59,27 +60,40 @@ var _ Operator = (*FilterOp)(nil)
 
 // NewFilter returns a filter over input. pred must be BOOLEAN.
 func NewFilter(alloc memory.Allocator, input Operator, pred expr.Expr) (*FilterOp, error) {
-	return NewFilterCarrying(alloc, input, pred, nil, nil)
+	return NewFilterCarrying(alloc, input, pred, nil, nil, nil)
 }
 
 // NewFilterCarrying returns a filter over input whose output batches hold
-// the input's columns followed by one column per carry expression (named
-// by names), evaluated over the input batch and filtered with it.
-func NewFilterCarrying(alloc memory.Allocator, input Operator, pred expr.Expr, carry []expr.Expr, names []string) (*FilterOp, error) {
+// the input's columns listed in keep (all of them when keep is nil), in
+// that order, followed by one column per carry expression (named by names),
+// evaluated over the input batch and filtered with it. Columns the consumer
+// does not read are thus not compacted.
+func NewFilterCarrying(alloc memory.Allocator, input Operator, pred expr.Expr, keep []int, carry []expr.Expr, names []string) (*FilterOp, error) {
 	if pred.Type().ID() != arrow.BOOL {
 		return nil, fmt.Errorf("filter predicate %s is %s, not BOOLEAN", pred, pred.Type())
 	}
 	in := input.Schema()
+	for _, c := range keep {
+		if c < 0 || c >= in.NumFields() {
+			return nil, fmt.Errorf("filter: kept column %d out of range (%d columns)", c, in.NumFields())
+		}
+	}
 	schema := in
-	if len(carry) > 0 {
-		fields := append([]arrow.Field(nil), in.Fields()...)
+	if len(carry) > 0 || keep != nil {
+		var fields []arrow.Field
+		if keep == nil {
+			fields = append(fields, in.Fields()...)
+		}
+		for _, c := range keep {
+			fields = append(fields, in.Field(c))
+		}
 		for i, e := range carry {
 			fields = append(fields, arrow.Field{Name: names[i], Type: e.Type(), Nullable: true})
 		}
 		schema = arrow.NewSchema(fields, nil)
 	}
 	prog := expr.NewProgram(append([]expr.Expr{pred}, carry...), in.NumFields())
-	return &FilterOp{unary: unary{input: input, alloc: alloc}, pred: pred, prog: prog, schema: schema}, nil
+	return &FilterOp{unary: unary{input: input, alloc: alloc}, pred: pred, prog: prog, keep: keep, schema: schema}, nil
 }
 
 // Schema implements Operator.
@@ -119,8 +133,15 @@ func (f *FilterOp) filter(msg Message) (Message, error) {
 		}
 	}()
 	in := msg.Batch
-	if len(vals) > 1 {
-		cols := append(append([]arrow.Array(nil), in.Columns()...), vals[1:]...)
+	if len(vals) > 1 || f.keep != nil {
+		var cols []arrow.Array
+		if f.keep == nil {
+			cols = append(cols, in.Columns()...)
+		}
+		for _, c := range f.keep {
+			cols = append(cols, in.Column(c))
+		}
+		cols = append(cols, vals[1:]...)
 		in = array.NewRecordBatch(f.schema, cols, in.NumRows())
 		defer in.Release()
 	}
