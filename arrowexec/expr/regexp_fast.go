@@ -69,6 +69,7 @@ func compileFast(pattern string) (*fastRegexp, error) {
 	}
 	tree = tree.Simplify()
 	if f.seq = compileSeq(tree, re.NumSubexp()); f.seq != nil {
+		f.lit = f.seq.lit // FindAllStringIndex's prefilter
 		return f, nil
 	}
 	f.lit, f.before = requiredLiteral(tree)
