@@ -42,3 +42,50 @@ func MapBytes(alloc memory.Allocator, n int, args []arrow.Array, f func(i int) (
 	}
 	return b.NewArray(), nil
 }
+
+// CaseASCII maps the case of a VARCHAR array whose bytes are all ASCII in
+// one pass over its bytes: every byte in [lo, hi] ('A'-'Z' or 'a'-'z') has
+// its case bit flipped. Lengths do not change, so the offsets are the
+// input's, rebased. It returns false, allocating nothing, when a byte is
+// not ASCII (the caller maps row by row). The result belongs to the caller.
+func CaseASCII(alloc memory.Allocator, s *array.String, lo, hi byte) (arrow.Array, bool) {
+	n := s.Len()
+	offs := s.ValueOffsets()
+	if n == 0 || len(offs) != n+1 {
+		return nil, false
+	}
+	var raw []byte
+	if b := s.Data().Buffers()[2]; b != nil {
+		raw = b.Bytes()
+	}
+	start, end := offs[0], offs[n]
+	src := raw[start:end]
+	for _, c := range src {
+		if c >= utf8RuneSelf {
+			return nil, false
+		}
+	}
+	data := memory.NewResizableBuffer(alloc)
+	data.Resize(len(src))
+	dst := data.Bytes()
+	for i, c := range src {
+		if c-lo <= hi-lo {
+			c ^= 0x20
+		}
+		dst[i] = c
+	}
+	obuf := memory.NewResizableBuffer(alloc)
+	obuf.Resize((n + 1) * 4)
+	o := arrow.Int32Traits.CastFromBytes(obuf.Bytes())
+	for i, v := range offs {
+		o[i] = v - start
+	}
+	var validity *memory.Buffer
+	if s.NullN() > 0 {
+		validity = allocBitmap(alloc, n)
+		bitutil.CopyBitmap(s.NullBitmapBytes(), s.Data().Offset(), n, validity.Bytes(), 0)
+	}
+	return finish(arrow.BinaryTypes.String, n, validity, obuf, data), true
+}
+
+const utf8RuneSelf = 0x80

@@ -280,6 +280,12 @@ func fnCase(name string, args []Expr) (Expr, error) {
 		f, lo, hi = strings.ToLower, 'A', 'Z'
 	}
 	return call(name, args, sqltypes.Varchar, func(ctx *Context, a []arrow.Array, n int) (arrow.Array, error) {
+		// an all-ASCII column is mapped in one pass over its bytes
+		if col, ok := a[0].(*array.String); ok && col.Len() == n {
+			if out, ok := kernels.CaseASCII(ctx.Alloc, col, lo, hi); ok {
+				return out, nil
+			}
+		}
 		s := strs(a[0], n)
 		// ASCII strings are converted in a reused buffer, without
 		// allocating a string per row; others by strings.ToUpper/ToLower
