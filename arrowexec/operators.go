@@ -2,6 +2,7 @@ package arrowexec
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -41,23 +42,66 @@ func (u *unary) evalContext() *expr.Context {
 // FilterOp keeps the rows for which a BOOLEAN predicate is TRUE (NULL and
 // FALSE rows are dropped) and compacts them into a new batch. Empty results
 // are not emitted as batches, but their watermark is.
+//
+// A filter may also carry computed columns: expressions appended to each
+// output batch (NewFilterCarrying). The planner uses them to hand the
+// projection above the values of sub-expressions the predicate computes
+// anyway. Common sub-expressions of the predicate and the carried columns
+// are computed once per batch (expr.Program).
 type FilterOp struct {
 	unary
-	pred expr.Expr
+	pred   expr.Expr
+	prog   *expr.Program // pred, then the carried expressions
+	keep   []int         // input columns passed on; nil: all
+	schema *arrow.Schema
 }
 
 var _ Operator = (*FilterOp)(nil)
 
 // NewFilter returns a filter over input. pred must be BOOLEAN.
 func NewFilter(alloc memory.Allocator, input Operator, pred expr.Expr) (*FilterOp, error) {
+	return NewFilterCarrying(alloc, input, pred, nil, nil, nil)
+}
+
+// NewFilterCarrying returns a filter over input whose output batches hold
+// the input's columns listed in keep (all of them when keep is nil), in
+// that order, followed by one column per carry expression (named by names),
+// evaluated over the input batch and filtered with it. Columns the consumer
+// does not read are thus not compacted.
+func NewFilterCarrying(alloc memory.Allocator, input Operator, pred expr.Expr, keep []int, carry []expr.Expr, names []string) (*FilterOp, error) {
 	if pred.Type().ID() != arrow.BOOL {
 		return nil, fmt.Errorf("filter predicate %s is %s, not BOOLEAN", pred, pred.Type())
 	}
-	return &FilterOp{unary: unary{input: input, alloc: alloc}, pred: pred}, nil
+	in := input.Schema()
+	for _, c := range keep {
+		if c < 0 || c >= in.NumFields() {
+			return nil, fmt.Errorf("filter: kept column %d out of range (%d columns)", c, in.NumFields())
+		}
+	}
+	schema := in
+	if len(carry) > 0 || keep != nil {
+		var fields []arrow.Field
+		if keep == nil {
+			fields = append(fields, in.Fields()...)
+		}
+		for _, c := range keep {
+			fields = append(fields, in.Field(c))
+		}
+		for i, e := range carry {
+			fields = append(fields, arrow.Field{Name: names[i], Type: e.Type(), Nullable: true})
+		}
+		schema = arrow.NewSchema(fields, nil)
+	}
+	prog := expr.NewProgram(append([]expr.Expr{pred}, carry...), in.NumFields())
+	return &FilterOp{unary: unary{input: input, alloc: alloc}, pred: pred, prog: prog, keep: keep, schema: schema}, nil
 }
 
 // Schema implements Operator.
-func (f *FilterOp) Schema() *arrow.Schema { return f.input.Schema() }
+func (f *FilterOp) Schema() *arrow.Schema { return f.schema }
+
+// Program returns the predicate and carried expressions as the filter
+// evaluates them (for tests and explain output).
+func (f *FilterOp) Program() *expr.Program { return f.prog }
 
 // Next implements Operator.
 func (f *FilterOp) Next(ctx context.Context) (Message, error) {
@@ -75,12 +119,33 @@ func (f *FilterOp) Next(ctx context.Context) (Message, error) {
 
 // filter filters one message (not released).
 func (f *FilterOp) filter(msg Message) (Message, error) {
-	mask, err := f.pred.Eval(f.evalContext(), msg.Batch)
+	vals, err := f.prog.Eval(f.evalContext(), msg.Batch)
 	if err != nil {
+		var ee *expr.EvalError
+		if errors.As(err, &ee) && ee.Expr == f.pred {
+			err = ee.Err // named below
+		}
 		return Message{}, DataError(fmt.Errorf("filter %s: %w", f.pred, err))
 	}
-	defer mask.Release()
-	out, err := kernels.Filter(f.alloc, msg.Batch, mask.(*array.Boolean))
+	defer func() {
+		for _, v := range vals {
+			v.Release()
+		}
+	}()
+	in := msg.Batch
+	if len(vals) > 1 || f.keep != nil {
+		var cols []arrow.Array
+		if f.keep == nil {
+			cols = append(cols, in.Columns()...)
+		}
+		for _, c := range f.keep {
+			cols = append(cols, in.Column(c))
+		}
+		cols = append(cols, vals[1:]...)
+		in = array.NewRecordBatch(f.schema, cols, in.NumRows())
+		defer in.Release()
+	}
+	out, err := kernels.Filter(f.alloc, in, vals[0].(*array.Boolean))
 	if err != nil {
 		return Message{}, fmt.Errorf("filter %s: %w", f.pred, err)
 	}
@@ -95,9 +160,12 @@ func (f *FilterOp) filter(msg Message) (Message, error) {
 func (f *FilterOp) String() string { return "Filter " + f.pred.String() }
 
 // ProjectOp computes one output column per expression.
+// Common sub-expressions of the list are computed once per batch
+// (expr.Program).
 type ProjectOp struct {
 	unary
 	exprs  []expr.Expr
+	prog   *expr.Program
 	schema *arrow.Schema
 }
 
@@ -109,7 +177,8 @@ func NewProject(alloc memory.Allocator, input Operator, exprs []expr.Expr, names
 	for i, e := range exprs {
 		fields[i] = arrow.Field{Name: names[i], Type: e.Type(), Nullable: true}
 	}
-	return &ProjectOp{unary: unary{input: input, alloc: alloc}, exprs: exprs, schema: arrow.NewSchema(fields, nil)}
+	prog := expr.NewProgram(exprs, input.Schema().NumFields())
+	return &ProjectOp{unary: unary{input: input, alloc: alloc}, exprs: exprs, prog: prog, schema: arrow.NewSchema(fields, nil)}
 }
 
 // Schema implements Operator.
@@ -131,22 +200,20 @@ func (p *ProjectOp) Next(ctx context.Context) (Message, error) {
 
 // project projects one message (not released).
 func (p *ProjectOp) project(msg Message) (_ Message, err error) {
-	ec := p.evalContext()
-	cols := make([]arrow.Array, len(p.exprs))
-	defer func() {
-		for _, c := range cols {
-			if c != nil {
-				c.Release()
-			}
-		}
-	}()
-	for i, e := range p.exprs {
-		if cols[i], err = e.Eval(ec, msg.Batch); err != nil {
-			return Message{}, DataError(fmt.Errorf("project %s: %w", e, err))
-		}
+	cols, err := p.prog.Eval(p.evalContext(), msg.Batch)
+	if err != nil {
+		return Message{}, DataError(fmt.Errorf("project %w", err))
 	}
-	return Message{Batch: array.NewRecordBatch(p.schema, cols, msg.Batch.NumRows()), Watermark: msg.Watermark}, nil
+	out := array.NewRecordBatch(p.schema, cols, msg.Batch.NumRows())
+	for _, c := range cols {
+		c.Release()
+	}
+	return Message{Batch: out, Watermark: msg.Watermark}, nil
 }
+
+// Program returns the expressions as the projection evaluates them (for
+// tests and explain output).
+func (p *ProjectOp) Program() *expr.Program { return p.prog }
 
 // LimitOp passes the first n rows and then ends the stream.
 type LimitOp struct {

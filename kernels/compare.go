@@ -77,6 +77,13 @@ func Compare(alloc memory.Allocator, op CmpOp, l, r arrow.Array, n int) (arrow.A
 		}
 	case arrow.STRING:
 		a, b := l.(*array.String), r.(*array.String)
+		if (op == Eq || op == Ne) && (ma == 0) != (mb == 0) {
+			if ma == 0 {
+				a, b = b, a
+			}
+			eqStringScalar(a, b.Value(0), n, op == Ne, out)
+			break
+		}
 		for i := 0; i < n; i++ {
 			out[i>>3] |= tbl[strings.Compare(a.Value(i&ma), b.Value(i&mb))+1] << (i & 7)
 		}
@@ -93,6 +100,22 @@ func Compare(alloc memory.Allocator, op CmpOp, l, r arrow.Array, n int) (arrow.A
 		return nil, fmt.Errorf("kernels.Compare: unsupported type %s", l.DataType())
 	}
 	return finish(arrow.FixedWidthTypes.Boolean, n, validity, vbuf), nil
+}
+
+// eqStringScalar sets bit i of out when row i of a equals v (differs, with
+// ne), comparing lengths first and reading the offsets and bytes directly.
+func eqStringScalar(a *array.String, v string, n int, ne bool, out []byte) {
+	offs := a.ValueOffsets()
+	var data []byte
+	if buf := a.Data().Buffers()[2]; buf != nil {
+		data = buf.Bytes()
+	}
+	want := int32(len(v))
+	for i := 0; i < n; i++ {
+		s, e := offs[i], offs[i+1]
+		eq := e-s == want && string(data[s:e]) == v
+		out[i>>3] |= b2u(eq != ne) << (i & 7)
+	}
 }
 
 func cmpBool(x, y bool) int {

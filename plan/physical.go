@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -142,6 +143,8 @@ type opBuilder struct {
 	node         *arrowexec.QueryNode
 	deadLetter   arrowexec.DeadLetter
 	instrumented bool
+	// carry holds, for a Filter under a Project, what it passes on
+	carry map[*Filter]filterCarry
 }
 
 func (b *opBuilder) build(n Node) (op arrowexec.Operator, err error) {
@@ -167,13 +170,26 @@ func (b *opBuilder) build(n Node) (op arrowexec.Operator, err error) {
 		if err != nil {
 			return nil, err
 		}
-		return arrowexec.NewFilter(b.alloc, in, n.Pred)
+		fc := b.carry[n]
+		names := make([]string, len(fc.carry))
+		for i := range fc.carry {
+			names[i] = fmt.Sprintf("_carried%d", i)
+		}
+		return arrowexec.NewFilterCarrying(b.alloc, in, n.Pred, fc.keep, fc.carry, names)
 	case *Project:
+		exprs, names := n.physicalExprs()
+		if f, ok := n.Input.(*Filter); ok {
+			var fc filterCarry
+			fc, exprs = carryThrough(f, exprs)
+			if b.carry == nil {
+				b.carry = map[*Filter]filterCarry{}
+			}
+			b.carry[f] = fc
+		}
 		in, err := b.build(n.Input)
 		if err != nil {
 			return nil, err
 		}
-		exprs, names := n.physicalExprs()
 		return arrowexec.NewProject(b.alloc, in, exprs, names), nil
 	case *Aggregate:
 		in, err := b.build(n.Input)
@@ -225,8 +241,30 @@ func physicalTree(n Node, depth int, b *strings.Builder) {
 		return
 	case *Filter:
 		fmt.Fprintf(b, "%sFilterOp %s (vectorised mask, compacting)\n", pad, n.Pred)
+		if sh := expr.NewProgram([]expr.Expr{n.Pred}, n.Schema().NumFields()).Shared(); len(sh) > 0 {
+			fmt.Fprintf(b, "%s  computed once per batch: %s\n", pad, exprList(sh))
+		}
 	case *Project:
 		fmt.Fprintf(b, "%sProjectOp %d columns (vectorised)\n", pad, len(n.Exprs))
+		exprs, _ := n.physicalExprs()
+		ncols := n.Input.Schema().NumFields()
+		if f, ok := n.Input.(*Filter); ok {
+			var fc filterCarry
+			fc, exprs = carryThrough(f, exprs)
+			if fc.keep != nil {
+				ncols = len(fc.keep)
+			}
+			ncols += len(fc.carry)
+			if len(fc.carry) > 0 {
+				fmt.Fprintf(b, "%s  reads from the filter: %s\n", pad, exprList(fc.carry))
+			}
+			if fc.keep != nil {
+				fmt.Fprintf(b, "%s  the filter passes on columns %v\n", pad, fc.keep)
+			}
+		}
+		if sh := expr.NewProgram(exprs, ncols).Shared(); len(sh) > 0 {
+			fmt.Fprintf(b, "%s  computed once per batch: %s\n", pad, exprList(sh))
+		}
 	case *Limit:
 		fmt.Fprintf(b, "%sLimitOp %d\n", pad, n.N)
 	case *Join:
@@ -310,4 +348,57 @@ func sourceName(n Node) string {
 		}
 	}
 	return strings.Join(names, ", ")
+}
+
+// exprList joins the expressions' text with ", ".
+func exprList(es []expr.Expr) string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// filterCarry is what a Filter under a Project passes on: the input
+// columns the projection reads and the values of predicate sub-expressions
+// it would compute again (expr.Carry).
+type filterCarry struct {
+	keep  []int
+	carry []expr.Expr
+}
+
+// carryThrough plans a Filter under a Project: the projection reads the
+// costly values the predicate computes anyway, and the filter compacts only
+// the columns the projection reads. It returns the projection's
+// expressions over the filter's output.
+func carryThrough(f *Filter, exprs []expr.Expr) (filterCarry, []expr.Expr) {
+	ncols := f.Schema().NumFields()
+	carry, exprs := expr.Carry(f.Pred, exprs, ncols)
+	var used []int
+	for _, e := range exprs {
+		used = append(used, expr.Columns(e)...)
+	}
+	slices.Sort(used)
+	used = slices.Compact(used)
+	fc := filterCarry{carry: carry}
+	mapping := map[int]int{}
+	for _, c := range used {
+		if c < ncols {
+			mapping[c] = len(fc.keep)
+			fc.keep = append(fc.keep, c)
+		}
+	}
+	if len(fc.keep) == 0 || len(fc.keep) == ncols {
+		// every column, or none (SELECT 1 ... WHERE p: the batch keeps its
+		// columns to keep its row count): pass the input on as it is
+		fc.keep = nil
+		return fc, exprs
+	}
+	for i := range carry {
+		mapping[ncols+i] = len(fc.keep) + i
+	}
+	for i, e := range exprs {
+		exprs[i] = expr.Remap(e, mapping)
+	}
+	return fc, exprs
 }

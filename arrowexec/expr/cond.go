@@ -342,7 +342,164 @@ func (c *caseExpr) Eval(ctx *Context, batch arrow.RecordBatch) (arrow.Array, err
 	return c.eval(ctx, batch)
 }
 
+// infallible reports whether e cannot fail and costs about a comparison
+// per row: columns, literals, comparisons, AND/OR/NOT, IS [NOT] NULL and
+// IN lists of those. Such expressions can be evaluated on rows that do not
+// need them (cheaper than gathering the rows that do).
+func infallible(e Expr) bool {
+	switch x := e.(type) {
+	case *colExpr, *litExpr:
+		return true
+	case *evalOnce:
+		return infallible(x.x) && infallible(x.over)
+	case *opExpr:
+		switch x.name {
+		case "=", "<>", "<", "<=", ">", ">=", "AND", "OR", "NOT", "IS NULL", "IS NOT NULL":
+		default:
+			return false
+		}
+		for _, a := range x.args {
+			if !infallible(a) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// evalEager evaluates a searched CASE whose conditions are infallible:
+// each condition over the whole batch (no gathering of undecided rows),
+// then each branch value over the rows that select it, a literal taken as
+// is and an infallible value over the whole batch.
+func (c *caseExpr) evalEager(ctx *Context, batch arrow.RecordBatch) (arrow.Array, error) {
+	n := int(batch.NumRows())
+	branch := make([]int32, n) // condition chosen, len(conds) for ELSE
+	for i := range branch {
+		branch[i] = -1
+	}
+	left := n
+	for k, cond := range c.conds {
+		if left == 0 {
+			break
+		}
+		m, err := cond.Eval(ctx, batch)
+		if err != nil {
+			return nil, err
+		}
+		b := m.(*array.Boolean)
+		nulls := b.NullN() > 0
+		for i := range branch {
+			if branch[i] < 0 && b.Value(i) && (!nulls || b.IsValid(i)) {
+				branch[i] = int32(k)
+				left--
+			}
+		}
+		m.Release()
+	}
+	els := int32(len(c.conds))
+	if c.els != nil {
+		for i := range branch {
+			if branch[i] < 0 {
+				branch[i] = els
+			}
+		}
+	}
+	if isNullType(c.typ) {
+		return array.NewNull(n), nil
+	}
+	counts := make([]int, els+1)
+	for _, b := range branch {
+		if b >= 0 {
+			counts[b]++
+		}
+	}
+	// each branch's value: a literal's one row, a whole-batch array, or
+	// an array over the rows selecting it
+	const (
+		oneRow = iota
+		wholeBatch
+		gathered
+	)
+	partOf := make([]int32, els+1)
+	mode := make([]int8, els+1)
+	var parts []arrow.Array
+	defer func() { releaseAll(parts) }()
+	for k := int32(0); k <= els; k++ {
+		v := c.els
+		if k < els {
+			v = c.vals[k]
+		}
+		partOf[k] = -1
+		if counts[k] == 0 || v == nil {
+			continue
+		}
+		var part arrow.Array
+		switch {
+		case isLit(v):
+			part, mode[k] = v.(*litExpr).one, oneRow
+			part.Retain()
+		case infallible(v):
+			a, err := v.Eval(ctx, batch)
+			if err != nil {
+				return nil, err
+			}
+			part, mode[k] = a, wholeBatch
+		default:
+			sel := make([]int32, 0, counts[k])
+			for i, b := range branch {
+				if b == k {
+					sel = append(sel, int32(i))
+				}
+			}
+			sub, err := kernels.TakeBatch(ctx.Alloc, batch, sel)
+			if err != nil {
+				return nil, err
+			}
+			a, err := v.Eval(ctx, sub)
+			sub.Release()
+			if err != nil {
+				return nil, err
+			}
+			part, mode[k] = a, gathered
+		}
+		parts = append(parts, part)
+		partOf[k] = int32(len(parts) - 1)
+	}
+	if len(parts) == 0 {
+		return array.MakeArrayOfNull(ctx.Alloc, c.typ, n), nil
+	}
+	src := make([]int32, n)
+	pos := make([]int32, n)
+	next := make([]int32, els+1)
+	for i, b := range branch {
+		if b < 0 || partOf[b] < 0 {
+			src[i], pos[i] = -1, -1
+			continue
+		}
+		src[i] = partOf[b]
+		switch mode[b] {
+		case oneRow:
+			pos[i] = 0
+		case wholeBatch:
+			pos[i] = int32(i)
+		default:
+			pos[i] = next[b]
+			next[b]++
+		}
+	}
+	return kernels.Interleave(ctx.Alloc, c.typ, parts, src, pos)
+}
+
+func isLit(e Expr) bool {
+	_, ok := e.(*litExpr)
+	return ok
+}
+
 func (c *caseExpr) eval(ctx *Context, batch arrow.RecordBatch) (arrow.Array, error) {
+	if !c.coalesce && allInfallible(c.conds) {
+		return c.evalEager(ctx, batch)
+	}
 	n := int(batch.NumRows())
 	src := make([]int32, n)
 	pos := make([]int32, n)
@@ -427,6 +584,15 @@ func (c *caseExpr) eval(ctx *Context, batch arrow.RecordBatch) (arrow.Array, err
 		return array.MakeArrayOfNull(ctx.Alloc, c.typ, n), nil
 	}
 	return kernels.Interleave(ctx.Alloc, c.typ, parts, src, pos)
+}
+
+func allInfallible(es []Expr) bool {
+	for _, e := range es {
+		if !infallible(e) {
+			return false
+		}
+	}
+	return true
 }
 
 // complement returns the indexes in [0, n) not in the sorted sel.

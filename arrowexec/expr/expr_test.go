@@ -196,6 +196,12 @@ func TestPropertiesAgainstReference(t *testing.T) {
 		must(Case(nil, []Expr{cmpI, col("t")}, []Expr{col("m"), col("i")}, col("p"))),
 		must(Case(col("i"), []Expr{lit(int32(1), sqltypes.Int), col("j")}, []Expr{col("s"), lit("x", sqltypes.Varchar)}, nil)),
 		must(Case(nil, []Expr{bin("=", col("j"), lit(int32(0), sqltypes.Int))}, []Expr{lit(nil, sqltypes.Null)}, bin("/", col("i"), col("j")))),
+		// conditions that cannot fail are evaluated over the whole batch
+		// (evalEager): literal, whole-column and gathered branch values
+		must(Case(nil, []Expr{bin("=", col("s"), lit("abc", sqltypes.Varchar)),
+			must(InList(col("s"), []Expr{lit("a", sqltypes.Varchar), lit("héllo", sqltypes.Varchar)}, false)), col("t")},
+			[]Expr{lit("0", sqltypes.Varchar), lit(nil, sqltypes.Varchar), must(Func("upper", []Expr{col("s")}))}, col("s"))),
+		must(Case(nil, []Expr{cmpI}, []Expr{lit("x", sqltypes.Varchar)}, nil)),
 		must(Func("coalesce", []Expr{col("i"), col("b"), lit(int64(5), sqltypes.BigInt)})),
 		must(Func("CONCAT", []Expr{col("s"), lit("-", sqltypes.Varchar), col("s")})),
 		bin("||", col("s"), col("s")),

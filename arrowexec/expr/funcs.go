@@ -280,6 +280,12 @@ func fnCase(name string, args []Expr) (Expr, error) {
 		f, lo, hi = strings.ToLower, 'A', 'Z'
 	}
 	return call(name, args, sqltypes.Varchar, func(ctx *Context, a []arrow.Array, n int) (arrow.Array, error) {
+		// an all-ASCII column is mapped in one pass over its bytes
+		if col, ok := a[0].(*array.String); ok && col.Len() == n {
+			if out, ok := kernels.CaseASCII(ctx.Alloc, col, lo, hi); ok {
+				return out, nil
+			}
+		}
 		s := strs(a[0], n)
 		// ASCII strings are converted in a reused buffer, without
 		// allocating a string per row; others by strings.ToUpper/ToLower
@@ -568,6 +574,7 @@ func fnRegexpExtract(name string, args []Expr) (Expr, error) {
 		if len(a) == 3 {
 			group = i64s(a[2], n)
 		}
+		var buf []int
 		return kernels.MapString(ctx.Alloc, n, a, func(i int) (string, bool, error) {
 			re, err := get(p(i))
 			if err != nil {
@@ -583,7 +590,10 @@ func fnRegexpExtract(name string, args []Expr) (Expr, error) {
 			if g > int64(re.NumSubexp()) {
 				return "", false, fmt.Errorf("regexp_extract: group %d does not exist in %q", g, re.String())
 			}
-			m := re.FindStringSubmatchIndex(s(i))
+			m := re.SubmatchInto(buf, s(i))
+			if m != nil && re.seq != nil {
+				buf = m
+			}
 			if m == nil || m[2*g] < 0 {
 				return "", false, nil
 			}

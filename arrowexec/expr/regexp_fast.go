@@ -37,6 +37,7 @@ type fastRegexp struct {
 	before int            // bytes of a match before lit, at most; -1: unbounded
 	sliced *regexp.Regexp // re with begin-of-text impossible; nil: do not slice
 	memo   *reMemo
+	seq    *seqMatcher // hand-written matcher; nil: the pattern has not its shape
 }
 
 const memoSlots = 1 << 14
@@ -67,6 +68,10 @@ func compileFast(pattern string) (*fastRegexp, error) {
 		return f, nil
 	}
 	tree = tree.Simplify()
+	if f.seq = compileSeq(tree, re.NumSubexp()); f.seq != nil {
+		f.lit = f.seq.lit // FindAllStringIndex's prefilter
+		return f, nil
+	}
 	f.lit, f.before = requiredLiteral(tree)
 	if f.lit == "" || f.before < 0 || lookBehind(tree) {
 		return f, nil
@@ -217,6 +222,10 @@ func (f *fastRegexp) start(s string) (int, bool) {
 }
 
 func (f *fastRegexp) MatchString(s string) bool {
+	if f.seq != nil {
+		var buf [16]int
+		return f.seq.find(s, f.caps(buf[:0]))
+	}
 	p, ok := f.start(s)
 	switch {
 	case !ok:
@@ -230,6 +239,9 @@ func (f *fastRegexp) MatchString(s string) bool {
 // FindStringSubmatchIndex is regexp.Regexp's, on the whole subject. The
 // result must not be modified.
 func (f *fastRegexp) FindStringSubmatchIndex(s string) []int {
+	if f.seq != nil {
+		return f.SubmatchInto(nil, s)
+	}
 	mm := f.memo
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
@@ -254,6 +266,29 @@ func (f *fastRegexp) FindStringSubmatchIndex(s string) []int {
 	}
 	m := f.find(s)
 	*e = memoEntry{key: strings.Clone(s), m: m, set: true}
+	return m
+}
+
+// caps returns buf extended to the length of a submatch index slice.
+func (f *fastRegexp) caps(buf []int) []int {
+	n := 2 * (f.re.NumSubexp() + 1)
+	if cap(buf) < n {
+		return make([]int, n)
+	}
+	return buf[:n]
+}
+
+// SubmatchInto is FindStringSubmatchIndex writing into dst's storage when
+// it is large enough (the result is then valid until the next call with
+// dst); nil when there is no match.
+func (f *fastRegexp) SubmatchInto(dst []int, s string) []int {
+	if f.seq == nil {
+		return f.FindStringSubmatchIndex(s)
+	}
+	m := f.caps(dst[:0])
+	if !f.seq.find(s, m) {
+		return nil
+	}
 	return m
 }
 

@@ -42,8 +42,11 @@ func TestFastRegexpAgainstRegexp(t *testing.T) {
 	}
 	// the optimisation applies where expected
 	f, _ := compileFast(`(&|^)channel_id=([^&]*)`)
-	if f.lit != "channel_id=" || f.before != 1 || f.sliced == nil {
-		t.Errorf("q21's pattern: literal %q, before %d, sliced %v", f.lit, f.before, f.sliced != nil)
+	if f.seq == nil || f.seq.lit != "channel_id=" || f.seq.bmin != 0 || f.seq.bmax != 1 {
+		t.Errorf("q21's pattern: hand-written matcher %+v", f.seq)
+	}
+	if f, _ := compileFast(`[^&]{2}abc`); f.seq != nil || f.lit != "abc" || f.before != 8 || f.sliced == nil {
+		t.Errorf("[^&]{2}abc: literal %q, before %d, sliced %v, seq %v", f.lit, f.before, f.sliced != nil, f.seq != nil)
 	}
 	if f, _ := compileFast(`\babc`); f.sliced != nil {
 		t.Error(`\b is sliced`)
@@ -57,8 +60,11 @@ func BenchmarkRegexpExtractChannelID(b *testing.B) {
 	}
 	f, _ := compileFast(`(&|^)channel_id=([^&]*)`)
 	b.Run("fast", func(b *testing.B) {
+		var buf []int
 		for i := range b.N {
-			f.FindStringSubmatchIndex(subjects[i&1])
+			if m := f.SubmatchInto(buf, subjects[i&1]); m != nil {
+				buf = m
+			}
 		}
 	})
 	b.Run("regexp", func(b *testing.B) {
