@@ -101,13 +101,13 @@ func TestAggregateCheckpointRestore(t *testing.T) {
 		{Kind: Sliding, Size: 12, Advance: 3}, {Kind: Sliding, Size: 6, Advance: 1}}
 	lates := []LateDataSpec{{Strategy: "drop"}, {Strategy: "dead_letter"}, {Strategy: "include_in_next_window"},
 		{Strategy: "update_previous", AllowedLateness: 6}, {Strategy: "update_previous", AllowedLateness: 25}}
-	seeds, sizes := uint64(2), []int{1, 3, 64}
+	seeds, sizes, nrows := uint64(2), []int{1, 3, 64}, 300
 	if testing.Short() {
-		seeds, sizes = 1, []int{3, 64}
+		seeds, sizes, nrows = 1, []int{3, 64}, 150
 	}
 	for seed := uint64(1); seed <= seeds; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 17))
-		rows := genAggRows(rng, 300, 8)
+		rows := genAggRows(rng, nrows, 8)
 		for i := range rows {
 			if rows[i].x != nil { // DOUBLE sums that round
 				x := *rows[i].x/3 + 0.1

@@ -378,7 +378,7 @@ func (a *hll) save(o *stateOut) {
 }
 
 func (a *hll) load(in *stateIn) {
-	if c := in.next("regs", hllType); c != nil {
+	if c := in.next("regs", hllType); c != nil && in.n > 0 {
 		d := c.Data()
 		copy(a.regs, d.Buffers()[1].Bytes()[d.Offset()*hllM:])
 	}
@@ -437,7 +437,21 @@ func (a *distinct) load(in *stateIn) {
 			seen[p], rows[p], prefix[p] = true, i, uint32(g)
 		}
 	}
-	ids := make([]uint32, m)
+	if m > 0 {
+		if in.err = a.loadSet(vals, rows, prefix); in.err != nil {
+			return
+		}
+	}
+	prefixName := in.prefix
+	in.prefix += "inner."
+	a.inner.load(in)
+	in.prefix = prefixName
+}
+
+// loadSet inserts the saved pairs (group prefix[p], value rows[p] of vals)
+// into the empty set in pair order and rebuilds the chains.
+func (a *distinct) loadSet(vals arrow.Array, rows []int32, prefix []uint32) error {
+	ids := make([]uint32, len(prefix))
 	scr := getScratch(1)
 	a.set.s = scr
 	keys := [1]arrow.Array{vals}
@@ -445,22 +459,17 @@ func (a *distinct) load(in *stateIn) {
 	a.set.s = nil
 	putScratch(scr)
 	if err != nil {
-		in.err = err
-		return
+		return err
 	}
-	a.next = growTo(a.next, m, 0)
+	a.next = growTo(a.next, len(prefix), 0)
 	for p, g := range prefix {
 		if ids[p] != uint32(p) {
-			in.err = fmt.Errorf("%sDISTINCT set: pair %d saved twice", in.prefix, p)
-			return
+			return fmt.Errorf("DISTINCT set: pair %d saved twice", p)
 		}
 		a.next[p] = a.head[g]
 		a.head[g] = uint32(p) + 1
 	}
-	prefixName := in.prefix
-	in.prefix += "inner."
-	a.inner.load(in)
-	in.prefix = prefixName
+	return nil
 }
 
 // identity returns 0..n-1.
