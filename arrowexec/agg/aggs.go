@@ -87,7 +87,7 @@ func newAggregator(alloc memory.Allocator, s Spec) (aggregator, error) {
 		case kFloat64:
 			return &sumFloat{}, nil
 		case kDecimal:
-			return &sumWide{in: k, out: rt}, nil
+			return &sumWide{in: k, out: rt, scale: scaleOf(in)}, nil
 		}
 	case "avg":
 		switch k {
