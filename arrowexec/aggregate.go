@@ -81,6 +81,11 @@ type Reserver interface {
 // Un-windowed: one group table; with EmitChanges the updated groups are
 // emitted after every input batch, otherwise every group is emitted at the
 // end of input.
+//
+// Checkpoints: AggregateOp is Stateful (aggregate_state.go). A barrier
+// is returned after the output of the input before it, with the
+// operator's watermark, and the state saved then restores the group
+// tables, panes and windows exactly.
 type AggregateOp struct {
 	unary
 	cfg      AggregateConfig
@@ -252,10 +257,20 @@ func (a *AggregateOp) Next(ctx context.Context) (Message, error) {
 	}
 	m := a.queue[0]
 	a.queue = a.queue[1:]
+	if m.Barrier != nil {
+		// Every output of earlier input has been returned and no later
+		// input consumed: the state is exactly that before the barrier.
+		if err := m.Barrier.Save(a); err != nil {
+			return Message{}, fmt.Errorf("aggregate: %w", err)
+		}
+	}
 	return m, nil
 }
 
-// consume processes one input message (and releases it).
+// consume processes one input message (and releases it). A checkpoint
+// barrier is processed as a watermark-only message and then queued itself,
+// after the output it caused, with the operator's watermark; Next saves
+// the state when it returns it (see Stateful).
 func (a *AggregateOp) consume(ctx context.Context, msg Message) error {
 	defer msg.Release()
 	if msg.Batch != nil && msg.Batch.NumRows() > 0 {
@@ -279,7 +294,12 @@ func (a *AggregateOp) consume(ctx context.Context, msg Message) error {
 			return err
 		}
 	}
-	if len(a.queue) == 0 && a.wm > before && a.wm != NoWatermark {
+	switch {
+	case msg.Barrier != nil:
+		b := msg
+		b.Batch, b.Watermark = nil, a.wm
+		a.queue = append(a.queue, b)
+	case len(a.queue) == 0 && a.wm > before && a.wm != NoWatermark:
 		a.queue = append(a.queue, Message{Watermark: a.wm})
 	}
 	return nil

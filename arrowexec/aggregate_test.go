@@ -142,8 +142,7 @@ func aggTestConfig(t *testing.T, win *WindowSpec, late LateDataSpec, changes boo
 		DeadLetter: dl, Schema: arrow.NewSchema(fields, nil)}
 }
 
-// drainAgg runs op to the end and renders every message: its watermark
-// and rows.
+// drainAgg runs op to the end and renders every message (renderMessage).
 func drainAgg(t *testing.T, op Operator) []string {
 	t.Helper()
 	ctx := context.Background()
@@ -160,19 +159,28 @@ func drainAgg(t *testing.T, op Operator) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var sb strings.Builder
-		fmt.Fprintf(&sb, "wm=%d", m.Watermark)
-		if m.Batch != nil {
-			for i := 0; i < int(m.Batch.NumRows()); i++ {
-				sb.WriteString("\n ")
-				for c := 0; c < int(m.Batch.NumCols()); c++ {
-					fmt.Fprintf(&sb, " %s", m.Batch.Column(c).ValueStr(i))
-				}
-			}
-		}
-		out = append(out, sb.String())
+		out = append(out, renderMessage(m))
 		m.Release()
 	}
+}
+
+// renderMessage renders a message: its barrier (if any), watermark and
+// rows.
+func renderMessage(m Message) string {
+	var sb strings.Builder
+	if m.Barrier != nil {
+		fmt.Fprintf(&sb, "barrier=%d ", m.Barrier.ID)
+	}
+	fmt.Fprintf(&sb, "wm=%d", m.Watermark)
+	if m.Batch != nil {
+		for i := 0; i < int(m.Batch.NumRows()); i++ {
+			sb.WriteString("\n ")
+			for c := 0; c < int(m.Batch.NumCols()); c++ {
+				fmt.Fprintf(&sb, " %s", m.Batch.Column(c).ValueStr(i))
+			}
+		}
+	}
+	return sb.String()
 }
 
 // TestPanesMatchPerWindowReference runs random streams with in-order,

@@ -49,6 +49,10 @@ type aggregator interface {
 	// emit returns the results of groups as a new array.
 	emit(alloc memory.Allocator, groups []uint32) (arrow.Array, error)
 	bytes() int64
+	// save adds the columns of every group's state (state.go); load
+	// reads them back into the aggregate grown to the saved groups.
+	save(o *stateOut)
+	load(in *stateIn)
 }
 
 func newAggregator(alloc memory.Allocator, s Spec) (aggregator, error) {
@@ -83,7 +87,7 @@ func newAggregator(alloc memory.Allocator, s Spec) (aggregator, error) {
 		case kFloat64:
 			return &sumFloat{}, nil
 		case kDecimal:
-			return &sumWide{in: k, out: rt}, nil
+			return &sumWide{in: k, out: rt, scale: scaleOf(in)}, nil
 		}
 	case "avg":
 		switch k {

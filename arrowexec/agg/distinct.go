@@ -11,6 +11,7 @@ import (
 // Combine can replay one group's values into another.
 type distinct struct {
 	alloc memory.Allocator
+	dt    arrow.DataType // of the values
 	inner aggregator
 	set   *groupMap
 	head  []uint32 // per group: first pair + 1, 0 if none
@@ -23,7 +24,7 @@ func newDistinct(alloc memory.Allocator, inner aggregator, dt arrow.DataType) (a
 	if err != nil {
 		return nil, err
 	}
-	return &distinct{alloc: alloc, inner: inner, set: newGroupMap([]keyCol{col}, true)}, nil
+	return &distinct{alloc: alloc, dt: dt, inner: inner, set: newGroupMap([]keyCol{col}, true)}, nil
 }
 
 func (a *distinct) skipNulls() bool { return true }

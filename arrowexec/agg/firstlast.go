@@ -93,6 +93,9 @@ type store interface {
 	reset()
 	emit(alloc memory.Allocator, groups []uint32) arrow.Array
 	bytes() int64
+	// save and load write and read the values as one column (state.go).
+	save(o *stateOut, name string)
+	load(in *stateIn, name string)
 }
 
 func newStore(dt arrow.DataType) store {
