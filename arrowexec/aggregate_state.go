@@ -59,7 +59,7 @@ func (a *AggregateOp) SaveState(w *StateWriter) error {
 	}
 	w.SetInt("watermark", a.wm)
 	w.SetValue("seq", strconv.FormatUint(a.seq, 10))
-	w.SetValue("flushed", strconv.FormatBool(a.flushed))
+	w.SetBool("flushed", a.flushed)
 	w.SetInt("late.dropped", a.stats.LateDropped)
 	w.SetInt("late.dead_lettered", a.stats.LateDeadLettered)
 	w.SetInt("late.redirected", a.stats.LateRedirected)
@@ -80,7 +80,7 @@ func (a *AggregateOp) SaveState(w *StateWriter) error {
 		}
 	}
 	st := &a.stk
-	w.SetValue("stack.built", strconv.FormatBool(st.built))
+	w.SetBool("stack.built", st.built)
 	w.SetValue("stack.epoch", strconv.FormatUint(st.epoch, 10))
 	w.SetInt("stack.lo", st.lo)
 	w.SetInt("stack.next", int64(st.next))
@@ -184,7 +184,7 @@ func (a *AggregateOp) loadState(r *StateReader) error {
 	if a.seq, err = stateUint(r, "seq"); err != nil {
 		return err
 	}
-	if a.flushed, err = stateBool(r, "flushed"); err != nil {
+	if a.flushed, err = r.Bool("flushed"); err != nil {
 		return err
 	}
 	if a.table != nil {
@@ -266,7 +266,7 @@ func (a *AggregateOp) loadSubPanes(r *StateReader) error {
 func (a *AggregateOp) loadStacks(r *StateReader) error {
 	st := &a.stk
 	var err error
-	if st.built, err = stateBool(r, "stack.built"); err != nil {
+	if st.built, err = r.Bool("stack.built"); err != nil {
 		return err
 	}
 	if st.epoch, err = stateUint(r, "stack.epoch"); err != nil {
@@ -336,16 +336,4 @@ func stateUint(r *StateReader, name string) (uint64, error) {
 		return 0, fmt.Errorf("state value %q: %w", name, err)
 	}
 	return n, nil
-}
-
-func stateBool(r *StateReader, name string) (bool, error) {
-	v, ok := r.Value(name)
-	if !ok {
-		return false, fmt.Errorf("state value %q missing", name)
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		return false, fmt.Errorf("state value %q: %w", name, err)
-	}
-	return b, nil
 }

@@ -17,16 +17,16 @@ import (
 	"github.com/ferrisstreams/ferris/arrowexec/expr"
 )
 
-// replaySource returns the messages it holds, in order, then io.EOF; it
+// handoffSource hands over the messages it holds, in order, then io.EOF; it
 // counts the messages pulled. Close releases those not pulled.
-type replaySource struct {
+type handoffSource struct {
 	msgs   []Message
 	pulled int
 }
 
-func (s *replaySource) Schema() *arrow.Schema      { return aggTestSchema }
-func (s *replaySource) Open(context.Context) error { return nil }
-func (s *replaySource) Close() error {
+func (s *handoffSource) Schema() *arrow.Schema      { return aggTestSchema }
+func (s *handoffSource) Open(context.Context) error { return nil }
+func (s *handoffSource) Close() error {
 	for _, m := range s.msgs[s.pulled:] {
 		m.Release()
 	}
@@ -34,7 +34,7 @@ func (s *replaySource) Close() error {
 	return nil
 }
 
-func (s *replaySource) Next(context.Context) (Message, error) {
+func (s *handoffSource) Next(context.Context) (Message, error) {
 	if s.pulled >= len(s.msgs) {
 		return Message{}, io.EOF
 	}
@@ -202,8 +202,8 @@ func checkCheckpointRestore(t *testing.T, rows []aggRow, plan []msgPlan, pos int
 	msgs := collectMessages(t, alloc, rows, plan)
 	tail := retained(msgs[pos:]) // for B
 
-	newOp := func(msgs []Message, dl DeadLetter) (*AggregateOp, *replaySource) {
-		s := &replaySource{msgs: msgs}
+	newOp := func(msgs []Message, dl DeadLetter) (*AggregateOp, *handoffSource) {
+		s := &handoffSource{msgs: msgs}
 		op, err := NewAggregate(alloc, s, config(dl))
 		if err != nil {
 			t.Fatal(err)
@@ -221,7 +221,7 @@ func checkCheckpointRestore(t *testing.T, rows []aggRow, plan []msgPlan, pos int
 	var dlA recordingDL
 	var saved *StateReader
 	savedAt, dlAtSave := -1, 0
-	var srcA *replaySource
+	var srcA *handoffSource
 	barrier := NewBarrier(1, func(op Stateful, w *StateWriter) error {
 		if saved != nil {
 			return errors.New("state saved twice")
@@ -262,7 +262,7 @@ func checkCheckpointRestore(t *testing.T, rows []aggRow, plan []msgPlan, pos int
 		t.Fatalf("output with a barrier differs from the output without:\ngot  %q\nwant %q", without, want)
 	}
 	checkWatermarksAscend(t, got)
-	if w := watermarkOf(got[at]); w != bwm {
+	if w := renderedWatermark(got[at]); w != bwm {
 		t.Fatalf("barrier has watermark %d, want the stream's %d", w, bwm)
 	}
 
@@ -295,8 +295,8 @@ func checkCheckpointRestore(t *testing.T, rows []aggRow, plan []msgPlan, pos int
 	}
 }
 
-// watermarkOf parses the watermark of a rendered message.
-func watermarkOf(m string) Watermark {
+// renderedWatermark parses the watermark of a rendered message.
+func renderedWatermark(m string) Watermark {
 	var w Watermark
 	_, _ = fmt.Sscanf(m[strings.Index(m, "wm="):], "wm=%d", &w)
 	return w
@@ -305,7 +305,7 @@ func watermarkOf(m string) Watermark {
 func checkWatermarksAscend(t *testing.T, out []string) {
 	t.Helper()
 	for i := 1; i < len(out); i++ {
-		if watermarkOf(out[i]) < watermarkOf(out[i-1]) {
+		if renderedWatermark(out[i]) < renderedWatermark(out[i-1]) {
 			t.Fatalf("watermark goes back at message %d: %s after %s", i, out[i], out[i-1])
 		}
 	}

@@ -197,16 +197,3 @@ func loadMessages(r *StateReader, name string) ([]Message, error) {
 	}
 	return out, nil
 }
-
-// boolInt and stateBool save and load flags as integers.
-func boolInt(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-func stateBool(r *StateReader, name string) (bool, error) {
-	v, err := r.Int(name)
-	return v != 0, err
-}

@@ -599,7 +599,7 @@ func (j *JoinOp) SaveState(w *StateWriter) error {
 	for s, sd := range j.side {
 		w.SetInt(fmt.Sprintf("wm%d", s), j.wm[s])
 		w.SetInt(fmt.Sprintf("clock%d", s), j.clock[s])
-		w.SetInt(fmt.Sprintf("done%d", s), boolInt(j.done[s]))
+		w.SetBool(fmt.Sprintf("done%d", s), j.done[s])
 		live := sd.liveRows()
 		if len(live.refs) == 0 {
 			continue
@@ -623,7 +623,7 @@ func (j *JoinOp) SaveState(w *StateWriter) error {
 		}
 	}
 	w.SetInt("out", j.out)
-	w.SetInt("stashEnd", boolInt(j.stashEnd))
+	w.SetBool("stashEnd", j.stashEnd)
 	return saveMessages(w, "stash", j.stash)
 }
 
@@ -649,7 +649,7 @@ func (j *JoinOp) loadState(r *StateReader) error {
 				return err
 			}
 		}
-		if j.done[s], err = stateBool(r, fmt.Sprint("done", s)); err != nil {
+		if j.done[s], err = r.Bool(fmt.Sprint("done", s)); err != nil {
 			return err
 		}
 		j.ended[s] = j.done[s]
@@ -682,7 +682,7 @@ func (j *JoinOp) loadState(r *StateReader) error {
 	if j.out, err = r.Int("out"); err != nil {
 		return err
 	}
-	if j.stashEnd, err = stateBool(r, "stashEnd"); err != nil {
+	if j.stashEnd, err = r.Bool("stashEnd"); err != nil {
 		return err
 	}
 	if j.stash, err = loadMessages(r, "stash"); err != nil {

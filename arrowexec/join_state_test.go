@@ -36,32 +36,6 @@ import (
 // output before the barrier may come from an input row after it, and B,
 // saving its state right after loading it, must save what A saved.
 
-// sliceSource replays messages; each Next retains the batch it returns,
-// so several operators can replay one list.
-type sliceSource struct {
-	schema *arrow.Schema
-	msgs   []Message
-	i      int
-}
-
-func (s *sliceSource) Schema() *arrow.Schema      { return s.schema }
-func (s *sliceSource) Open(context.Context) error { return nil }
-func (s *sliceSource) Close() error               { return nil }
-func (s *sliceSource) Next(ctx context.Context) (Message, error) {
-	if err := ctx.Err(); err != nil {
-		return Message{}, err
-	}
-	if s.i >= len(s.msgs) {
-		return Message{}, io.EOF
-	}
-	m := s.msgs[s.i]
-	s.i++
-	if m.Batch != nil {
-		m.Batch.Retain()
-	}
-	return m, nil
-}
-
 // materialize reads op to its end.
 func materialize(t *testing.T, op Operator) []Message {
 	t.Helper()
@@ -192,7 +166,7 @@ func (c *stateCase) check(t *testing.T, mem memory.Allocator, k [2]int) {
 	t.Helper()
 	rm := resource.NewManager(mem, 0)
 	newOp := func(alloc memory.Allocator, in [2][]Message) Stateful {
-		op, err := c.build(alloc, &sliceSource{schema: c.schema[0], msgs: in[0]}, &sliceSource{schema: c.schema[1], msgs: in[1]})
+		op, err := c.build(alloc, &replaySource{schema: c.schema[0], msgs: in[0]}, &replaySource{schema: c.schema[1], msgs: in[1]})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -618,7 +592,7 @@ func selfJoinBarrier(t *testing.T, semi bool, depth, k int) {
 		}
 		return err
 	})
-	src := &sliceSource{schema: joinTestSchema, msgs: withBarrier(msgs, min(k, len(msgs)), b)}
+	src := &replaySource{schema: joinTestSchema, msgs: withBarrier(msgs, min(k, len(msgs)), b)}
 	inA, inB := NewInlet(joinTestSchema, depth), NewInlet(joinTestSchema, depth)
 	var op Operator
 	var err error

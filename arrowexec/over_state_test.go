@@ -35,7 +35,10 @@ var errReplayPaused = errors.New("replay paused")
 func (s *replaySource) Schema() *arrow.Schema      { return s.schema }
 func (s *replaySource) Open(context.Context) error { return nil }
 func (s *replaySource) Close() error               { return nil }
-func (s *replaySource) Next(context.Context) (Message, error) {
+func (s *replaySource) Next(ctx context.Context) (Message, error) {
+	if err := ctx.Err(); err != nil {
+		return Message{}, err
+	}
 	if s.i >= len(s.msgs) {
 		if s.paused {
 			return Message{}, errReplayPaused
@@ -48,22 +51,6 @@ func (s *replaySource) Next(context.Context) (Message, error) {
 		m.Batch.Retain()
 	}
 	return m, nil
-}
-
-// drainReplay reads every message of src (the caller releases them).
-func drainReplay(t *testing.T, src Operator) []Message {
-	t.Helper()
-	var msgs []Message
-	for {
-		m, err := src.Next(context.Background())
-		if errors.Is(err, io.EOF) {
-			return msgs
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		msgs = append(msgs, m)
-	}
 }
 
 func releaseReplay(msgs []Message) {
@@ -260,7 +247,7 @@ func TestOverCheckpoint(t *testing.T) {
 				rows := genOverRows(r, n+r.IntN(n), 6)
 				for _, size := range []int{1, 3, 1 + r.IntN(40)} {
 					mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-					msgs := drainReplay(t, &overSource{alloc: mem, rows: rows, size: func() int { return size }})
+					msgs := materialize(t, &overSource{alloc: mem, rows: rows, size: func() int { return size }})
 					for _, at := range []int{0, r.IntN(len(msgs) + 1), r.IntN(len(msgs) + 1), len(msgs)} {
 						res := checkStatefulBarrier(t, mem, overInSchema, msgs, at, func(in Operator) (Stateful, error) {
 							return NewOver(mem, in, cfg)

@@ -834,8 +834,8 @@ var _ Stateful = (*SubqueryJoinOp)(nil)
 // IN (table "pairs"); whether the build and the probe input have ended;
 // the probe messages kept during the build; and the output watermark.
 func (j *SubqueryJoinOp) SaveState(w *StateWriter) error {
-	w.SetInt("built", boolInt(j.built))
-	w.SetInt("probeEOF", boolInt(j.probeEOF))
+	w.SetBool("built", j.built)
+	w.SetBool("probeEOF", j.probeEOF)
 	w.SetInt("out", j.out)
 	if err := saveMessages(w, "pending", j.pending); err != nil {
 		return err
@@ -900,11 +900,11 @@ func (j *SubqueryJoinOp) LoadState(r *StateReader) error {
 }
 
 func (j *SubqueryJoinOp) loadState(r *StateReader) error {
-	built, err := stateBool(r, "built")
+	built, err := r.Bool("built")
 	if err != nil {
 		return err
 	}
-	if j.probeEOF, err = stateBool(r, "probeEOF"); err != nil {
+	if j.probeEOF, err = r.Bool("probeEOF"); err != nil {
 		return err
 	}
 	if j.out, err = r.Int("out"); err != nil {

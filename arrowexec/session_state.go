@@ -16,7 +16,7 @@ var _ Stateful = (*SessionOp)(nil)
 //
 // Tables and blobs: "session.keys" (the GROUP BY tuple of every key with
 // a session, row i being key i), "session.aggs" (aggregate states, one
-// row per session: see saveTable) and "session" (the rest, with the
+// row per session: see saveSessionTable) and "session" (the rest, with the
 // state codec).
 //
 // Slab slots, generations of tables, key ids and timer entries are not
@@ -65,7 +65,7 @@ func (s *SessionOp) SaveState(w *StateWriter) error {
 			gids[i], rows[x] = s.sess[x].gid, n
 			n++
 		}
-		rec, err := saveTable(t.t, gids)
+		rec, err := saveSessionTable(t.t, gids)
 		if err != nil {
 			return fmt.Errorf("session aggregate: %w", err)
 		}
@@ -136,7 +136,7 @@ func (s *SessionOp) loadState(r *StateReader) error {
 	}
 	tab := s.tabs[0]
 	for _, rec := range r.Table("session.aggs") {
-		if err := loadTable(s.alloc, s.cfg.Specs, tab.t, rec); err != nil {
+		if err := loadSessionTable(s.alloc, s.cfg.Specs, tab.t, rec); err != nil {
 			return err
 		}
 	}

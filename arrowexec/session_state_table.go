@@ -35,11 +35,11 @@ import (
 // LAST_VALUE, whose Combine needs the order of the groups' last rows) keep
 // state their result does not determine: checkSavable rejects them with an
 // error wrapping errors.ErrUnsupported. When agg.Table can save its
-// partial states, saveTable and loadTable should use that instead and
+// partial states, saveSessionTable and loadSessionTable should use that instead and
 // every aggregate becomes savable.
 
 // checkSavable reports an error for the first aggregate of specs whose
-// state saveTable cannot save.
+// state saveSessionTable cannot save.
 func checkSavable(specs []agg.Spec) error {
 	for _, s := range specs {
 		f := s.Func
@@ -68,9 +68,9 @@ func checkSavable(specs []agg.Spec) error {
 	return nil
 }
 
-// saveTable returns the states of t's groups as a batch: row i holds
+// saveSessionTable returns the states of t's groups as a batch: row i holds
 // groups[i]'s results, one column per aggregate.
-func saveTable(t *agg.Table, groups []uint32) (arrow.RecordBatch, error) {
+func saveSessionTable(t *agg.Table, groups []uint32) (arrow.RecordBatch, error) {
 	_, results, err := t.Emit(groups)
 	if err != nil {
 		return nil, err
@@ -78,10 +78,10 @@ func saveTable(t *agg.Table, groups []uint32) (arrow.RecordBatch, error) {
 	return stateBatch(results, len(groups)), nil
 }
 
-// loadTable adds one group to t (numbered from t.Len() on) per row of rec,
+// loadSessionTable adds one group to t (numbered from t.Len() on) per row of rec,
 // a batch saveTable wrote for a table of the same specs, with the state
 // that row describes.
-func loadTable(alloc memory.Allocator, specs []agg.Spec, t *agg.Table, rec arrow.RecordBatch) error {
+func loadSessionTable(alloc memory.Allocator, specs []agg.Spec, t *agg.Table, rec arrow.RecordBatch) error {
 	n := int(rec.NumRows())
 	if int(rec.NumCols()) != len(specs) {
 		return fmt.Errorf("saved aggregate states have %d columns for %d aggregates", rec.NumCols(), len(specs))
@@ -133,7 +133,7 @@ func loadTable(alloc memory.Allocator, specs []agg.Spec, t *agg.Table, rec arrow
 	return t.UpdateIDs(inputs, nil, ids)
 }
 
-// replayArg builds the argument of aggregate s for loadTable's rows (rows
+// replayArg builds the argument of aggregate s for loadSessionTable's rows (rows
 // long; group g's rows start at first[g]) from the saved results res.
 func replayArg(alloc memory.Allocator, s agg.Spec, res arrow.Array, first []int32, rows int) (arrow.Array, error) {
 	pos := make([]int32, rows) // row of the value to take, -1 for NULL

@@ -89,7 +89,7 @@ func TestSessionCheckpoint(t *testing.T) {
 				}
 				for _, size := range []int{1, 3, 1 + r.IntN(60)} {
 					mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-					msgs := drainReplay(t, &sessSource{alloc: mem, rows: rows, next: next, size: size})
+					msgs := materialize(t, &sessSource{alloc: mem, rows: rows, next: next, size: size})
 					for _, mc := range []int{0, 4} {
 						for _, at := range []int{0, r.IntN(len(msgs) + 1), r.IntN(len(msgs) + 1), len(msgs)} {
 							res := checkStatefulBarrier(t, mem, sessInSchema, msgs, at, func(in Operator) (Stateful, error) {
@@ -131,7 +131,7 @@ func TestSessionCheckpointRevisions(t *testing.T) {
 	cfg := sessStateConfig(t, 10, LateDataSpec{Strategy: "update_previous", AllowedLateness: 60})
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	msgs := drainReplay(t, &sessSource{alloc: mem, rows: rows, next: next, size: 1})
+	msgs := materialize(t, &sessSource{alloc: mem, rows: rows, next: next, size: 1})
 	defer releaseReplay(msgs)
 	for at := range len(msgs) + 1 {
 		checkStatefulBarrier(t, mem, sessInSchema, msgs, at, func(in Operator) (Stateful, error) {

@@ -112,6 +112,9 @@ func (w *StateWriter) SetValue(name, value string) {
 // SetInt records an integer value.
 func (w *StateWriter) SetInt(name string, v int64) { w.SetValue(name, strconv.FormatInt(v, 10)) }
 
+// SetBool records a flag.
+func (w *StateWriter) SetBool(name string, v bool) { w.SetValue(name, strconv.FormatBool(v)) }
+
 // Bytes is the size of the tables' buffers.
 func (w *StateWriter) Bytes() int64 {
 	var n int64
@@ -185,6 +188,19 @@ func (r *StateReader) Int(name string) (int64, error) {
 		return 0, fmt.Errorf("state value %q: %w", name, err)
 	}
 	return n, nil
+}
+
+// Bool returns a saved flag; missing or malformed values are errors.
+func (r *StateReader) Bool(name string) (bool, error) {
+	v, ok := r.values[name]
+	if !ok {
+		return false, fmt.Errorf("state value %q missing", name)
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("state value %q: %w", name, err)
+	}
+	return b, nil
 }
 
 // Release releases the reader's batches.
