@@ -635,12 +635,14 @@ func (c *checkpointer) complete(ctx context.Context) {
 		m.Finished = append(m.Finished, q)
 	}
 	sort.Strings(m.Finished)
-	n, err := writeCheckpoint(c.cfg.Dir, m, run.states, c.cfg.Keep)
+	n, err := writeCheckpoint(ctx, c.cfg.Dir, m, run.states, c.cfg.Keep)
 	run.settle(err == nil)
 	st := &c.t.CheckpointStats
 	if err != nil {
 		st.Failed.Add(1)
-		c.logf("checkpoint %d not written: %v", run.id, err)
+		if ctx.Err() == nil { // not the end of the run
+			c.logf("checkpoint %d not written: %v", run.id, err)
+		}
 		return
 	}
 	st.Completed.Add(1)

@@ -1,12 +1,15 @@
 package arrowexec
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,19 +19,26 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/klauspost/compress/zstd"
 )
 
 // On disk, Dir holds one directory per complete checkpoint,
-// chk-<id, 10 digits>, with a manifest.json and one file per state table:
-// an Arrow IPC stream compressed with zstd. A checkpoint is written into a
-// temporary directory, each file synced, and then renamed into place, so a
+// chk-<id, 10 digits>, with a manifest.json and state.arrows.zst: every
+// state table as an Arrow IPC stream, one after the other (the manifest
+// gives each one's offset and length in the decompressed bytes), the whole
+// compressed as one zstd stream (klauspost/compress). One file and one
+// encoder, however many tables: two file syncs per checkpoint, and none of
+// the cost of a zstd encoder per table that IPC's own buffer compression
+// would have. A checkpoint is written
+// into a temporary directory, synced, and then renamed into place, so a
 // chk- directory is complete or absent. manifest.json records the SHA-256
-// of every table file and of its own body: a damaged or truncated
-// checkpoint is detected on load and the previous one used.
+// of every table and of its own body: a damaged or truncated checkpoint is
+// detected on load and the previous one used.
 
 const (
 	checkpointPrefix = "chk-"
 	manifestFile     = "manifest.json"
+	stateFile        = "state.arrows.zst"
 )
 
 // manifest describes a checkpoint.
@@ -43,6 +53,9 @@ type manifest struct {
 	// Finished are the queries that had ended cleanly: they are not run
 	// again.
 	Finished []string `json:"finished,omitempty"`
+	// StateSHA256 and StateBytes check stateFile as written.
+	StateSHA256 string `json:"state_sha256,omitempty"`
+	StateBytes  int64  `json:"state_bytes,omitempty"`
 }
 
 // manifestState is one operator's or source's state.
@@ -51,8 +64,9 @@ type manifestState struct {
 	Tables map[string]manifestTable `json:"tables,omitempty"`
 }
 
+// manifestTable locates one table in stateFile, decompressed.
 type manifestTable struct {
-	File   string `json:"file"`
+	Offset int64  `json:"offset"`
 	Bytes  int64  `json:"bytes"`
 	SHA256 string `json:"sha256"`
 }
@@ -70,8 +84,9 @@ func checkpointDir(dir string, id int64) string {
 }
 
 // writeCheckpoint writes m with states into dir atomically, keeps the
-// newest keep checkpoints and returns the bytes written.
-func writeCheckpoint(dir string, m *manifest, states map[string]*StateWriter, keep int) (int64, error) {
+// newest keep checkpoints and returns the bytes written. It gives up when
+// ctx ends.
+func writeCheckpoint(ctx context.Context, dir string, m *manifest, states map[string]*StateWriter, keep int) (int64, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, err
 	}
@@ -80,8 +95,19 @@ func writeCheckpoint(dir string, m *manifest, states map[string]*StateWriter, ke
 		return 0, err
 	}
 	defer os.RemoveAll(tmp) // after the rename: nothing
+	data, err := os.Create(filepath.Join(tmp, stateFile))
+	if err != nil {
+		return 0, err
+	}
+	defer data.Close()
+	bw := bufio.NewWriterSize(data, 1<<20)
+	fileSum := sha256.New()
+	zw, err := zstd.NewWriter(io.MultiWriter(bw, fileSum), zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		return 0, err
+	}
+	defer zw.Close()
 	var total int64
-	files := 0
 	m.States = map[string]manifestState{}
 	keys := make([]string, 0, len(states))
 	for k := range states {
@@ -92,24 +118,38 @@ func writeCheckpoint(dir string, m *manifest, states map[string]*StateWriter, ke
 		w := states[key]
 		ms := manifestState{Values: w.values}
 		for _, name := range w.tableNames() {
+			if err := ctx.Err(); err != nil {
+				return 0, err
+			}
 			if ms.Tables == nil {
 				ms.Tables = map[string]manifestTable{}
 			}
-			file := fmt.Sprintf("%d.arrows", files)
-			files++
 			var buf bytes.Buffer
 			if err := w.encodeTable(&buf, name); err != nil {
 				return 0, fmt.Errorf("%s: table %s: %w", key, name, err)
 			}
-			if err := writeSynced(filepath.Join(tmp, file), buf.Bytes()); err != nil {
+			if _, err := zw.Write(buf.Bytes()); err != nil {
 				return 0, err
 			}
 			sum := sha256.Sum256(buf.Bytes())
-			ms.Tables[name] = manifestTable{File: file, Bytes: int64(buf.Len()), SHA256: hex.EncodeToString(sum[:])}
+			ms.Tables[name] = manifestTable{Offset: total, Bytes: int64(buf.Len()), SHA256: hex.EncodeToString(sum[:])}
 			total += int64(buf.Len())
 		}
 		m.States[key] = ms
 	}
+	if err := zw.Close(); err != nil {
+		return 0, err
+	}
+	if err := bw.Flush(); err != nil {
+		return 0, err
+	}
+	if err := data.Sync(); err != nil {
+		return 0, err
+	}
+	if st, err := data.Stat(); err == nil {
+		m.StateBytes = st.Size()
+	}
+	m.StateSHA256 = hex.EncodeToString(fileSum.Sum(nil))
 	body, err := json.Marshal(m)
 	if err != nil {
 		return 0, err
@@ -122,7 +162,7 @@ func writeCheckpoint(dir string, m *manifest, states map[string]*StateWriter, ke
 	if err := writeSynced(filepath.Join(tmp, manifestFile), out); err != nil {
 		return 0, err
 	}
-	total += int64(len(out))
+	total = m.StateBytes + int64(len(out)) // on disk
 	if err := syncDir(tmp); err != nil {
 		return 0, err
 	}
@@ -250,19 +290,25 @@ func loadCheckpoint(path string, alloc memory.Allocator) (*loadedCheckpoint, err
 		return nil, fmt.Errorf("%s: %w", manifestFile, err)
 	}
 	ck := &loadedCheckpoint{manifest: &m, states: map[string]*StateReader{}}
+	var all []byte
+	if hasTables(&m) {
+		if all, err = readStateFile(filepath.Join(path, stateFile), &m); err != nil {
+			return nil, err
+		}
+	}
 	for key, ms := range m.States {
 		r := &StateReader{values: ms.Values}
 		ck.states[key] = r
 		for name, t := range ms.Tables {
-			data, err := os.ReadFile(filepath.Join(path, t.File))
-			if err != nil {
+			if t.Offset < 0 || t.Bytes < 0 || t.Offset+t.Bytes > int64(len(all)) {
 				ck.release()
-				return nil, err
+				return nil, fmt.Errorf("%s: %s table %s lies past its end (%d bytes)", stateFile, key, name, len(all))
 			}
+			data := all[t.Offset : t.Offset+t.Bytes]
 			sum := sha256.Sum256(data)
 			if int64(len(data)) != t.Bytes || hex.EncodeToString(sum[:]) != t.SHA256 {
 				ck.release()
-				return nil, fmt.Errorf("%s (%s table %s): checksum mismatch", t.File, key, name)
+				return nil, fmt.Errorf("%s (%s table %s): checksum mismatch", stateFile, key, name)
 			}
 			if err := r.decodeTable(alloc, name, bytes.NewReader(data)); err != nil {
 				ck.release()
@@ -292,6 +338,37 @@ func readLastID(dir string) int64 {
 	}
 	id, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 	return id
+}
+
+// readStateFile checks stateFile against the manifest and decompresses it.
+func readStateFile(path string, m *manifest) ([]byte, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(raw)
+	if int64(len(raw)) != m.StateBytes || hex.EncodeToString(sum[:]) != m.StateSHA256 {
+		return nil, fmt.Errorf("%s: checksum mismatch (%d bytes, %d written)", stateFile, len(raw), m.StateBytes)
+	}
+	zr, err := zstd.NewReader(nil)
+	if err != nil {
+		return nil, err
+	}
+	defer zr.Close()
+	all, err := zr.DecodeAll(raw, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", stateFile, err)
+	}
+	return all, nil
+}
+
+func hasTables(m *manifest) bool {
+	for _, s := range m.States {
+		if len(s.Tables) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // removeCheckpoints deletes every checkpoint in dir.

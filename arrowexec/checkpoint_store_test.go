@@ -1,6 +1,7 @@
 package arrowexec
 
 import (
+	"context"
 	"math"
 	"os"
 	"path/filepath"
@@ -33,7 +34,7 @@ func writeTestCheckpoint(t *testing.T, dir string, alloc memory.Allocator, id in
 	t.Helper()
 	states := map[string]*StateWriter{"op": testState(alloc, id, 1000)}
 	defer states["op"].Release()
-	if _, err := writeCheckpoint(dir, &manifest{ID: id, Fingerprint: "f"}, states, 2); err != nil {
+	if _, err := writeCheckpoint(context.Background(), dir, &manifest{ID: id, Fingerprint: "f"}, states, 2); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -75,7 +76,7 @@ func TestCheckpointStoreFallsBackOverDamage(t *testing.T) {
 		do   func(t *testing.T, chk string)
 	}{
 		{"truncated table", func(t *testing.T, chk string) {
-			p := filepath.Join(chk, "0.arrows")
+			p := filepath.Join(chk, stateFile)
 			st, err := os.Stat(p)
 			if err != nil {
 				t.Fatal(err)
@@ -85,7 +86,7 @@ func TestCheckpointStoreFallsBackOverDamage(t *testing.T) {
 			}
 		}},
 		{"flipped byte in table", func(t *testing.T, chk string) {
-			p := filepath.Join(chk, "0.arrows")
+			p := filepath.Join(chk, stateFile)
 			b, err := os.ReadFile(p)
 			if err != nil {
 				t.Fatal(err)

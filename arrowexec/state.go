@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/klauspost/compress/zstd"
 )
 
 // Stateful is an operator whose state checkpoints save (checkpoint.go).
@@ -148,10 +149,11 @@ func (w *StateWriter) tableNames() []string {
 	return names
 }
 
-// encodeTable writes table name as an Arrow IPC stream compressed with zstd.
+// encodeTable writes table name as an Arrow IPC stream (the checkpoint
+// file compresses all of its tables as one zstd stream).
 func (w *StateWriter) encodeTable(out io.Writer, name string) error {
 	t := w.tables[name]
-	iw := ipc.NewWriter(out, ipc.WithSchema(t.schema), ipc.WithZstd())
+	iw := ipc.NewWriter(out, ipc.WithSchema(t.schema))
 	for _, b := range t.batches {
 		if err := iw.Write(b); err != nil {
 			_ = iw.Close()
@@ -235,19 +237,34 @@ func (r *StateReader) decodeTable(alloc memory.Allocator, name string, in io.Rea
 	return nil
 }
 
-// RoundTrip encodes w's state as a checkpoint would (Arrow IPC with zstd)
-// and decodes it into a reader allocated from alloc; it releases w. Tests
-// of Stateful operators use it to check SaveState/LoadState.
+// RoundTrip encodes w's state as a checkpoint would (Arrow IPC, compressed
+// with zstd) and decodes it into a reader allocated from alloc; it releases
+// w. Tests of Stateful operators use it to check SaveState/LoadState.
 func RoundTrip(alloc memory.Allocator, w *StateWriter) (*StateReader, error) {
 	defer w.Release()
 	r := &StateReader{values: w.values}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		return nil, err
+	}
+	defer enc.Close()
+	dec, err := zstd.NewReader(nil)
+	if err != nil {
+		return nil, err
+	}
+	defer dec.Close()
 	for _, name := range w.tableNames() {
 		var buf bytes.Buffer
 		if err := w.encodeTable(&buf, name); err != nil {
 			r.Release()
 			return nil, err
 		}
-		if err := r.decodeTable(alloc, name, &buf); err != nil {
+		raw, err := dec.DecodeAll(enc.EncodeAll(buf.Bytes(), nil), nil)
+		if err != nil {
+			r.Release()
+			return nil, err
+		}
+		if err := r.decodeTable(alloc, name, bytes.NewReader(raw)); err != nil {
 			r.Release()
 			return nil, err
 		}

@@ -160,6 +160,10 @@ func TestKillAndRecoverFile(t *testing.T) {
 // checkpointQueries are the queries the kill tests run.
 var checkpointQueries = []struct{ name, query string }{
 	{"filter", `SELECT id, symbol, price * qty AS notional FROM trades WHERE qty > 3`},
+	{"tumbling", `SELECT symbol, COUNT(*) AS n, SUM(price * qty) AS notional, AVG(price) AS avg_price, MIN(price) AS lo, window_start
+FROM trades GROUP BY symbol WINDOW TUMBLING (INTERVAL '100' MILLISECOND)`},
+	{"sliding", `SELECT symbol, COUNT(*) AS n, SUM(qty) AS q, MAX(price) AS hi, window_start, window_end
+FROM trades GROUP BY symbol WINDOW SLIDING (INTERVAL '400' MILLISECOND, INTERVAL '100' MILLISECOND)`},
 	{"session", `SELECT symbol, COUNT(*) AS n, SUM(qty) AS q, MIN(price) AS lo, MAX(price) AS hi, window_start, window_end
 FROM trades GROUP BY symbol WINDOW SESSION (INTERVAL '15' MILLISECOND)`},
 	{"over", `SELECT id, symbol, ROW_NUMBER() OVER (PARTITION BY symbol ORDER BY ts) AS rn,
