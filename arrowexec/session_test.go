@@ -502,3 +502,29 @@ func TestSessionsPartitioned(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionKeptTie pins which of two kept sessions starting together a
+// late row updates (update_previous): the one kept last, whether the
+// key's kept sessions are a list or a set (listMax 0, the set made before
+// the second session is kept). The reference picks the one kept first
+// instead (ties are not specified by the semantics); this is the output
+// SessionOp gave before sets existed, which they must not change.
+func TestSessionKeptTie(t *testing.T) {
+	rows := []sessRow{
+		{key: 1, val: 1, ts: 10, wm: NoWatermark}, // A [10, 20)
+		{key: 1, val: 2, ts: 25, wm: 20},          // A kept; B [25, 35)
+		{key: 1, val: 3, ts: 16, wm: 20},          // B [16, 35)
+		{key: 1, val: 4, ts: 10, wm: 20},          // B [10, 35), not late: it overlaps B
+		{key: 1, val: 8, ts: 0, wm: 20},           // late, a kept session of its own (the kept list is scanned)
+		{key: 2, val: 5, ts: 50, wm: 40},          // B kept: A and B start at 10
+		{key: 1, val: 6, ts: 12, wm: 40},          // late, overlaps A and B: updates B
+		{key: 1, val: 7, ts: 13, wm: 40},
+	}
+	want := []string{"1 10 20 0 1 1", "1 0 10 0 1 8", "1 10 35 0 3 9", "1 10 35 1 4 15", "1 10 35 2 5 22", "2 50 60 0 1 5"}
+	late := LateDataSpec{Strategy: "update_previous", AllowedLateness: 100}
+	for _, lm := range []int{-1, 0} {
+		if got := runSessions(t, rows, 1, 10, late, 0, lm); !slices.Equal(got, want) {
+			t.Fatalf("listMax %d: got %q, want %q", lm, got, want)
+		}
+	}
+}
