@@ -72,13 +72,22 @@ import (
 // Per batch the key and argument expressions are evaluated once; a key
 // dictionary (an agg.Table without aggregates) gives every row a dense key
 // id in one vectorised Update. A scalar pass over the rows then maintains,
-// per key id, singly linked lists of open and kept sessions in a slab of
-// plain structs, and appends each row, with its session's group id, to
-// its session table's segment; the aggregate states are then updated by
-// one agg.Table.UpdateIDs per table, which takes the group ids as given
-// (no second hash pass). The row pass touches each chunk of rows' list
-// heads and sessions ahead of time (warm), so that their cache misses
-// overlap instead of queueing one behind the other.
+// per key id, the open and the kept sessions (in a slab of plain structs),
+// and appends each row, with its session's group id, to its session
+// table's segment; the aggregate states are then updated by one
+// agg.Table.UpdateIDs per table, which takes the group ids as given (no
+// second hash pass). The row pass touches each chunk of rows' list heads
+// and sessions ahead of time (warm), so that their cache misses overlap
+// instead of queueing one behind the other.
+//
+// A key's sessions are a singly linked list while there are few (in-order
+// input keeps one or two open per key); a list scanned past listMax
+// sessions becomes a set ordered by start (keyLists), where a row finds
+// the sessions it overlaps by binary search. That is what input whose
+// watermark lags its rows needs: a source reading partitions chunk by
+// chunk, its watermark the minimum over them, keeps hundreds or thousands of
+// sessions per key open, and a scan per row made it forty times
+// slower than in-order input (BenchmarkSessionPartitioned).
 //
 // Closing times are kept in a timer wheel (sessTimers): buckets about
 // gap/256 wide, ordered only within the current bucket, with a heap for
@@ -466,7 +475,25 @@ func (s *SessionOp) overlaps(ss *session, t int64) bool {
 func (s *SessionOp) row(ctx context.Context, batch arrow.RecordBatch, j int, t, w int64, first bool) (rowAction, error) {
 	kid := s.kids[j]
 	redirected := false
-	hit, second := s.openOverlaps(kid, t)
+	var hit, second int32 = -1, -1
+	if h := s.keys[kid].open; !isSet(h) { // the common case, inline (see openOverlaps)
+		n := 0
+		for x := h; x >= 0; x = s.sess[x].next {
+			if s.overlaps(&s.sess[x], t) {
+				if hit < 0 {
+					hit = x
+				} else if second < 0 {
+					second = x
+				}
+			}
+			n++
+		}
+		if n > s.listMax {
+			s.toSet(&s.keys[kid].open)
+		}
+	} else {
+		hit, second = s.openOverlaps(kid, t)
+	}
 	if hit < 0 && t+s.gap <= w { // late
 		switch s.cfg.Late.Strategy {
 		case "include_in_next_window":
@@ -589,7 +616,9 @@ func (s *SessionOp) open(kid uint32, tab *sessTable, start, end int64, isOpen bo
 	tab.n++
 	tab.live++
 	at := end
-	if isOpen {
+	if h := s.keys[kid].open; isOpen && !isSet(h) {
+		ss.next, s.keys[kid].open = h, idx // push, inline
+	} else if isOpen {
 		s.push(&s.keys[kid].open, idx)
 	} else {
 		s.push(&s.keys[kid].closed, idx)
@@ -730,7 +759,11 @@ func (s *SessionOp) fire(e sessEvent, w int64) {
 		return
 	}
 	ss.open = false
-	s.remove(&s.keys[ss.key].open, e.idx)
+	if h := &s.keys[ss.key].open; !isSet(*h) {
+		s.unlink(h, e.idx)
+	} else {
+		s.remove(h, e.idx)
+	}
 	if !ss.pending {
 		ss.pending = true
 		s.closing = append(s.closing, e.idx)
@@ -954,8 +987,16 @@ func releaseArrays(arrs []arrow.Array) {
 }
 
 // unlink removes x from the list starting at *head; a list scanned
-// further than listMax becomes a set.
+// further than listMax becomes a set. The common case, x first, is inlined.
 func (s *SessionOp) unlink(head *int32, x int32) {
+	if *head == x { // x.next is stale until x is pushed or released
+		*head = s.sess[x].next
+		return
+	}
+	s.unlinkScan(head, x)
+}
+
+func (s *SessionOp) unlinkScan(head *int32, x int32) {
 	n := 0
 	for p := head; *p >= 0; p = &s.sess[*p].next {
 		if *p == x {
