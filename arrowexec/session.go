@@ -475,24 +475,26 @@ func (s *SessionOp) overlaps(ss *session, t int64) bool {
 func (s *SessionOp) row(ctx context.Context, batch arrow.RecordBatch, j int, t, w int64, first bool) (rowAction, error) {
 	kid := s.kids[j]
 	redirected := false
+	// openOverlaps, with the common case (a short list) inline
 	var hit, second int32 = -1, -1
-	if h := s.keys[kid].open; !isSet(h) { // the common case, inline (see openOverlaps)
-		n := 0
-		for x := h; x >= 0; x = s.sess[x].next {
-			if s.overlaps(&s.sess[x], t) {
-				if hit < 0 {
-					hit = x
-				} else if second < 0 {
-					second = x
-				}
+	h := s.keys[kid].open
+	n := 0
+	for x := h; x >= 0; x = s.sess[x].next {
+		if s.overlaps(&s.sess[x], t) {
+			if hit < 0 {
+				hit = x
+			} else if second < 0 {
+				second = x
 			}
-			n++
 		}
-		if n > s.listMax {
+		n++
+	}
+	if n > s.listMax || isSet(h) {
+		if isSet(h) {
+			hit, second = s.openOverlaps(kid, t)
+		} else {
 			s.toSet(&s.keys[kid].open)
 		}
-	} else {
-		hit, second = s.openOverlaps(kid, t)
 	}
 	if hit < 0 && t+s.gap <= w { // late
 		switch s.cfg.Late.Strategy {
