@@ -72,13 +72,22 @@ import (
 // Per batch the key and argument expressions are evaluated once; a key
 // dictionary (an agg.Table without aggregates) gives every row a dense key
 // id in one vectorised Update. A scalar pass over the rows then maintains,
-// per key id, singly linked lists of open and kept sessions in a slab of
-// plain structs, and appends each row, with its session's group id, to
-// its session table's segment; the aggregate states are then updated by
-// one agg.Table.UpdateIDs per table, which takes the group ids as given
-// (no second hash pass). The row pass touches each chunk of rows' list
-// heads and sessions ahead of time (warm), so that their cache misses
-// overlap instead of queueing one behind the other.
+// per key id, the open and the kept sessions (in a slab of plain structs),
+// and appends each row, with its session's group id, to its session
+// table's segment; the aggregate states are then updated by one
+// agg.Table.UpdateIDs per table, which takes the group ids as given (no
+// second hash pass). The row pass touches each chunk of rows' list heads
+// and sessions ahead of time (warm), so that their cache misses overlap
+// instead of queueing one behind the other.
+//
+// A key's sessions are a singly linked list while there are few (in-order
+// input keeps one or two open per key); a list scanned past listMax
+// sessions becomes a set ordered by start (keyLists), where a row finds
+// the sessions it overlaps by binary search. That is what input whose
+// watermark lags its rows needs: a source reading partitions chunk by
+// chunk, its watermark the minimum over them, keeps hundreds or thousands of
+// sessions per key open, and a scan per row made it forty times
+// slower than in-order input (BenchmarkSessionPartitioned).
 //
 // Closing times are kept in a timer wheel (sessTimers): buckets about
 // gap/256 wide, ordered only within the current bucket, with a heap for
@@ -117,9 +126,14 @@ type SessionOp struct {
 	// minCompact is the generation size (defaultMinCompact; tests lower it).
 	minCompact int
 
-	dict    *agg.Table // key dictionary: GROUP BY tuple -> key id
-	keys    []keyLists // per key id: its sessions
-	keyLive int        // keys with at least one session
+	dict     *agg.Table // key dictionary: GROUP BY tuple -> key id
+	keys     []keyLists // per key id: its sessions
+	keyLive  int        // keys with at least one session
+	sets     []sessSet  // long lists of sessions (see keyLists)
+	freeSets []int32    // unused entries of sets
+	// listMax is the longest list of sessions kept as a list
+	// (defaultListMax; tests lower it).
+	listMax int
 
 	sess  []session
 	free  []int32
@@ -142,13 +156,36 @@ type SessionOp struct {
 	toFree   []int32
 }
 
-// keyLists heads the singly linked lists of one key's sessions (slab
-// indexes, -1 for none); both in one struct so a row finds them in one
-// cache line.
+// keyLists holds one key's sessions: its open ones and its kept closed
+// ones (update_previous), both in one struct so a row finds them in one
+// cache line. Each is either a singly linked list through session.next
+// (its head's slab index, -1 for none), in the order the sessions were
+// added, last first, or, when it has been scanned past listMax sessions,
+// a set (setRef of its index in SessionOp.sets), which finds the sessions
+// a row overlaps by binary search.
 type keyLists struct {
 	open   int32 // open sessions
 	closed int32 // kept closed sessions (update_previous)
 }
+
+// sessSet is one of a key's lists of sessions when it is long: slab
+// indexes ordered by start (open sessions are disjoint, so by end too);
+// among kept sessions starting together, the one added last first, as in
+// a list. Inserting and removing move the indexes after (or before) the
+// position: O(n), but a memmove of 4-byte entries, cheap next to the
+// cache misses of a scan. session.next is unused in a set.
+type sessSet struct {
+	xs []int32
+	// maxLen bounds end - start of the set's sessions (it is not lowered
+	// when sessions leave): a kept session starting at or before t-maxLen
+	// cannot reach t.
+	maxLen int64
+}
+
+// defaultListMax is the longest list of a key's sessions scanned row by
+// row before it becomes a set: in-order input keeps one or two open
+// sessions per key, where a list is fastest.
+const defaultListMax = 16
 
 // session is one session window of one key.
 type session struct {
@@ -196,7 +233,7 @@ func NewSessionAggregate(alloc memory.Allocator, input Operator, cfg AggregateCo
 		return nil, fmt.Errorf("session aggregate: EMIT CHANGES is not supported for SESSION windows")
 	}
 	s := &SessionOp{unary: unary{input: input, alloc: alloc}, cfg: cfg, gap: cfg.Window.Gap, keep: -1, wm: NoWatermark,
-		minCompact: defaultMinCompact, timer: newSessTimers(cfg.Window.Gap)}
+		minCompact: defaultMinCompact, listMax: defaultListMax, timer: newSessTimers(cfg.Window.Gap)}
 	if cfg.Late.Strategy == "update_previous" {
 		s.keep = max(cfg.Late.AllowedLateness, 0)
 	}
@@ -245,7 +282,7 @@ func (s *SessionOp) Close() error {
 	if s.dict != nil {
 		s.dict.Release()
 	}
-	s.sess, s.free, s.keys = nil, nil, nil
+	s.sess, s.free, s.keys, s.sets, s.freeSets = nil, nil, nil, nil, nil
 	s.timer = sessTimers{}
 	if r, ok := s.alloc.(Reserver); ok && s.reserve > 0 {
 		r.Unreserve(s.reserve)
@@ -438,8 +475,11 @@ func (s *SessionOp) overlaps(ss *session, t int64) bool {
 func (s *SessionOp) row(ctx context.Context, batch arrow.RecordBatch, j int, t, w int64, first bool) (rowAction, error) {
 	kid := s.kids[j]
 	redirected := false
+	// openOverlaps, with the common case (a short list) inline
 	var hit, second int32 = -1, -1
-	for x := s.keys[kid].open; x >= 0; x = s.sess[x].next {
+	h := s.keys[kid].open
+	n := 0
+	for x := h; x >= 0; x = s.sess[x].next {
 		if s.overlaps(&s.sess[x], t) {
 			if hit < 0 {
 				hit = x
@@ -447,21 +487,21 @@ func (s *SessionOp) row(ctx context.Context, batch arrow.RecordBatch, j int, t, 
 				second = x
 			}
 		}
+		n++
+	}
+	if n > s.listMax || isSet(h) {
+		if isSet(h) {
+			hit, second = s.openOverlaps(kid, t)
+		} else {
+			s.toSet(&s.keys[kid].open)
+		}
 	}
 	if hit < 0 && t+s.gap <= w { // late
 		switch s.cfg.Late.Strategy {
 		case "include_in_next_window":
 			redirected = true
 			t = w
-			for x := s.keys[kid].open; x >= 0; x = s.sess[x].next {
-				if s.overlaps(&s.sess[x], t) {
-					if hit < 0 {
-						hit = x
-					} else if second < 0 {
-						second = x
-					}
-				}
-			}
+			hit, second = s.openOverlaps(kid, t)
 		case "update_previous":
 			return s.lateUpdate(ctx, batch, j, kid, t, w, first)
 		case "dead_letter":
@@ -474,7 +514,7 @@ func (s *SessionOp) row(ctx context.Context, batch arrow.RecordBatch, j int, t, 
 	switch {
 	case hit < 0:
 		tab := s.tabs[len(s.tabs)-1]
-		if h := s.keys[kid].open; h >= 0 {
+		if h := s.anyOpen(kid); h >= 0 {
 			tab = s.sess[h].tab // open sessions of a key share a table
 		}
 		idx := s.open(kid, tab, t, t+s.gap, true)
@@ -487,15 +527,13 @@ func (s *SessionOp) row(ctx context.Context, batch arrow.RecordBatch, j int, t, 
 		if !first {
 			return rowFlush, nil // combine needs both sessions' rows applied
 		}
-		s.merge(kid, t)
-		for x := s.keys[kid].open; x >= 0; x = s.sess[x].next {
-			if s.overlaps(&s.sess[x], t) {
-				ss := &s.sess[x]
-				ss.start, ss.end = min(ss.start, t), max(ss.end, t+s.gap)
-				s.add(j, x)
-				break
-			}
+		if s.sess[second].seq < s.sess[hit].seq {
+			hit, second = second, hit
 		}
+		s.merge(kid, hit, second) // into hit, the earlier-begun
+		ss := &s.sess[hit]
+		ss.start, ss.end = min(ss.start, t), max(ss.end, t+s.gap)
+		s.add(j, hit)
 	}
 	if redirected {
 		s.stats.LateRedirected++
@@ -503,30 +541,62 @@ func (s *SessionOp) row(ctx context.Context, batch arrow.RecordBatch, j int, t, 
 	return rowDone, nil
 }
 
-// merge combines every open session of key kid that [t, t+gap) overlaps
-// into the earliest-begun of them. All their rows must have been applied.
-func (s *SessionOp) merge(kid uint32, t int64) {
-	var into int32 = -1
-	for x := s.keys[kid].open; x >= 0; {
-		next := s.sess[x].next
-		if s.overlaps(&s.sess[x], t) {
-			switch {
-			case into < 0:
-				into = x
-			default:
-				a, b := &s.sess[into], &s.sess[x]
-				if b.seq < a.seq { // keep the earlier-begun session
-					into, x = x, into
-					a, b = b, a
-				}
-				a.start, a.end = min(a.start, b.start), max(a.end, b.end)
-				a.tab.t.Combine(a.gid, b.gid)
-				s.unlink(&s.keys[kid].open, x)
-				s.release(x)
+// openOverlaps returns the open sessions of key kid that [t, t+gap)
+// overlaps, -1 for none. There are at most two: a key's open sessions are
+// disjoint (a row that overlaps two merges them) and each is at least gap
+// long, so a third would have to lie inside the row's interval. A list
+// scanned longer than listMax becomes a set.
+func (s *SessionOp) openOverlaps(kid uint32, t int64) (hit, second int32) {
+	hit, second = -1, -1
+	h := s.keys[kid].open
+	if isSet(h) {
+		// disjoint and ordered by start, so ordered by end too: the
+		// candidates are the last two starting before t+gap
+		xs := s.sets[setIndex(h)].xs
+		i := s.lowerBound(xs, t+s.gap)
+		if i > 0 && s.sess[xs[i-1]].end > t {
+			hit = xs[i-1]
+			if i > 1 && s.sess[xs[i-2]].end > t {
+				second = xs[i-2]
 			}
 		}
-		x = next
+		return hit, second
 	}
+	n := 0
+	for x := h; x >= 0; x = s.sess[x].next {
+		if s.overlaps(&s.sess[x], t) {
+			if hit < 0 {
+				hit = x
+			} else if second < 0 {
+				second = x
+			}
+		}
+		n++
+	}
+	if n > s.listMax {
+		s.toSet(&s.keys[kid].open)
+	}
+	return hit, second
+}
+
+// anyOpen returns one open session of key kid, -1 for none.
+func (s *SessionOp) anyOpen(kid uint32) int32 {
+	h := s.keys[kid].open
+	if isSet(h) {
+		return s.sets[setIndex(h)].xs[0]
+	}
+	return h
+}
+
+// merge combines the open session b of key kid into a, which began
+// earlier (both overlap the row that merges them). All their rows must
+// have been applied.
+func (s *SessionOp) merge(kid uint32, a, b int32) {
+	x, y := &s.sess[a], &s.sess[b]
+	x.start, x.end = min(x.start, y.start), max(x.end, y.end)
+	x.tab.t.Combine(x.gid, y.gid)
+	s.remove(&s.keys[kid].open, b)
+	s.release(b)
 }
 
 // open starts a session of key kid in tab and returns its slab index.
@@ -539,19 +609,21 @@ func (s *SessionOp) open(kid uint32, tab *sessTable, start, end int64, isOpen bo
 		s.sess = append(s.sess, session{})
 		idx = int32(len(s.sess) - 1)
 	}
-	if s.keys[kid].open < 0 && s.keys[kid].closed < 0 {
+	if s.keys[kid].empty() {
 		s.keyLive++
 	}
 	ss := &s.sess[idx]
-	*ss = session{start: start, end: end, seq: s.seq, tab: tab, key: kid, gid: uint32(tab.n), ver: ss.ver, open: isOpen}
+	*ss = session{start: start, end: end, seq: s.seq, tab: tab, key: kid, gid: uint32(tab.n), next: -1, ver: ss.ver, open: isOpen}
 	s.seq++
 	tab.n++
 	tab.live++
 	at := end
-	if isOpen {
-		ss.next, s.keys[kid].open = s.keys[kid].open, idx
+	if h := s.keys[kid].open; isOpen && !isSet(h) {
+		ss.next, s.keys[kid].open = h, idx // push, inline
+	} else if isOpen {
+		s.push(&s.keys[kid].open, idx)
 	} else {
-		ss.next, s.keys[kid].closed = s.keys[kid].closed, idx
+		s.push(&s.keys[kid].closed, idx)
 		at = s.expiry(ss)
 		ss.pending = true
 		s.dirty = append(s.dirty, idx)
@@ -562,10 +634,31 @@ func (s *SessionOp) open(kid uint32, tab *sessTable, start, end int64, isOpen bo
 
 // lateUpdate handles a late row under update_previous.
 func (s *SessionOp) lateUpdate(ctx context.Context, batch arrow.RecordBatch, j int, kid uint32, t, w int64, first bool) (rowAction, error) {
+	head := &s.keys[kid].closed
 	var hit int32 = -1
-	for x := s.keys[kid].closed; x >= 0; x = s.sess[x].next {
-		if s.overlaps(&s.sess[x], t) && (hit < 0 || s.sess[x].start < s.sess[hit].start) {
-			hit = x
+	if isSet(*head) {
+		// the earliest-starting overlapping session: kept sessions may
+		// overlap each other, but none starting at or before t-maxLen
+		// reaches t; among equal starts the set, like a list, puts the
+		// session added last first
+		st := &s.sets[setIndex(*head)]
+		xs := st.xs
+		for p := s.lowerBound(xs, t-st.maxLen+1); p < len(xs) && s.sess[xs[p]].start < t+s.gap; p++ {
+			if s.sess[xs[p]].end > t {
+				hit = xs[p]
+				break
+			}
+		}
+	} else {
+		n := 0
+		for x := *head; x >= 0; x = s.sess[x].next {
+			if s.overlaps(&s.sess[x], t) && (hit < 0 || s.sess[x].start < s.sess[hit].start) {
+				hit = x
+			}
+			n++
+		}
+		if n > s.listMax {
+			s.toSet(head)
 		}
 	}
 	switch {
@@ -573,7 +666,20 @@ func (s *SessionOp) lateUpdate(ctx context.Context, batch arrow.RecordBatch, j i
 		return rowFlush, nil // emit its closing state before the late row changes it
 	case hit >= 0:
 		ss := &s.sess[hit]
+		// a set is ordered by start: an earlier start moves the session
+		// (it then starts before every other kept session it overlaps, so
+		// it ties with none)
+		moved := isSet(*head) && t < ss.start
+		if moved {
+			s.remove(head, hit)
+		}
 		ss.start, ss.end = min(ss.start, t), max(ss.end, t+s.gap)
+		if moved {
+			s.push(head, hit)
+		} else if isSet(*head) {
+			st := &s.sets[setIndex(*head)]
+			st.maxLen = max(st.maxLen, ss.end-ss.start)
+		}
 		s.add(j, hit)
 		if !ss.pending {
 			ss.pending = true
@@ -650,18 +756,22 @@ func (s *SessionOp) fire(e sessEvent, w int64) {
 		return
 	}
 	if !ss.open { // a kept session's allowed lateness is over
-		s.unlink(&s.keys[ss.key].closed, e.idx)
+		s.remove(&s.keys[ss.key].closed, e.idx)
 		s.toFree = append(s.toFree, e.idx)
 		return
 	}
 	ss.open = false
-	s.unlink(&s.keys[ss.key].open, e.idx)
+	if h := &s.keys[ss.key].open; !isSet(*h) {
+		s.unlink(h, e.idx)
+	} else {
+		s.remove(h, e.idx)
+	}
 	if !ss.pending {
 		ss.pending = true
 		s.closing = append(s.closing, e.idx)
 	}
 	if s.keep >= 0 && w != FinalWatermark {
-		ss.next, s.keys[ss.key].closed = s.keys[ss.key].closed, e.idx
+		s.push(&s.keys[ss.key].closed, e.idx)
 		s.timer.insert(sessEvent{at: s.expiry(ss), idx: e.idx, ver: ss.ver})
 	} else {
 		s.toFree = append(s.toFree, e.idx)
@@ -878,15 +988,142 @@ func releaseArrays(arrs []arrow.Array) {
 	}
 }
 
-// unlink removes x from the list starting at *head.
+// unlink removes x from the list starting at *head; a list scanned
+// further than listMax becomes a set. The common case, x first, is inlined.
 func (s *SessionOp) unlink(head *int32, x int32) {
+	if *head == x { // x.next is stale until x is pushed or released
+		*head = s.sess[x].next
+		return
+	}
+	s.unlinkScan(head, x)
+}
+
+func (s *SessionOp) unlinkScan(head *int32, x int32) {
+	n := 0
 	for p := head; *p >= 0; p = &s.sess[*p].next {
 		if *p == x {
 			*p = s.sess[x].next
 			s.sess[x].next = -1
+			if n > s.listMax {
+				s.toSet(head)
+			}
 			return
 		}
+		n++
 	}
+}
+
+// isSet reports whether the keyLists entry h refers to a set (see
+// keyLists); setIndex is that set's index in SessionOp.sets, and setRef
+// the entry for set i.
+func isSet(h int32) bool       { return h < -1 }
+func setIndex(h int32) int32   { return -2 - h }
+func setRef(i int32) int32     { return -2 - i }
+func (k keyLists) empty() bool { return k.open == -1 && k.closed == -1 }
+
+// push adds session x, whose bounds are set, to the list or set *head:
+// first in a list, first among its equal starts in a set.
+func (s *SessionOp) push(head *int32, x int32) {
+	ss := &s.sess[x]
+	if !isSet(*head) {
+		ss.next, *head = *head, x
+		return
+	}
+	st := &s.sets[setIndex(*head)]
+	st.xs = slices.Insert(st.xs, s.lowerBound(st.xs, ss.start), x)
+	st.maxLen = max(st.maxLen, ss.end-ss.start)
+}
+
+// remove takes session x out of the list or set *head. A set left with
+// at most listMax/4 sessions becomes a list again (so an empty one is -1).
+func (s *SessionOp) remove(head *int32, x int32) {
+	if !isSet(*head) {
+		s.unlink(head, x)
+		return
+	}
+	st := &s.sets[setIndex(*head)]
+	xs := st.xs
+	p := s.lowerBound(xs, s.sess[x].start)
+	for xs[p] != x { // kept sessions may share a start
+		p++
+	}
+	// move the shorter side: sessions close oldest first, so removals
+	// are mostly near the front
+	if p < len(xs)/2 {
+		copy(xs[1:p+1], xs[:p])
+		st.xs = xs[1:]
+	} else {
+		st.xs = slices.Delete(xs, p, p+1)
+	}
+	if len(st.xs) <= s.listMax/4 {
+		s.toList(head)
+	}
+}
+
+// lowerBound returns the first position in xs (slab indexes ordered by
+// start) of a session starting at or after t.
+func (s *SessionOp) lowerBound(xs []int32, t int64) int {
+	lo, hi := 0, len(xs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if s.sess[xs[m]].start < t {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// toSet turns the list *head into a set: ordered by start, stably, so
+// that sessions starting together keep their list order (the one added
+// last first).
+func (s *SessionOp) toSet(head *int32) {
+	var i int32
+	if n := len(s.freeSets); n > 0 {
+		i = s.freeSets[n-1]
+		s.freeSets = s.freeSets[:n-1]
+	} else {
+		i = int32(len(s.sets))
+		s.sets = append(s.sets, sessSet{})
+	}
+	st := &s.sets[i]
+	xs, maxLen := st.xs[:0], int64(0)
+	for x := *head; x >= 0; x = s.sess[x].next {
+		xs = append(xs, x)
+		maxLen = max(maxLen, s.sess[x].end-s.sess[x].start)
+	}
+	slices.SortStableFunc(xs, func(a, b int32) int { return cmp.Compare(s.sess[a].start, s.sess[b].start) })
+	st.xs, st.maxLen = xs, maxLen
+	*head = setRef(i)
+}
+
+// toList turns the set *head back into a list, in the set's order.
+func (s *SessionOp) toList(head *int32) {
+	i := setIndex(*head)
+	st := &s.sets[i]
+	h := int32(-1)
+	for k := len(st.xs) - 1; k >= 0; k-- {
+		x := st.xs[k]
+		s.sess[x].next, h = h, x
+	}
+	*head = h
+	if cap(st.xs) > 1024 {
+		st.xs = nil // do not keep a large buffer for the next set
+	}
+	st.xs, st.maxLen = st.xs[:0], 0
+	s.freeSets = append(s.freeSets, i)
+}
+
+// members appends the sessions of the list or set head to dst, in order.
+func (s *SessionOp) members(head int32, dst []int32) []int32 {
+	if isSet(head) {
+		return append(dst, s.sets[setIndex(head)].xs...)
+	}
+	for x := head; x >= 0; x = s.sess[x].next {
+		dst = append(dst, x)
+	}
+	return dst
 }
 
 // release frees session slot x (already unlinked from its key's lists).
@@ -896,7 +1133,7 @@ func (s *SessionOp) release(x int32) {
 	kid := ss.key
 	*ss = session{ver: ss.ver + 1, next: -1}
 	s.free = append(s.free, x)
-	if s.keys[kid].open < 0 && s.keys[kid].closed < 0 {
+	if s.keys[kid].empty() {
 		s.keyLive--
 	}
 }
@@ -936,7 +1173,7 @@ func (s *SessionOp) compact() error {
 func (s *SessionOp) rebuildDict() error {
 	var live []uint32
 	for k := range s.keys {
-		if s.keys[k].open >= 0 || s.keys[k].closed >= 0 {
+		if !s.keys[k].empty() {
 			live = append(live, uint32(k))
 		}
 	}
@@ -959,10 +1196,12 @@ func (s *SessionOp) rebuildDict() error {
 		}
 	}
 	keys := make([]keyLists, len(live))
+	var xs []int32
 	for nk, ok := range live {
 		keys[nk] = s.keys[ok]
 		for _, head := range []int32{keys[nk].open, keys[nk].closed} {
-			for x := head; x >= 0; x = s.sess[x].next {
+			xs = s.members(head, xs[:0])
+			for _, x := range xs {
 				s.sess[x].key = uint32(nk)
 			}
 		}
@@ -1120,7 +1359,11 @@ func (s *SessionOp) account() error {
 	bytes := s.dict.StateBytes() +
 		int64(cap(s.sess))*int64(unsafe.Sizeof(session{})) +
 		s.timer.bytes() +
-		int64(cap(s.keys))*8 + int64(cap(s.free))*4
+		int64(cap(s.keys))*8 + int64(cap(s.free))*4 +
+		int64(cap(s.sets))*int64(unsafe.Sizeof(sessSet{})) + int64(cap(s.freeSets))*4
+	for _, st := range s.sets {
+		bytes += int64(cap(st.xs)) * 4
+	}
 	for _, t := range s.tabs {
 		bytes += t.t.StateBytes()
 	}

@@ -11,7 +11,8 @@ var _ Stateful = (*SessionOp)(nil)
 // SessionOp's checkpoint state (see Stateful) is its live sessions, open
 // and kept (update_previous), with everything that decides their future
 // output: bounds, begin order, revision, whether they were emitted, their
-// order in their key's lists, and their aggregate states; plus the
+// order in their key's lists or sets (for kept sessions starting together,
+// the order a late row picks them in), and their aggregate states; plus the
 // watermark, the count of sessions begun and the late-row counters.
 //
 // Tables and blobs: "session.keys" (the GROUP BY tuple of every key with
@@ -76,12 +77,14 @@ func (s *SessionOp) SaveState(w *StateWriter) error {
 	// sessions, key by key, each list in order
 	var keys []uint32
 	var saved []savedSession
+	var xs []int32
 	for k, kl := range s.keys {
-		if kl.open < 0 && kl.closed < 0 {
+		if kl.empty() {
 			continue
 		}
 		for _, head := range []int32{kl.open, kl.closed} {
-			for x := head; x >= 0; x = s.sess[x].next {
+			xs = s.members(head, xs[:0])
+			for _, x := range xs {
 				ss := &s.sess[x]
 				saved = append(saved, savedSession{key: uint32(len(keys)), row: rows[x], open: ss.open, emitted: ss.emitted,
 					start: ss.start, end: ss.end, seq: ss.seq, revision: ss.revision})
@@ -165,6 +168,17 @@ func (s *SessionOp) loadState(r *StateReader) error {
 		*tail = idx
 		tab.live++
 		s.timer.insert(sessEvent{at: s.due(&s.sess[idx]), idx: idx})
+	}
+	for k := range s.keys { // long lists become sets, as scans would make them
+		for _, head := range []*int32{&s.keys[k].open, &s.keys[k].closed} {
+			n := 0
+			for x := *head; x >= 0; x = s.sess[x].next {
+				n++
+			}
+			if n > s.listMax {
+				s.toSet(head)
+			}
+		}
 	}
 	s.timer.setNext()
 	s.keyLive = nKeys

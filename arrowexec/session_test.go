@@ -227,8 +227,9 @@ func referenceSessions(rows []sessRow, gap int64, late LateDataSpec) []string {
 }
 
 // runSessions runs a SessionOp over rows at the given batch size and
-// returns its output lines (as referenceSessions renders them).
-func runSessions(t *testing.T, rows []sessRow, size int, gap int64, late LateDataSpec, minCompact int) []string {
+// returns its output lines (as referenceSessions renders them). A
+// positive minCompact, and a listMax >= 0, replace the operator's.
+func runSessions(t *testing.T, rows []sessRow, size int, gap int64, late LateDataSpec, minCompact, listMax int) []string {
 	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
@@ -245,6 +246,9 @@ func runSessions(t *testing.T, rows []sessRow, size int, gap int64, late LateDat
 	}
 	if minCompact > 0 {
 		op.minCompact = minCompact
+	}
+	if listMax >= 0 {
+		op.listMax = listMax
 	}
 	defer op.Close()
 	ctx := context.Background()
@@ -321,7 +325,8 @@ func sessTestConfig(gap int64, late LateDataSpec) AggregateConfig {
 // reference for every late-data strategy at batch sizes 1, 3 and 4096,
 // with NULL keys and values, merges and late rows, and with generations
 // small enough that session tables rotate and the key dictionary is
-// rebuilt.
+// rebuilt, and with lists of sessions becoming sets at once (listMax 0)
+// or early (2).
 func TestSessionsMatchReference(t *testing.T) {
 	lates := []LateDataSpec{
 		{Strategy: "drop"}, {Strategy: "dead_letter"}, {Strategy: "include_in_next_window"},
@@ -340,13 +345,14 @@ func TestSessionsMatchReference(t *testing.T) {
 				t.Fatalf("seed %d: reference made only %d sessions", seed, len(want))
 			}
 			for _, size := range []int{1, 3, 4096} {
-				for _, mc := range []int{0, 16} {
-					got := runSessions(t, rows, size, 10, late, mc)
+				for _, c := range []struct{ mc, lm int }{{0, -1}, {16, 0}, {0, 2}} {
+					mc := c.mc
+					got := runSessions(t, rows, size, 10, late, mc, c.lm)
 					if !slices.Equal(got, want) {
 						for i := range min(len(got), len(want)) {
 							if got[i] != want[i] {
-								t.Fatalf("seed %d %s/%d batch %d minCompact %d: row %d is %q, want %q (of %d and %d rows)",
-									seed, late.Strategy, late.AllowedLateness, size, mc, i, got[i], want[i], len(got), len(want))
+								t.Fatalf("seed %d %s/%d batch %d minCompact %d listMax %d: row %d is %q, want %q (of %d and %d rows)",
+									seed, late.Strategy, late.AllowedLateness, size, mc, c.lm, i, got[i], want[i], len(got), len(want))
 							}
 						}
 						t.Fatalf("seed %d %s batch %d minCompact %d: %d rows, want %d", seed, late.Strategy, size, mc, len(got), len(want))
@@ -443,7 +449,7 @@ func TestSessionsTimerWheel(t *testing.T) {
 		for _, late := range lates {
 			want := referenceSessions(rows, c.gap, late)
 			for _, size := range []int{1, 3, 4096} {
-				got := runSessions(t, rows, size, c.gap, late, 16)
+				got := runSessions(t, rows, size, c.gap, late, 16, size%2) // sets at batch size 3
 				if !slices.Equal(got, want) {
 					for i := range min(len(got), len(want)) {
 						if got[i] != want[i] {
@@ -454,6 +460,71 @@ func TestSessionsTimerWheel(t *testing.T) {
 					t.Fatalf("gap %d %s batch %d: %d rows, want %d", c.gap, late.Strategy, size, len(got), len(want))
 				}
 			}
+		}
+	}
+}
+
+// TestSessionsPartitioned compares SessionOp with the reference over input
+// read chunk by chunk from several partitions, the watermark the minimum
+// over them (genPartitionedRows): hundreds of sessions per key stay open
+// and kept, so their lists become sets (and sets lists again as they
+// drain), with merges of sessions opened by different partitions, NULL
+// keys and late rows, for every late-data strategy, at batch sizes 1, 3
+// and 4096, with the default listMax and with sets from the start.
+func TestSessionsPartitioned(t *testing.T) {
+	lates := []LateDataSpec{
+		{Strategy: "drop"}, {Strategy: "dead_letter"}, {Strategy: "include_in_next_window"},
+		{Strategy: "update_previous", AllowedLateness: 40}, {Strategy: "update_previous", AllowedLateness: 3000},
+	}
+	n, chunk := 12_000, 1000
+	if testing.Short() {
+		n, chunk = 6000, 500
+	}
+	for seed := uint64(1); seed <= 2; seed++ {
+		r := rand.New(rand.NewPCG(seed, 3))
+		rows := genPartitionedRows(r, n, 3+int(seed)*4, 3, chunk, int64(seed-1)*20, 20, 15, 10)
+		for _, late := range lates {
+			want := referenceSessions(rows, 10, late)
+			for _, size := range []int{1, 3, 4096} {
+				for _, lm := range []int{-1, 0} {
+					got := runSessions(t, rows, size, 10, late, 0, lm)
+					if !slices.Equal(got, want) {
+						for i := range min(len(got), len(want)) {
+							if got[i] != want[i] {
+								t.Fatalf("seed %d %s/%d batch %d listMax %d: row %d is %q, want %q (of %d and %d rows)",
+									seed, late.Strategy, late.AllowedLateness, size, lm, i, got[i], want[i], len(got), len(want))
+							}
+						}
+						t.Fatalf("seed %d %s batch %d listMax %d: %d rows, want %d", seed, late.Strategy, size, lm, len(got), len(want))
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestSessionKeptTie pins which of two kept sessions starting together a
+// late row updates (update_previous): the one kept last, whether the
+// key's kept sessions are a list or a set (listMax 0, the set made before
+// the second session is kept). The reference picks the one kept first
+// instead (ties are not specified by the semantics); this is the output
+// SessionOp gave before sets existed, which they must not change.
+func TestSessionKeptTie(t *testing.T) {
+	rows := []sessRow{
+		{key: 1, val: 1, ts: 10, wm: NoWatermark}, // A [10, 20)
+		{key: 1, val: 2, ts: 25, wm: 20},          // A kept; B [25, 35)
+		{key: 1, val: 3, ts: 16, wm: 20},          // B [16, 35)
+		{key: 1, val: 4, ts: 10, wm: 20},          // B [10, 35), not late: it overlaps B
+		{key: 1, val: 8, ts: 0, wm: 20},           // late, a kept session of its own (the kept list is scanned)
+		{key: 2, val: 5, ts: 50, wm: 40},          // B kept: A and B start at 10
+		{key: 1, val: 6, ts: 12, wm: 40},          // late, overlaps A and B: updates B
+		{key: 1, val: 7, ts: 13, wm: 40},
+	}
+	want := []string{"1 10 20 0 1 1", "1 0 10 0 1 8", "1 10 35 0 3 9", "1 10 35 1 4 15", "1 10 35 2 5 22", "2 50 60 0 1 5"}
+	late := LateDataSpec{Strategy: "update_previous", AllowedLateness: 100}
+	for _, lm := range []int{-1, 0} {
+		if got := runSessions(t, rows, 1, 10, late, 0, lm); !slices.Equal(got, want) {
+			t.Fatalf("listMax %d: got %q, want %q", lm, got, want)
 		}
 	}
 }
