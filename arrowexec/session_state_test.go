@@ -190,7 +190,7 @@ func TestSessionCheckpointPartitioned(t *testing.T) {
 			}
 			for _, size := range []int{3, 1 + r.IntN(60)} {
 				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-				msgs := drainReplay(t, &sessSource{alloc: mem, rows: rows, next: next, size: size})
+				msgs := materialize(t, &sessSource{alloc: mem, rows: rows, next: next, size: size})
 				for _, lm := range []int{0, 2} {
 					for _, at := range []int{r.IntN(len(msgs) + 1), r.IntN(len(msgs) + 1), len(msgs) / 2} {
 						res := checkStatefulBarrier(t, mem, sessInSchema, msgs, at, func(in Operator) (Stateful, error) {

@@ -176,9 +176,6 @@ FROM trades`},
 // broker that outlives the killed process.
 func TestKillAndRecoverKafka(t *testing.T) {
 	for _, tc := range checkpointQueries {
-		if tc.name == "session" {
-			continue // TODO(sessions): slow while many sessions per key are open (partitions read chunk by chunk)
-		}
 		t.Run(tc.name, func(t *testing.T) {
 			cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "trades"))
 			if err != nil {
