@@ -361,18 +361,18 @@ func (t *Topology) runSource(ctx, srcCtx context.Context, s *SourceNode, st *Sou
 		finish(to, err)
 	}()
 	defer func() {
+		if cerr := s.Op.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	defer func() { // before Close: the source's final position
 		switch {
 		case atEnd && err == nil:
 			ck.sourceEnded(s, nil)
-		case err == nil:
+		case err == nil || ctx.Err() == nil && srcCtx.Err() != nil:
 			ck.sourceEnded(s, errStopped)
 		default:
 			ck.sourceEnded(s, err)
-		}
-	}()
-	defer func() {
-		if cerr := s.Op.Close(); err == nil {
-			err = cerr
 		}
 	}()
 	defer resource.Recover(&err) // a source allocating past max_memory_mb fails, not the process
