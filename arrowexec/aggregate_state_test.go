@@ -107,6 +107,9 @@ func TestAggregateCheckpointRestore(t *testing.T) {
 	if testing.Short() {
 		seeds, sizes, nrows = 1, []int{3, 64}, 150
 	}
+	if lightTests() {
+		sizes, nrows = []int{3}, 80
+	}
 	for seed := uint64(1); seed <= seeds; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 17))
 		rows := genAggRows(rng, nrows, 8)

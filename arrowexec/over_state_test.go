@@ -226,6 +226,9 @@ func TestOverCheckpoint(t *testing.T) {
 	if testing.Short() {
 		seeds, n = 1, 80
 	}
+	if lightTests() {
+		n = 40
+	}
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			var specs []OverSpec

@@ -74,6 +74,9 @@ func TestSessionCheckpoint(t *testing.T) {
 	if testing.Short() {
 		seeds, n = 1, 300
 	}
+	if lightTests() {
+		n = 120
+	}
 	for _, late := range lates {
 		t.Run(fmt.Sprintf("%s/%d", late.Strategy, late.AllowedLateness), func(t *testing.T) {
 			cfg := sessStateConfig(t, 10, late)
@@ -181,7 +184,11 @@ func TestSessionCheckpointPartitioned(t *testing.T) {
 			cfg := sessStateConfig(t, 10, late)
 			mattered := 0
 			r := rand.New(rand.NewPCG(5, 11))
-			rows := genPartitionedRows(r, 900, 4, 3, 60, 0, 20, 12, 10)
+			n := 900
+			if lightTests() {
+				n = 400
+			}
+			rows := genPartitionedRows(r, n, 4, 3, 60, 0, 20, 12, 10)
 			next := func(i int) int64 {
 				if i+1 < len(rows) {
 					return rows[i+1].wm

@@ -480,6 +480,9 @@ func TestSessionsPartitioned(t *testing.T) {
 	if testing.Short() {
 		n, chunk = 6000, 500
 	}
+	if lightTests() {
+		n, chunk = 2000, 200
+	}
 	for seed := uint64(1); seed <= 2; seed++ {
 		r := rand.New(rand.NewPCG(seed, 3))
 		rows := genPartitionedRows(r, n, 3+int(seed)*4, 3, chunk, int64(seed-1)*20, 20, 15, 10)

@@ -1,0 +1,5 @@
+//go:build !race
+
+package arrowexec
+
+const raceEnabled = false
