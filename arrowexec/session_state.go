@@ -29,8 +29,10 @@ var _ Stateful = (*SessionOp)(nil)
 // that. The tables saved are those with live sessions and the current one
 // (which receives new sessions), in their order; a table whose sessions
 // have all ended holds no state any session can reach, and compact would
-// release it. A saved table weighs what the operator holds in memory for
-// it (compact bounds the dead groups of tables in use, see SessionOp).
+// release it. A saved table is as large as the memory the operator holds
+// for it, dead groups included (see SessionOp on generations): a
+// checkpoint grows with the state the operator reserves, not with its
+// live sessions alone.
 //
 // Slab slots, key ids and timer entries are not saved: LoadState rebuilds
 // them compactly (one key dictionary of the live keys, one timer entry per
