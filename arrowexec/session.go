@@ -112,8 +112,8 @@ import (
 // keeps adding sessions to its table, which bounds the reclaim but not the
 // growth in that (rare) pattern. The key dictionary is rebuilt when most of
 // its keys hold no session. State memory is reserved through Reserver.
-// Checkpoints save the live sessions and restore them compactly
-// (session_state.go).
+// Checkpoints save the live sessions and, exactly, the tables they live
+// in (session_state.go).
 //
 // EMIT CHANGES is not supported for sessions. SessionOp is not safe for
 // concurrent use.

@@ -1,9 +1,10 @@
 package arrowexec
 
 import (
-	"cmp"
 	"fmt"
-	"slices"
+	"strconv"
+
+	"github.com/ferrisstreams/ferris/arrowexec/agg"
 )
 
 var _ Stateful = (*SessionOp)(nil)
@@ -16,61 +17,62 @@ var _ Stateful = (*SessionOp)(nil)
 // watermark, the count of sessions begun and the late-row counters.
 //
 // Tables and blobs: "session.keys" (the GROUP BY tuple of every key with
-// a session, row i being key i), "session.aggs" (aggregate states, one
-// row per session: see saveSessionTable) and "session" (the rest, with the
-// state codec).
+// a session, row i being key i), "session.aggs.<i>" (the i-th saved
+// session table, whole: agg.Table.SaveState) and "session" (the rest, with
+// the state codec).
 //
-// Slab slots, generations of tables, key ids and timer entries are not
-// saved: LoadState rebuilds them compactly (one key dictionary of the
-// live keys, one table of the live sessions, one timer entry per
+// Session tables are saved exactly, dead and combined-away groups
+// included, rather than rebuilt from the live sessions' results: DOUBLE
+// sums, AVG and STDDEV/VAR round by how rows were grouped and combined,
+// DISTINCT sets replay in their insertion order, LAST_VALUE compares the
+// sequence numbers of rows, and only the raw accumulators carry all of
+// that. The tables saved are those with live sessions and the current one
+// (which receives new sessions), in their order; a table whose sessions
+// have all ended holds no state any session can reach, and compact would
+// release it. A saved table is as large as the memory the operator holds
+// for it, dead groups included (see SessionOp on generations): a
+// checkpoint grows with the state the operator reserves, not with its
+// live sessions alone.
+//
+// Slab slots, key ids and timer entries are not saved: LoadState rebuilds
+// them compactly (one key dictionary of the live keys, one timer entry per
 // session), which changes no output.
 
 // savedSession is one live session in a checkpoint.
 type savedSession struct {
 	key                       uint32 // row of session.keys
-	row                       uint32 // row of session.aggs
+	tab, gid                  uint32 // its group: gid of table session.aggs.<tab>
 	open, emitted             bool
 	start, end, seq, revision int64
 }
 
-func (s *SessionOp) scalarState(saved *[]savedSession) []any {
-	return []any{&s.wm, &s.seq, &s.stats, saved}
+func (s *SessionOp) scalarState(saved *[]savedSession, tabs *int) []any {
+	return []any{&s.wm, &s.seq, &s.stats, saved, tabs}
 }
+
+// sessTableName is the name of the i-th saved session table.
+func sessTableName(i int) string { return "session.aggs." + strconv.Itoa(i) }
 
 // SaveState implements Stateful. It does not change the operator. It is
 // called between input messages, when no row is pending and every closed
-// session has been emitted. Aggregates whose state cannot be saved yet
-// (see checkSavable) make it fail with an error wrapping
-// errors.ErrUnsupported.
+// session has been emitted.
 func (s *SessionOp) SaveState(w *StateWriter) error {
-	if err := checkSavable(s.cfg.Specs); err != nil {
-		return fmt.Errorf("session aggregate: %w", err)
-	}
-	// aggregate states: per table, its live sessions in begin order
-	byTab := map[*sessTable][]int32{}
-	for x := range s.sess {
-		if t := s.sess[x].tab; t != nil { // nil: a free slot
-			byTab[t] = append(byTab[t], int32(x))
-		}
-	}
-	rows := make([]uint32, len(s.sess))
-	var n uint32
-	for _, t := range s.tabs {
-		live := byTab[t]
-		if len(live) == 0 {
+	// aggregate states: the tables sessions live in, and the current one
+	live := map[*sessTable]uint32{}
+	for i, t := range s.tabs {
+		if t.live == 0 && i < len(s.tabs)-1 {
 			continue
 		}
-		slices.SortFunc(live, func(a, b int32) int { return cmp.Compare(s.sess[a].seq, s.sess[b].seq) })
-		gids := make([]uint32, len(live))
-		for i, x := range live {
-			gids[i], rows[x] = s.sess[x].gid, n
-			n++
+		if t.t.Len() != t.n {
+			return fmt.Errorf("session aggregate: internal error: saving a table of %d groups for %d sessions", t.t.Len(), t.n)
 		}
-		rec, err := saveSessionTable(t.t, gids)
+		name := sessTableName(len(live))
+		live[t] = uint32(len(live))
+		rec, err := t.t.SaveState(s.alloc)
 		if err != nil {
-			return fmt.Errorf("session aggregate: %w", err)
+			return fmt.Errorf("session aggregate: %s: %w", name, err)
 		}
-		if err := w.Put("session.aggs", rec); err != nil {
+		if err := w.Put(name, rec); err != nil {
 			return err
 		}
 	}
@@ -86,8 +88,8 @@ func (s *SessionOp) SaveState(w *StateWriter) error {
 			xs = s.members(head, xs[:0])
 			for _, x := range xs {
 				ss := &s.sess[x]
-				saved = append(saved, savedSession{key: uint32(len(keys)), row: rows[x], open: ss.open, emitted: ss.emitted,
-					start: ss.start, end: ss.end, seq: ss.seq, revision: ss.revision})
+				saved = append(saved, savedSession{key: uint32(len(keys)), tab: live[ss.tab], gid: ss.gid,
+					open: ss.open, emitted: ss.emitted, start: ss.start, end: ss.end, seq: ss.seq, revision: ss.revision})
 			}
 		}
 		keys = append(keys, uint32(k))
@@ -101,7 +103,8 @@ func (s *SessionOp) SaveState(w *StateWriter) error {
 			return err
 		}
 	}
-	return putBlob(s.alloc, w, "session", s.scalarState(&saved)...)
+	nTabs := len(live)
+	return putBlob(s.alloc, w, "session", s.scalarState(&saved, &nTabs)...)
 }
 
 // LoadState implements Stateful: it is called once, before Open, on an
@@ -115,11 +118,15 @@ func (s *SessionOp) LoadState(r *StateReader) error {
 
 func (s *SessionOp) loadState(r *StateReader) error {
 	var saved []savedSession
-	if err := loadBlob(r, "session", s.scalarState(&saved)...); err != nil {
+	var nTabs int
+	if err := loadBlob(r, "session", s.scalarState(&saved, &nTabs)...); err != nil {
 		return err
 	}
 	if s.dict.Len() != 0 || len(s.tabs) != 1 || s.tabs[0].n != 0 {
 		return fmt.Errorf("state loaded into an operator that has state")
+	}
+	if nTabs < 1 {
+		return fmt.Errorf("state %q: %d session tables", "session", nTabs)
 	}
 	var nKeys int
 	if t := r.Table("session.keys"); len(t) > 0 {
@@ -137,25 +144,34 @@ func (s *SessionOp) loadState(r *StateReader) error {
 			}
 		}
 	}
-	tab := s.tabs[0]
-	for _, rec := range r.Table("session.aggs") {
-		if err := loadSessionTable(s.alloc, s.cfg.Specs, tab.t, rec); err != nil {
+	// the fresh (empty) table is replaced by the saved ones, the last
+	// saved one current
+	s.tabs[0].t.Release()
+	s.tabs = s.tabs[:0]
+	for i := range nTabs {
+		t, err := agg.NewTable(s.alloc, nil, s.cfg.Specs)
+		if err != nil {
 			return err
 		}
+		s.tabs = append(s.tabs, &sessTable{t: t})
+		if err := loadTable(r, sessTableName(i), t); err != nil {
+			return err
+		}
+		s.tabs[i].n = t.Len()
 	}
-	tab.n = tab.t.Len()
 	s.keys = make([]keyLists, nKeys)
 	tails := make([]keyLists, nKeys) // last session of each list
 	for k := range s.keys {
 		s.keys[k], tails[k] = keyLists{open: -1, closed: -1}, keyLists{open: -1, closed: -1}
 	}
 	for _, v := range saved {
-		if int(v.key) >= nKeys || int(v.row) >= tab.n {
-			return fmt.Errorf("saved session of key %d, row %d: out of range", v.key, v.row)
+		if int(v.key) >= nKeys || int(v.tab) >= nTabs || int(v.gid) >= s.tabs[v.tab].n {
+			return fmt.Errorf("saved session of key %d, table %d, group %d: out of range", v.key, v.tab, v.gid)
 		}
+		tab := s.tabs[v.tab]
 		idx := int32(len(s.sess))
 		s.sess = append(s.sess, session{start: v.start, end: v.end, seq: v.seq, revision: v.revision,
-			tab: tab, key: v.key, gid: v.row, next: -1, open: v.open, emitted: v.emitted})
+			tab: tab, key: v.key, gid: v.gid, next: -1, open: v.open, emitted: v.emitted})
 		head, tail := &s.keys[v.key].closed, &tails[v.key].closed
 		if v.open {
 			head, tail = &s.keys[v.key].open, &tails[v.key].open

@@ -1,11 +1,8 @@
 package arrowexec
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -16,9 +13,10 @@ import (
 	"github.com/ferrisstreams/ferris/kernels/sqltypes"
 )
 
-// sessStateConfig is sessTestConfig plus every aggregate whose state
-// checkpoints can save (see checkSavable): over v, over v as INT, DOUBLE
-// and DECIMAL(12,2).
+// sessStateConfig is sessTestConfig plus aggregates of every kind
+// (COUNT, SUM, AVG, MIN/MAX, FIRST_VALUE/LAST_VALUE, STDDEV/VAR,
+// APPROX_COUNT_DISTINCT, DISTINCT ones) over v, over v as INT, DOUBLE
+// (v/7, whose sums round by how sessions merged) and DECIMAL(12,2).
 func sessStateConfig(t *testing.T, gap int64, late LateDataSpec) AggregateConfig {
 	t.Helper()
 	cfg := sessTestConfig(gap, late)
@@ -54,6 +52,16 @@ func sessStateConfig(t *testing.T, gap int64, late LateDataSpec) AggregateConfig
 	add(agg.Spec{Func: "max", Input: sqltypes.Double, Distinct: true}, x)
 	add(agg.Spec{Func: "first_value", Input: arrow.PrimitiveTypes.Int64}, v)
 	add(agg.Spec{Func: "first_value", Input: sqltypes.Double}, x)
+	add(agg.Spec{Func: "avg", Input: arrow.PrimitiveTypes.Int64}, v)
+	add(agg.Spec{Func: "avg", Input: sqltypes.Double}, x)
+	add(agg.Spec{Func: "avg", Input: dec}, cast(dec))
+	add(agg.Spec{Func: "stddev_samp", Input: sqltypes.Double}, x)
+	add(agg.Spec{Func: "var_pop", Input: arrow.PrimitiveTypes.Int64}, v)
+	add(agg.Spec{Func: "count", Input: arrow.PrimitiveTypes.Int64, Distinct: true}, v)
+	add(agg.Spec{Func: "sum", Input: sqltypes.Double, Distinct: true}, x)
+	add(agg.Spec{Func: "approx_count_distinct", Input: arrow.PrimitiveTypes.Int64}, v)
+	add(agg.Spec{Func: "last_value", Input: arrow.PrimitiveTypes.Int64}, v)
+	add(agg.Spec{Func: "last_value", Input: sqltypes.Double}, x)
 	cfg.Schema = arrow.NewSchema(fields, nil)
 	return cfg
 }
@@ -143,29 +151,57 @@ func TestSessionCheckpointRevisions(t *testing.T) {
 	}
 }
 
-// TestSessionCheckpointUnsupported checks that a barrier over a session
-// aggregate whose state cannot be saved yet fails the query with an error
-// wrapping errors.ErrUnsupported, naming the aggregate.
-func TestSessionCheckpointUnsupported(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	cfg := sessTestConfig(10, LateDataSpec{Strategy: "drop"})
-	cfg.Specs[1].Func = "avg"
-	cfg.Schema = arrow.NewSchema(append(cfg.Schema.Fields()[:4:4], arrow.Field{Name: "a", Type: sqltypes.Double, Nullable: true}), nil)
-	b := NewBarrier(1, func(_ Stateful, w *StateWriter) error { w.Release(); return nil })
-	src := &replaySource{schema: sessInSchema, msgs: []Message{{Watermark: 5, Barrier: b}}}
-	op, err := NewSessionAggregate(mem, src, cfg)
-	if err != nil {
-		t.Fatal(err)
+// TestSessionCheckpointExact restores, at every message, sessions that
+// merge before and after the barrier, under aggregates whose state is
+// more than their result (AVG, STDDEV/VAR, COUNT(DISTINCT), SUM(DISTINCT),
+// APPROX_COUNT_DISTINCT, LAST_VALUE, DOUBLE sums that round by how
+// sessions merged): the output after the barrier must be what the
+// uninterrupted operator gives, bit for bit. SessionOp no longer offers
+// a CheckpointBlocker: every aggregate's state is saved.
+func TestSessionCheckpointExact(t *testing.T) {
+	rows := []sessRow{
+		{key: 1, val: 1, ts: 0, wm: NoWatermark},
+		{key: 1, val: 3, ts: 2, wm: NoWatermark},
+		{key: 2, val: 10, ts: 3, wm: NoWatermark},
+		{key: 1, val: 5, ts: 15, wm: -5},
+		{key: 1, val: 3, ts: 16, wm: -5},
+		{key: 2, val: 11, ts: 14, wm: -5},
+		{key: 1, val: 9, ts: 8, wm: 0}, // merges [0, 12) and [15, 26)
+		{key: 1, val: -1, ts: 9, wm: 0},
+		{key: 2, val: 13, ts: 6, wm: 0}, // merges [3, 13) and [14, 24)
+		{key: 1, val: 6, ts: 30, wm: 20},
+		{key: 1, val: 2, ts: 24, wm: 20}, // merges [0, 26) and [30, 40)
+		{key: 2, val: 4, ts: 40, wm: 30},
+		{key: 1, val: 8, ts: 25, wm: 32}, // late: revises [0, 40) (update_previous)
+		{key: 2, val: 3, ts: 60, wm: 50},
 	}
-	defer op.Close()
-	ctx := context.Background()
-	if err := op.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	_, err = op.Next(ctx)
-	if !errors.Is(err, errors.ErrUnsupported) || !strings.Contains(err.Error(), "AVG") {
-		t.Fatalf("got %v, want an ErrUnsupported error naming AVG", err)
+	next := func(i int) int64 { return rows[min(i+1, len(rows)-1)].wm }
+	for _, late := range []LateDataSpec{{Strategy: "drop"}, {Strategy: "update_previous", AllowedLateness: 60}} {
+		t.Run(late.Strategy, func(t *testing.T) {
+			cfg := sessStateConfig(t, 10, late)
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			for _, size := range []int{1, 3} {
+				msgs := materialize(t, &sessSource{alloc: mem, rows: rows, next: next, size: size})
+				mattered := 0
+				for at := range len(msgs) + 1 {
+					res := checkStatefulBarrier(t, mem, sessInSchema, msgs, at, func(in Operator) (Stateful, error) {
+						op, err := NewSessionAggregate(mem, in, cfg)
+						if _, ok := any(op).(interface{ CheckpointBlocker() error }); ok {
+							t.Fatal("SessionOp blocks checkpoints")
+						}
+						return op, err
+					})
+					if res.stateMatters {
+						mattered++
+					}
+				}
+				releaseReplay(msgs)
+				if mattered == 0 {
+					t.Fatalf("batch size %d: the saved state never changes the output: the test checks nothing", size)
+				}
+			}
+		})
 	}
 }
 

@@ -71,7 +71,8 @@ func (t *Table) SaveState(alloc memory.Allocator) (arrow.RecordBatch, error) {
 // empty (new or Reset) and have the key types and specs of the saved
 // table. Afterwards t behaves exactly as the saved table did: same group
 // ids, states, first-seen order, touched groups and sequence number. rec
-// is read, not retained.
+// is read, not retained. A keyless table takes back as many groups as it
+// had (one, or those UpdateIDs numbered).
 func (t *Table) LoadState(rec arrow.RecordBatch) error {
 	if t.closed {
 		return fmt.Errorf("agg: LoadState on a released Table")
@@ -100,10 +101,7 @@ func (t *Table) loadState(rec arrow.RecordBatch) error {
 	n := int(rec.NumRows())
 	in := &stateIn{rec: rec, n: n}
 	if t.groups == nil {
-		if n > 1 {
-			return fmt.Errorf("%d groups without key columns", n)
-		}
-		t.n = n
+		t.n = n // one group, or as many as UpdateIDs numbered
 	} else {
 		keys := make([]arrow.Array, len(t.groups.cols))
 		for i := range keys {

@@ -304,3 +304,86 @@ func TestStateGroupsWithoutValues(t *testing.T) {
 	})
 	sameState(t, alloc, a, b, "after values")
 }
+
+// TestStateUpdateIDs round-trips a keyless table whose many groups
+// UpdateIDs numbered (as session windows use it), with groups combined
+// into others, at several points of a random run, and checks that the
+// restored table then behaves identically under further UpdateIDs
+// (combined-away ids included) and Combine.
+func TestStateUpdateIDs(t *testing.T) {
+	specs, cols := allSpecs()
+	for _, bs := range []int{1, 7, 300} {
+		t.Run(fmt.Sprintf("batch%d", bs), func(t *testing.T) {
+			alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer alloc.AssertSize(t, 0)
+			a, err := NewTable(alloc, nil, specs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tables := []*Table{a}
+			defer func() {
+				for _, tb := range tables {
+					tb.Release()
+				}
+			}()
+			r := rand.New(rand.NewPCG(uint64(bs), 9))
+			step := func() {
+				n := bs
+				inputs := make([]arrow.Array, len(specs))
+				arrays := make([]arrow.Array, len(inputColumns))
+				for c, col := range inputColumns {
+					vals := make([]any, n)
+					for i := range vals {
+						vals[i] = col.gen(r)
+					}
+					arrays[c] = buildSliced(alloc, col.dt, vals, bs == 7, r, func() any { return col.gen(r) })
+				}
+				for j, c := range cols {
+					if c >= 0 {
+						inputs[j] = arrays[c]
+					}
+				}
+				ids := make([]uint32, n)
+				next := a.Len()
+				for k := range ids {
+					if next == 0 || r.IntN(4) == 0 {
+						ids[k] = uint32(next)
+						next++
+					} else {
+						ids[k] = uint32(r.IntN(next))
+					}
+				}
+				for _, tb := range tables {
+					if err := tb.UpdateIDs(inputs, nil, ids); err != nil {
+						t.Fatal(err)
+					}
+				}
+				releaseAll(arrays)
+				if n := a.Len(); n > 1 && r.IntN(3) == 0 {
+					into, from := uint32(r.IntN(n)), uint32(r.IntN(n))
+					for _, tb := range tables {
+						tb.Combine(into, from)
+					}
+				}
+			}
+			rows := 3000
+			if bs < 10 {
+				rows = 300
+			}
+			rounds := rows / bs
+			for round := range 3 * rounds {
+				step()
+				if round%rounds == rounds/2 {
+					tables = append(tables, restored(t, alloc, a, nil, specs))
+					sameState(t, alloc, a, tables[len(tables)-1], "restored")
+				}
+			}
+			if a.Len() < 10 {
+				t.Fatalf("only %d groups: the test checks little", a.Len())
+			}
+			for i, b := range tables[1:] {
+				sameState(t, alloc, a, b, fmt.Sprintf("copy %d after further updates", i))
+			}
+		})
+	}
+}
