@@ -218,11 +218,6 @@ func newCheckpointer(t *Topology, cfg CheckpointConfig) (*checkpointer, error) {
 			key := fmt.Sprintf("query/%s/%d", q.Name, i)
 			i++
 			fmt.Fprintf(&desc, "  %s %T %s\n", key, op, op.Schema())
-			if b, ok := op.(interface{ CheckpointBlocker() error }); ok {
-				if err := b.CheckpointBlocker(); err != nil {
-					return fmt.Errorf("query %s: %w", q.Name, err)
-				}
-			}
 			if st, ok := op.(Stateful); ok {
 				c.keys[st] = key
 			} else if !stateless(op) {

@@ -156,8 +156,7 @@ func TestSessionCheckpointRevisions(t *testing.T) {
 // more than their result (AVG, STDDEV/VAR, COUNT(DISTINCT), SUM(DISTINCT),
 // APPROX_COUNT_DISTINCT, LAST_VALUE, DOUBLE sums that round by how
 // sessions merged): the output after the barrier must be what the
-// uninterrupted operator gives, bit for bit. SessionOp no longer offers
-// a CheckpointBlocker: every aggregate's state is saved.
+// uninterrupted operator gives, bit for bit.
 func TestSessionCheckpointExact(t *testing.T) {
 	rows := []sessRow{
 		{key: 1, val: 1, ts: 0, wm: NoWatermark},
@@ -186,11 +185,7 @@ func TestSessionCheckpointExact(t *testing.T) {
 				mattered := 0
 				for at := range len(msgs) + 1 {
 					res := checkStatefulBarrier(t, mem, sessInSchema, msgs, at, func(in Operator) (Stateful, error) {
-						op, err := NewSessionAggregate(mem, in, cfg)
-						if _, ok := any(op).(interface{ CheckpointBlocker() error }); ok {
-							t.Fatal("SessionOp blocks checkpoints")
-						}
-						return op, err
+						return NewSessionAggregate(mem, in, cfg)
 					})
 					if res.stateMatters {
 						mattered++

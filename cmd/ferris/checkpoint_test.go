@@ -164,7 +164,7 @@ var checkpointQueries = []struct{ name, query string }{
 FROM trades GROUP BY symbol WINDOW TUMBLING (INTERVAL '100' MILLISECOND)`},
 	{"sliding", `SELECT symbol, COUNT(*) AS n, SUM(qty) AS q, MAX(price) AS hi, window_start, window_end
 FROM trades GROUP BY symbol WINDOW SLIDING (INTERVAL '400' MILLISECOND, INTERVAL '100' MILLISECOND)`},
-	{"session", `SELECT symbol, COUNT(*) AS n, SUM(qty) AS q, MIN(price) AS lo, MAX(price) AS hi, window_start, window_end
+	{"session", `SELECT symbol, COUNT(*) AS n, SUM(qty) AS q, AVG(price) AS avg_price, STDDEV(qty) AS sd, MIN(price) AS lo, MAX(price) AS hi, window_start, window_end
 FROM trades GROUP BY symbol WINDOW SESSION (INTERVAL '15' MILLISECOND)`},
 	{"over", `SELECT id, symbol, ROW_NUMBER() OVER (PARTITION BY symbol ORDER BY ts) AS rn,
   SUM(qty) OVER (PARTITION BY symbol ORDER BY ts ROWS BETWEEN 9 PRECEDING AND CURRENT ROW) AS q10
