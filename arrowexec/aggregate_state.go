@@ -181,7 +181,7 @@ func (a *AggregateOp) loadState(r *StateReader) error {
 			return err
 		}
 	}
-	if a.seq, err = stateUint(r, "seq"); err != nil {
+	if a.seq, err = r.Uint("seq"); err != nil {
 		return err
 	}
 	if a.flushed, err = r.Bool("flushed"); err != nil {
@@ -196,7 +196,7 @@ func (a *AggregateOp) loadState(r *StateReader) error {
 	if err := a.loadSubPanes(r); err != nil {
 		return err
 	}
-	if a.epoch, err = stateUint(r, "epoch"); err != nil {
+	if a.epoch, err = r.Uint("epoch"); err != nil {
 		return err
 	}
 	if r.Table("dict") != nil {
@@ -269,7 +269,7 @@ func (a *AggregateOp) loadStacks(r *StateReader) error {
 	if st.built, err = r.Bool("stack.built"); err != nil {
 		return err
 	}
-	if st.epoch, err = stateUint(r, "stack.epoch"); err != nil {
+	if st.epoch, err = r.Uint("stack.epoch"); err != nil {
 		return err
 	}
 	if st.lo, err = r.Int("stack.lo"); err != nil {
@@ -324,16 +324,4 @@ func loadTable(r *StateReader, name string, t *agg.Table) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
-}
-
-func stateUint(r *StateReader, name string) (uint64, error) {
-	v, ok := r.Value(name)
-	if !ok {
-		return 0, fmt.Errorf("state value %q missing", name)
-	}
-	n, err := strconv.ParseUint(v, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("state value %q: %w", name, err)
-	}
-	return n, nil
 }

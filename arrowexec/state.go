@@ -179,30 +179,29 @@ func (r *StateReader) Value(name string) (string, bool) {
 	return v, ok
 }
 
-// Int returns a saved integer value; missing or malformed values are errors.
+// Int, Uint and Bool return a saved value; missing or malformed values
+// are errors.
 func (r *StateReader) Int(name string) (int64, error) {
-	v, ok := r.values[name]
-	if !ok {
-		return 0, fmt.Errorf("state value %q missing", name)
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("state value %q: %w", name, err)
-	}
-	return n, nil
+	return parseValue(r, name, func(v string) (int64, error) { return strconv.ParseInt(v, 10, 64) })
 }
 
-// Bool returns a saved flag; missing or malformed values are errors.
-func (r *StateReader) Bool(name string) (bool, error) {
+func (r *StateReader) Uint(name string) (uint64, error) {
+	return parseValue(r, name, func(v string) (uint64, error) { return strconv.ParseUint(v, 10, 64) })
+}
+
+func (r *StateReader) Bool(name string) (bool, error) { return parseValue(r, name, strconv.ParseBool) }
+
+func parseValue[T any](r *StateReader, name string, parse func(string) (T, error)) (T, error) {
+	var zero T
 	v, ok := r.values[name]
 	if !ok {
-		return false, fmt.Errorf("state value %q missing", name)
+		return zero, fmt.Errorf("state value %q missing", name)
 	}
-	b, err := strconv.ParseBool(v)
+	x, err := parse(v)
 	if err != nil {
-		return false, fmt.Errorf("state value %q: %w", name, err)
+		return zero, fmt.Errorf("state value %q: %w", name, err)
 	}
-	return b, nil
+	return x, nil
 }
 
 // Release releases the reader's batches.
