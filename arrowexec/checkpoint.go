@@ -115,7 +115,7 @@ type checkpointer struct {
 	// checkpoint is on disk, everything before its barrier is durable.
 	commits map[*SourceNode]*commitTracker
 	// kick asks the loop for a checkpoint now (a final one before Stop
-	// drains); final keeps asking until one started after it is written.
+	// drains); final, if one is in flight, asks for another after it.
 	kick  chan struct{}
 	final atomic.Bool
 
@@ -270,10 +270,11 @@ func (c *checkpointer) run(ctx context.Context) {
 		case <-c.kick:
 			if done == nil {
 				c.trigger()
-			}
+				c.final.Store(false)
+			} // else: final makes the one in flight be followed by another
 		case <-done:
 			c.complete(ctx)
-			if c.final.Load() {
+			if c.final.CompareAndSwap(true, false) {
 				c.trigger()
 			}
 		}
@@ -378,13 +379,12 @@ func (c *checkpointer) sourceBarrier(s *SourceNode, b *Barrier, seq int64) {
 	pos, wm, err := c.sourceState(s)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	run := c.cur
-	if run == nil || run.id != b.ID {
-		pos.Release()
-		return
-	}
 	if err != nil {
 		c.disable(fmt.Sprintf("source %s: %v", s.Stream, err))
+		return
+	}
+	run := c.cur
+	if run == nil || run.id != b.ID { // given up meanwhile (values only: nothing to release)
 		return
 	}
 	run.states[sourceKey(s)] = pos
