@@ -87,6 +87,12 @@ func (a *AggregateOp) ReservedBytes() int64 { return a.reserve }
 // ReservedBytes implements StateSizer.
 func (s *SessionOp) ReservedBytes() int64 { return s.reserve }
 
+// ReservedBytes implements StateSizer.
+func (o *OverOp) ReservedBytes() int64 { return o.reserve }
+
+// ReservedBytes implements StateSizer.
+func (j *JoinOp) ReservedBytes() int64 { return j.resv }
+
 // Attr is a span attribute: Value is a string, bool, int, int64 or float64.
 type Attr struct {
 	Key   string
