@@ -124,16 +124,13 @@ func writeCheckpoint(ctx context.Context, dir string, m *manifest, states map[st
 			if ms.Tables == nil {
 				ms.Tables = map[string]manifestTable{}
 			}
-			var buf bytes.Buffer
-			if err := w.encodeTable(&buf, name); err != nil {
+			// straight into the compressor, hashed and counted on the way
+			sum, n := sha256.New(), &byteCounter{}
+			if err := w.encodeTable(io.MultiWriter(zw, sum, n), name); err != nil {
 				return 0, fmt.Errorf("%s: table %s: %w", key, name, err)
 			}
-			if _, err := zw.Write(buf.Bytes()); err != nil {
-				return 0, err
-			}
-			sum := sha256.Sum256(buf.Bytes())
-			ms.Tables[name] = manifestTable{Offset: total, Bytes: int64(buf.Len()), SHA256: hex.EncodeToString(sum[:])}
-			total += int64(buf.Len())
+			ms.Tables[name] = manifestTable{Offset: total, Bytes: n.n, SHA256: hex.EncodeToString(sum.Sum(nil))}
+			total += n.n
 		}
 		m.States[key] = ms
 	}
@@ -185,6 +182,11 @@ func writeCheckpoint(ctx context.Context, dir string, m *manifest, states map[st
 	}
 	return total, nil
 }
+
+// byteCounter counts the bytes written to it.
+type byteCounter struct{ n int64 }
+
+func (c *byteCounter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
 
 func writeSynced(path string, data []byte) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
