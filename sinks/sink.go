@@ -163,15 +163,13 @@ type fileSink struct {
 
 var _ arrowexec.ResumableSink = (*fileSink)(nil)
 
-// Committed implements arrowexec.ResumableSink: the length of the file
-// once flushed and synced. Arrow and Parquet files, complete only at
+// Committed implements arrowexec.ResumableSink: the length of the file as
+// written so far (the engine has just flushed and synced it; bytes still
+// buffered would not count). Arrow and Parquet files, complete only at
 // Close, have no committed length: -1.
 func (s *fileSink) Committed() (int64, error) {
 	if s.f == nil || s.ipc != nil || s.pq != nil {
 		return -1, nil
-	}
-	if err := s.Flush(context.Background()); err != nil {
-		return 0, err
 	}
 	n, err := s.f.Seek(0, io.SeekCurrent)
 	if err != nil {
