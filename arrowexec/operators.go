@@ -215,13 +215,14 @@ func (p *ProjectOp) project(msg Message) (_ Message, err error) {
 // tests and explain output).
 func (p *ProjectOp) Program() *expr.Program { return p.prog }
 
-// LimitOp passes the first n rows and then ends the stream.
+// LimitOp passes the first n rows and then ends the stream. It is Stateful:
+// a checkpoint saves how many rows it may still pass.
 type LimitOp struct {
 	unary
 	left int64
 }
 
-var _ Operator = (*LimitOp)(nil)
+var _ Stateful = (*LimitOp)(nil)
 
 // NewLimit returns an operator passing at most n rows of input.
 func NewLimit(input Operator, n int64) *LimitOp {
@@ -243,8 +244,16 @@ func (l *LimitOp) Next(ctx context.Context) (Message, error) {
 		return Message{}, io.EOF
 	}
 	msg, err := l.input.Next(ctx)
-	if err != nil || msg.Batch == nil {
+	if err != nil {
 		return msg, err
+	}
+	if msg.Batch == nil {
+		if msg.Barrier != nil {
+			if err := msg.Barrier.Save(l); err != nil {
+				return Message{}, fmt.Errorf("limit: %w", err)
+			}
+		}
+		return msg, nil
 	}
 	if n := msg.Batch.NumRows(); n > l.left {
 		sliced := msg.Batch.NewSlice(0, l.left)
@@ -253,6 +262,22 @@ func (l *LimitOp) Next(ctx context.Context) (Message, error) {
 	}
 	l.left -= msg.Batch.NumRows()
 	return msg, nil
+}
+
+// SaveState implements Stateful: the rows the limit may still pass.
+func (l *LimitOp) SaveState(w *StateWriter) error {
+	w.SetInt("left", l.left)
+	return nil
+}
+
+// LoadState implements Stateful.
+func (l *LimitOp) LoadState(r *StateReader) error {
+	left, err := r.Int("left")
+	if err != nil {
+		return fmt.Errorf("limit: %w", err)
+	}
+	l.left = left
+	return nil
 }
 
 // ValuesOp produces one row with no columns and then ends: the input of a
