@@ -125,6 +125,15 @@ type checkpointer struct {
 	ended    map[*SourceNode]sourceEnd // sources at their end: final position
 	finished map[*QueryNode][]int64    // queries ended cleanly: final sink positions
 	disabled string                    // why no further checkpoint can complete
+	// progress is closed (and replaced) when a checkpoint is written or
+	// checkpoints stop: finalCheckpoint waits on it.
+	progress chan struct{}
+}
+
+// notify wakes finalCheckpoint (c.mu held).
+func (c *checkpointer) notify() {
+	close(c.progress)
+	c.progress = make(chan struct{})
 }
 
 // checkpointRun is one checkpoint in flight.
@@ -189,7 +198,7 @@ func newCheckpointer(t *Topology, cfg CheckpointConfig) (*checkpointer, error) {
 	}
 	c := &checkpointer{cfg: cfg, t: t, keys: map[Stateful]string{}, wm: map[*SourceNode]*WatermarkAssigner{},
 		pending: map[*SourceNode]*atomic.Pointer[Barrier]{}, nextID: 1, kick: make(chan struct{}, 1),
-		ended: map[*SourceNode]sourceEnd{}, finished: map[*QueryNode][]int64{}}
+		ended: map[*SourceNode]sourceEnd{}, finished: map[*QueryNode][]int64{}, progress: make(chan struct{})}
 	var desc strings.Builder
 	for _, s := range t.Sources {
 		if _, ok := SourceAs[Checkpointable](s.Op); !ok {
@@ -300,15 +309,22 @@ func (c *checkpointer) finalCheckpoint(ctx context.Context, wait time.Duration) 
 	case c.kick <- struct{}{}:
 	default:
 	}
-	deadline := time.Now().Add(wait)
-	for c.t.CheckpointStats.LastID.Load() < want && time.Now().Before(deadline) && ctx.Err() == nil {
+	timeout := time.NewTimer(wait)
+	defer timeout.Stop()
+	for {
 		c.mu.Lock()
-		off := c.disabled != ""
+		off, progress := c.disabled != "", c.progress
 		c.mu.Unlock()
-		if off {
+		if off || c.t.CheckpointStats.LastID.Load() >= want {
 			return
 		}
-		time.Sleep(2 * time.Millisecond)
+		select {
+		case <-progress:
+		case <-timeout.C:
+			return
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
@@ -501,6 +517,7 @@ var errStopped = errors.New("stopped before its end")
 func (c *checkpointer) disable(why string) {
 	if c.disabled == "" {
 		c.disabled = why
+		c.notify()
 		if !strings.HasSuffix(why, errStopped.Error()) {
 			c.logf("checkpoints stopped: %s", why)
 		}
@@ -554,6 +571,9 @@ func (c *checkpointer) complete(ctx context.Context) {
 	st.LastID.Store(run.id)
 	st.LastBytes.Store(n)
 	st.LastNanos.Store(int64(time.Since(run.start)))
+	c.mu.Lock()
+	c.notify()
+	c.mu.Unlock()
 	for s, seq := range run.seqs {
 		if tr := c.commits[s]; tr != nil && seq > 0 {
 			for _, in := range tr.readers {
