@@ -112,6 +112,12 @@ type Generator struct {
 	hotURLs [4][]byte
 	chanBuf []byte // a bid's channel name and URL
 	scratch []byte
+
+	// the channels' names and URLs for batch generation (batch.go):
+	// the hot ones, then ordinary channels as they are first used
+	chans     []chanEntry
+	chanArena []byte
+	urlBuf    []byte
 }
 
 // NewGenerator returns a generator for cfg. EventRate <= 0 and

@@ -377,25 +377,29 @@ func benchBatch() string {
 	return "4096"
 }
 
-// TestColWriterGrows: a string column whose values outgrow the reserved
-// bytes keeps the values written before it grew.
-func TestColWriterGrows(t *testing.T) {
+// TestColumnArrays: string columns referencing any bytes (empty values,
+// overlapping references included) and int64 columns come out as written,
+// through the allocator given.
+func TestColumnArrays(t *testing.T) {
 	mem := checked(t)
-	w := colWriter{typ: arrow.BinaryTypes.String, str: true, maxBytes: 2}
-	w.start(mem, 4)
-	vals := []string{"a", "bcdefgh", "", "ijklmnopqrstuvwxyz"}
-	for i, v := range vals {
-		if i%2 == 0 {
-			w.putString(i, v)
-		} else {
-			w.putStr(i, []byte(v))
-		}
-	}
-	arr := w.finish(len(vals)).(*array.String)
+	src := []byte("abcdefghij")
+	col := strCol{src: src, start: []int32{0, 3, 3, 9, 1}, n: []int32{1, 7, 0, 1, 5}}
+	want := []string{"a", "defghij", "", "j", "bcdef"}
+	arr := stringArray(mem, arrow.BinaryTypes.String, &col).(*array.String)
 	defer arr.Release()
-	for i, v := range vals {
+	for i, v := range want {
 		if arr.Value(i) != v {
 			t.Errorf("row %d: %q, want %q", i, arr.Value(i), v)
 		}
+	}
+	empty := stringArray(mem, arrow.BinaryTypes.String, &strCol{})
+	defer empty.Release()
+	if empty.Len() != 0 {
+		t.Errorf("%d rows", empty.Len())
+	}
+	ints := int64Array(mem, arrow.PrimitiveTypes.Int64, []int64{3, -1, 1 << 62}).(*array.Int64)
+	defer ints.Release()
+	if v := ints.Int64Values(); len(v) != 3 || v[0] != 3 || v[1] != -1 || v[2] != 1<<62 {
+		t.Errorf("int64 values %v", v)
 	}
 }

@@ -1,0 +1,265 @@
+package nexmark
+
+import "math"
+
+// Batch generation: the source generates a batch's events column by
+// column rather than event by event. One tight loop per kind walks the
+// batch's event ids, seeds each event's random stream and makes its draws
+// in exactly the order of Generator.Bid, Auction and Person (so the events
+// are the same), storing the values in per-column scratch arrays; strings
+// are stored as (start, length) references into bytes that already exist
+// (the extra pool, a table of channel names and URLs, static name tables)
+// or into per-batch arenas for letters drawn one by one. The source then
+// builds each Arrow column in a loop of its own, sizing string data
+// exactly.
+
+// strCol is a string column of a generated batch: row i is
+// src[start[i] : start[i]+n[i]].
+type strCol struct {
+	src      []byte
+	start, n []int32
+}
+
+// reset makes room for rows rows.
+func (c *strCol) reset(rows int) {
+	c.src = nil
+	c.start = grow(c.start, rows)
+	c.n = grow(c.n, rows)
+}
+
+// bytes is the total length of the column's values.
+func (c *strCol) bytes() int {
+	t := 0
+	for _, l := range c.n {
+		t += int(l)
+	}
+	return t
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// genBatch holds the scratch columns of one batch of events of one kind,
+// indexed by column; the columns of the other kinds are left unused. It is
+// reused from batch to batch; its arrays and arenas belong to the source
+// and are copied into the Arrow buffers it hands out.
+type genBatch struct {
+	ints    [cPerExtra + 1][]int64
+	strs    [cPerExtra + 1]strCol
+	arenas  [2][]byte // letters drawn for two string columns of the kind
+	maxTime int64
+}
+
+func (b *genBatch) intCol(c column, rows int) []int64 {
+	b.ints[c] = grow(b.ints[c], rows)
+	return b.ints[c]
+}
+
+func (b *genBatch) strCol(c column, rows int) *strCol {
+	b.strs[c].reset(rows)
+	return &b.strs[c]
+}
+
+// The extra length of a bid is always drawn with the same bounds (its
+// other fields have a fixed size): bidExtraMin + intn(bidExtraSpan).
+var bidExtraMin, bidExtraSpan = func() (int, uint64) {
+	want := avgBidBytes - (8 + 8 + 8 + 8)
+	delta := int(math.Round(float64(want) * 0.2))
+	return want - delta, uint64(2 * delta)
+}()
+
+// chanEntry locates an ordinary or hot channel's name and URL in the
+// generator's channel arena; urlLen is 0 until the channel is first used.
+type chanEntry struct {
+	nameStart, nameLen, urlStart, urlLen int32
+}
+
+// channelIndex returns the index in g.chans of ordinary channel c
+// (len(hotChannels)+c), computing its name and URL on first use.
+func (g *Generator) channelIndex(c int) int {
+	i := len(hotChannels) + c
+	if g.chans[i].urlLen == 0 {
+		nameStart := len(g.chanArena)
+		name, url := g.appendChannel(g.chanArena, g.urlBuf[:0], c)
+		g.urlBuf = url[:0]
+		g.chanArena = append(name, url...)
+		g.chans[i] = chanEntry{
+			nameStart: int32(nameStart), nameLen: int32(len(name) - nameStart),
+			urlStart: int32(len(name)), urlLen: int32(len(url)),
+		}
+	}
+	return i
+}
+
+// initChannels sets up the channel table with the hot channels.
+func (g *Generator) initChannels() {
+	g.chans = make([]chanEntry, len(hotChannels)+numChannels)
+	for i, name := range hotChannels {
+		e := chanEntry{nameStart: int32(len(g.chanArena)), nameLen: int32(len(name))}
+		g.chanArena = append(g.chanArena, name...)
+		e.urlStart, e.urlLen = int32(len(g.chanArena)), int32(len(g.hotURLs[i]))
+		g.chanArena = append(g.chanArena, g.hotURLs[i]...)
+		g.chans[i] = e
+	}
+}
+
+// genBids fills b with the bids of event ids ids (each of KindBid), the
+// same events as Bid.
+func (g *Generator) genBids(ids []int64, b *genBatch) {
+	n := len(ids)
+	auc, bidder, price_, dt := b.intCol(cBidAuction, n), b.intCol(cBidBidder, n), b.intCol(cBidPrice, n), b.intCol(cBidDateTime, n)
+	ch, url, ex := b.strCol(cBidChannel, n), b.strCol(cBidURL, n), b.strCol(cBidExtra, n)
+	if g.chans == nil {
+		g.initChannels()
+	}
+	seed := g.cfg.Seed
+	maxTime := b.maxTime
+	for i, id := range ids {
+		r := newRNG(seed, id)
+		var a int64
+		if r.intn(hotAuctionRatio) > 0 {
+			a = lastAuction(id) / hotBlock * hotBlock
+		} else {
+			a = randomAuction(id, &r)
+		}
+		auc[i] = a + firstAuctionID
+		var p int64
+		if r.intn(hotBiddersRatio) > 0 {
+			p = lastPerson(id)/hotBlock*hotBlock + 1
+		} else {
+			p = randomPerson(id, &r)
+		}
+		bidder[i] = p + firstPersonID
+		price_[i] = price(&r)
+		var c int
+		if r.intn(hotChannelRatio) > 0 {
+			c = int(r.intn(uint64(len(hotChannels))))
+		} else {
+			c = g.channelIndex(int(r.intn(numChannels)))
+		}
+		e := &g.chans[c]
+		ch.start[i], ch.n[i], url.start[i], url.n[i] = e.nameStart, e.nameLen, e.urlStart, e.urlLen
+		t := g.timeOf(id)
+		dt[i] = t
+		maxTime = max(maxTime, t)
+		l := bidExtraMin + int(r.intn(bidExtraSpan))
+		ex.start[i], ex.n[i] = int32(r.intn(poolSize)), int32(l)
+	}
+	ch.src, url.src, ex.src = g.chanArena, g.chanArena, g.pool
+	b.maxTime = maxTime
+}
+
+// genAuctions fills b with the auctions of event ids ids (each of
+// KindAuction), the same events as Auction.
+func (g *Generator) genAuctions(ids []int64, b *genBatch) {
+	n := len(ids)
+	idc, initial, reserve := b.intCol(cAucID, n), b.intCol(cAucInitialBid, n), b.intCol(cAucReserve, n)
+	dt, expires, seller, category := b.intCol(cAucDateTime, n), b.intCol(cAucExpires, n), b.intCol(cAucSeller, n), b.intCol(cAucCategory, n)
+	name, desc, ex := b.strCol(cAucItemName, n), b.strCol(cAucDescription, n), b.strCol(cAucExtra, n)
+	names, descs := b.arenas[0][:0], b.arenas[1][:0]
+	seed := g.cfg.Seed
+	maxTime := b.maxTime
+	for i, id := range ids {
+		r := newRNG(seed, id)
+		idc[i] = lastAuction(id) + firstAuctionID
+		var s int64
+		if r.intn(hotSellersRatio) > 0 {
+			s = lastPerson(id) / hotBlock * hotBlock
+		} else {
+			s = randomPerson(id, &r)
+		}
+		seller[i] = s + firstPersonID
+		category[i] = firstCategoryID + int64(r.intn(numCategories))
+		ib := price(&r)
+		initial[i] = ib
+		t := g.timeOf(id)
+		dt[i] = t
+		maxTime = max(maxTime, t)
+		horizon := g.timeOf(id+numInFlightAuctions*totalProportion/auctionProportion) - t
+		expires[i] = t + 1 + r.int63n(max(horizon*2, 1))
+		start := len(names)
+		names = randomString(names, &r, 20, ' ')
+		name.start[i], name.n[i] = int32(start), int32(len(names)-start)
+		start = len(descs)
+		descs = randomString(descs, &r, 100, ' ')
+		desc.start[i], desc.n[i] = int32(start), int32(len(descs)-start)
+		reserve[i] = ib + price(&r)
+		size := 8 + int(name.n[i]) + int(desc.n[i]) + 8 + 8 + 8 + 8 + 8
+		l := extraLen(&r, size, avgAuctionBytes)
+		ex.start[i], ex.n[i] = int32(r.intn(poolSize)), int32(l)
+	}
+	b.arenas[0], b.arenas[1] = names, descs
+	name.src, desc.src, ex.src = names, descs, g.pool
+	b.maxTime = maxTime
+}
+
+// Static tables of the person columns, as bytes: fullNameTab holds
+// fullNames, cityTab usCities and stateTab usStates.
+var fullNameTab, cityTab, stateTab = table(fullNames), table(usCities[:]), table(usStates[:])
+
+// strTable is a list of strings in one byte slice.
+type strTable struct {
+	src      []byte
+	start, n []int32
+}
+
+func table(vals []string) strTable {
+	var t strTable
+	for _, v := range vals {
+		t.start = append(t.start, int32(len(t.src)))
+		t.n = append(t.n, int32(len(v)))
+		t.src = append(t.src, v...)
+	}
+	return t
+}
+
+// genPersons fills b with the persons of event ids ids (each of
+// KindPerson), the same events as Person.
+func (g *Generator) genPersons(ids []int64, b *genBatch) {
+	n := len(ids)
+	idc, dt := b.intCol(cPerID, n), b.intCol(cPerDateTime, n)
+	name, email, card := b.strCol(cPerName, n), b.strCol(cPerEmail, n), b.strCol(cPerCreditCard, n)
+	city, state, ex := b.strCol(cPerCity, n), b.strCol(cPerState, n), b.strCol(cPerExtra, n)
+	emails, cards := b.arenas[0][:0], b.arenas[1][:0]
+	seed := g.cfg.Seed
+	maxTime := b.maxTime
+	for i, id := range ids {
+		r := newRNG(seed, id)
+		idc[i] = lastPerson(id) + firstPersonID
+		k := int(r.intn(uint64(len(firstNames))))*len(lastNames) + int(r.intn(uint64(len(lastNames))))
+		name.start[i], name.n[i] = fullNameTab.start[k], fullNameTab.n[k]
+		start := len(emails)
+		emails = randomString(emails, &r, 7, ' ')
+		emails = append(emails, '@')
+		emails = randomString(emails, &r, 5, ' ')
+		emails = append(emails, ".com"...)
+		email.start[i], email.n[i] = int32(start), int32(len(emails)-start)
+		start = len(cards)
+		for j := range 4 {
+			if j > 0 {
+				cards = append(cards, ' ')
+			}
+			v := r.intn(10000)
+			cards = append(cards, byte('0'+v/1000), byte('0'+v/100%10), byte('0'+v/10%10), byte('0'+v%10))
+		}
+		card.start[i], card.n[i] = int32(start), int32(len(cards)-start)
+		k = int(r.intn(uint64(len(usCities))))
+		city.start[i], city.n[i] = cityTab.start[k], cityTab.n[k]
+		k = int(r.intn(uint64(len(usStates))))
+		state.start[i], state.n[i] = stateTab.start[k], stateTab.n[k]
+		t := g.timeOf(id)
+		dt[i] = t
+		maxTime = max(maxTime, t)
+		size := 8 + int(name.n[i]+email.n[i]+card.n[i]+city.n[i]+state.n[i])
+		l := extraLen(&r, size, avgPersonBytes)
+		ex.start[i], ex.n[i] = int32(r.intn(poolSize)), int32(l)
+	}
+	b.arenas[0], b.arenas[1] = emails, cards
+	name.src, email.src, card.src = fullNameTab.src, emails, cards
+	city.src, state.src, ex.src = cityTab.src, stateTab.src, g.pool
+	b.maxTime = maxTime
+}
