@@ -1,6 +1,9 @@
 package nexmark
 
-import "math"
+import (
+	"math"
+	"math/bits"
+)
 
 // Batch generation: the source generates a batch's events column by
 // column rather than event by event. One tight loop per kind walks the
@@ -14,10 +17,29 @@ import "math"
 // exactly.
 
 // strCol is a string column of a generated batch: row i is
-// src[start[i] : start[i]+n[i]].
+// src[start[i] : start[i]+n[i]]. When src has room past the values (see
+// padded), short values are copied in fixed 16-byte chunks (stringArray).
 type strCol struct {
 	src      []byte
 	start, n []int32
+}
+
+// srcPad is the room padded makes: values up to srcPad bytes long are
+// copied in chunks.
+const srcPad = 128
+
+// The extra pool has room for maxExtra >= srcPad bytes past every start.
+const _ = uint(maxExtra - srcPad)
+
+// padded returns b extended by srcPad bytes, within its capacity (which
+// it grows when short); the extra bytes are not zeroed.
+func padded(b []byte) []byte {
+	if cap(b)-len(b) < srcPad {
+		nb := make([]byte, len(b), 2*len(b)+srcPad)
+		copy(nb, b)
+		b = nb
+	}
+	return b[:len(b)+srcPad]
 }
 
 // reset makes room for rows rows.
@@ -27,13 +49,17 @@ func (c *strCol) reset(rows int) {
 	c.n = grow(c.n, rows)
 }
 
-// bytes is the total length of the column's values.
-func (c *strCol) bytes() int {
-	t := 0
-	for _, l := range c.n {
-		t += int(l)
+// extent returns the total length of the column's values, the longest's
+// and the largest start.
+func (c *strCol) extent() (total, longest, lastStart int) {
+	var m, ms int32
+	n := c.n[:len(c.start)]
+	for i, st := range c.start {
+		total += int(n[i])
+		m = max(m, n[i])
+		ms = max(ms, st)
 	}
-	return t
+	return total, int(m), int(ms)
 }
 
 func grow[T any](s []T, n int) []T {
@@ -134,7 +160,7 @@ func (g *Generator) genBids(ids []int64, b *genBatch) {
 			p = randomPerson(id, &r)
 		}
 		bidder[i] = p + firstPersonID
-		price_[i] = price(&r)
+		price_[i] = int64(r.next()) // the price's draw, see below
 		var c int
 		if r.intn(hotChannelRatio) > 0 {
 			c = int(r.intn(uint64(len(hotChannels))))
@@ -149,8 +175,21 @@ func (g *Generator) genBids(ids []int64, b *genBatch) {
 		l := bidExtraMin + int(r.intn(bidExtraSpan))
 		ex.start[i], ex.n[i] = int32(r.intn(poolSize)), int32(l)
 	}
-	ch.src, url.src, ex.src = g.chanArena, g.chanArena, g.pool
+	// The price's float arithmetic is a long chain of latencies: in a
+	// loop of its own, rows overlap.
+	for i, v := range price_ {
+		price_[i] = priceOf(uint64(v))
+	}
+	chans := padded(g.chanArena)
+	g.chanArena = chans[:len(g.chanArena)]
+	ch.src, url.src, ex.src = chans, chans, g.pool
 	b.maxTime = maxTime
+}
+
+// hi is intn on draw v: a value in [0, n).
+func hi(v, n uint64) int64 {
+	h, _ := bits.Mul64(v, n)
+	return int64(h)
 }
 
 // genAuctions fills b with the auctions of event ids ids (each of
@@ -192,6 +231,7 @@ func (g *Generator) genAuctions(ids []int64, b *genBatch) {
 		l := extraLen(&r, size, avgAuctionBytes)
 		ex.start[i], ex.n[i] = int32(r.intn(poolSize)), int32(l)
 	}
+	names, descs = padded(names), padded(descs)
 	b.arenas[0], b.arenas[1] = names, descs
 	name.src, desc.src, ex.src = names, descs, g.pool
 	b.maxTime = maxTime
@@ -201,7 +241,7 @@ func (g *Generator) genAuctions(ids []int64, b *genBatch) {
 // fullNames, cityTab usCities and stateTab usStates.
 var fullNameTab, cityTab, stateTab = table(fullNames), table(usCities[:]), table(usStates[:])
 
-// strTable is a list of strings in one byte slice.
+// strTable is a list of strings in one byte slice (padded).
 type strTable struct {
 	src      []byte
 	start, n []int32
@@ -214,6 +254,7 @@ func table(vals []string) strTable {
 		t.n = append(t.n, int32(len(v)))
 		t.src = append(t.src, v...)
 	}
+	t.src = padded(t.src)
 	return t
 }
 
@@ -258,6 +299,7 @@ func (g *Generator) genPersons(ids []int64, b *genBatch) {
 		l := extraLen(&r, size, avgPersonBytes)
 		ex.start[i], ex.n[i] = int32(r.intn(poolSize)), int32(l)
 	}
+	emails, cards = padded(emails), padded(cards)
 	b.arenas[0], b.arenas[1] = emails, cards
 	name.src, email.src, card.src = fullNameTab.src, emails, cards
 	city.src, state.src, ex.src = cityTab.src, stateTab.src, g.pool

@@ -220,8 +220,11 @@ func randomAuction(id int64, r *rng) int64 {
 // e^(y0) from a table of expStep-spaced values, e^d (d < expStep) by its
 // Taylor series to d^4 (relative error below 1e-12), several times faster
 // than math.Exp.
-func price(r *rng) int64 {
-	y := r.float64() * (6 * math.Ln10)
+func price(r *rng) int64 { return priceOf(r.next()) }
+
+// priceOf is the price of draw v.
+func priceOf(v uint64) int64 {
+	y := float64(v>>11) / (1 << 53) * (6 * math.Ln10)
 	i := int(y * (1 / expStep))
 	d := y - float64(i)*expStep
 	e := expTable[i] * (1 + d*(1+d*(0.5+d*(1.0/6+d*(1.0/24)))))
@@ -437,9 +440,17 @@ func newRNG(seed uint64, id int64) rng {
 	return r
 }
 
+// gamma is SplitMix64's increment: draw k of a stream whose state is s
+// is mix(s + k*gamma), so draws can be computed out of order.
+const gamma = 0x9e3779b97f4a7c15
+
 func (r *rng) next() uint64 {
-	r.s += 0x9e3779b97f4a7c15
-	z := r.s
+	r.s += gamma
+	return mix(r.s)
+}
+
+// mix is SplitMix64's output function.
+func mix(z uint64) uint64 {
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	return z ^ (z >> 31)
@@ -452,6 +463,3 @@ func (r *rng) intn(n uint64) uint64 {
 }
 
 func (r *rng) int63n(n int64) int64 { return int64(r.intn(uint64(n))) }
-
-// float64 returns a value in [0, 1).
-func (r *rng) float64() float64 { return float64(r.next()>>11) / (1 << 53) }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -426,15 +427,53 @@ func stringArray(alloc memory.Allocator, typ arrow.DataType, col *strCol) arrow.
 	offs.Resize((n + 1) * 4)
 	o := arrow.Int32Traits.CastFromBytes(offs.Bytes())
 	data := memory.NewResizableBuffer(alloc)
-	data.Resize(col.bytes())
-	d, src := data.Bytes(), col.src
-	pos := 0
-	for i, start := range col.start {
-		o[i] = int32(pos)
-		pos += copy(d[pos:], src[start:start+col.n[i]])
+	total, longest, lastStart := col.extent()
+	var pos int
+	if k := (longest + 15) &^ 15; total > 0 && k <= srcPad && lastStart+k <= len(col.src) {
+		data.Reserve(total + k)
+		data.Resize(total)
+		pos = copyChunks(data.Buf(), col.src, col.start, col.n, o, k)
+	} else {
+		data.Resize(total)
+		pos = copyValues(data.Bytes(), col.src, col.start, col.n, o)
 	}
 	o[n] = int32(pos)
 	return makeArray(typ, n, offs, data)
+}
+
+// copyChunks copies the values src[start[i]:start[i]+n[i]] (n[i] <= k)
+// one after the other into d, setting their offsets o[i], in k/16 chunks
+// of 16 bytes a value: past its end into the next value's place (which it
+// overwrites) or the room after the data. No call, no branch on the
+// length. It returns the total. The caller guarantees the bounds, which
+// are not checked: d has k bytes past the total, and src k bytes from
+// every start.
+func copyChunks(d, src []byte, start, n, o []int32, k int) int {
+	pos := 0
+	o = o[:len(start)]
+	n = n[:len(start)]
+	dp, sp := unsafe.Pointer(unsafe.SliceData(d)), unsafe.Pointer(unsafe.SliceData(src))
+	for i, st := range start {
+		o[i] = int32(pos)
+		s, t := unsafe.Add(sp, st), unsafe.Add(dp, pos)
+		for j := 0; j < k; j += 16 {
+			*(*[16]byte)(unsafe.Add(t, j)) = *(*[16]byte)(unsafe.Add(s, j))
+		}
+		pos += int(n[i])
+	}
+	return pos
+}
+
+// copyValues is copyChunks with copy.
+func copyValues(d, src []byte, start, n, o []int32) int {
+	pos := 0
+	o = o[:len(start)]
+	n = n[:len(start)]
+	for i, st := range start {
+		o[i] = int32(pos)
+		pos += copy(d[pos:], src[st:st+n[i]])
+	}
+	return pos
 }
 
 // makeArray wraps bufs (after the validity bitmap, which is nil) in an

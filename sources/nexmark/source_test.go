@@ -378,23 +378,29 @@ func benchBatch() string {
 }
 
 // TestColumnArrays: string columns referencing any bytes (empty values,
-// overlapping references included) and int64 columns come out as written,
-// through the allocator given.
+// overlapping references included), copied by chunks (src with room past
+// the values) or not, and int64 columns come out as written, through the
+// allocator given.
 func TestColumnArrays(t *testing.T) {
 	mem := checked(t)
-	src := []byte("abcdefghij")
-	col := strCol{src: src, start: []int32{0, 3, 3, 9, 1}, n: []int32{1, 7, 0, 1, 5}}
-	want := []string{"a", "defghij", "", "j", "bcdef"}
-	arr := stringArray(mem, arrow.BinaryTypes.String, &col).(*array.String)
-	defer arr.Release()
-	for i, v := range want {
-		if arr.Value(i) != v {
-			t.Errorf("row %d: %q, want %q", i, arr.Value(i), v)
+	letters := []byte("abcdefghijklmnopqrstuvwxyz0123456789")
+	for _, src := range [][]byte{letters, padded(letters)} {
+		col := strCol{src: src, start: []int32{0, 3, 3, 9, 1, 35, 2}, n: []int32{1, 7, 0, 1, 5, 1, 17}}
+		want := []string{"a", "defghij", "", "j", "bcdef", "9", "cdefghijklmnopqrs"}
+		arr := stringArray(mem, arrow.BinaryTypes.String, &col).(*array.String)
+		for i, v := range want {
+			if arr.Value(i) != v {
+				t.Errorf("len(src) %d: row %d: %q, want %q", len(src), i, arr.Value(i), v)
+			}
 		}
+		if got := len(arr.ValueBytes()); got != 32 {
+			t.Errorf("%d bytes of data", got)
+		}
+		arr.Release()
 	}
-	empty := stringArray(mem, arrow.BinaryTypes.String, &strCol{})
+	empty := stringArray(mem, arrow.BinaryTypes.String, &strCol{src: padded(nil), start: []int32{0, 0}, n: []int32{0, 0}})
 	defer empty.Release()
-	if empty.Len() != 0 {
+	if empty.Len() != 2 || empty.(*array.String).Value(1) != "" {
 		t.Errorf("%d rows", empty.Len())
 	}
 	ints := int64Array(mem, arrow.PrimitiveTypes.Int64, []int64{3, -1, 1 << 62}).(*array.Int64)
