@@ -1,9 +1,6 @@
 package nexmark
 
-import (
-	"math"
-	"math/bits"
-)
+import "math"
 
 // Batch generation: the source generates a batch's events column by
 // column rather than event by event. One tight loop per kind walks the
@@ -184,12 +181,6 @@ func (g *Generator) genBids(ids []int64, b *genBatch) {
 	g.chanArena = chans[:len(g.chanArena)]
 	ch.src, url.src, ex.src = chans, chans, g.pool
 	b.maxTime = maxTime
-}
-
-// hi is intn on draw v: a value in [0, n).
-func hi(v, n uint64) int64 {
-	h, _ := bits.Mul64(v, n)
-	return int64(h)
 }
 
 // genAuctions fills b with the auctions of event ids ids (each of

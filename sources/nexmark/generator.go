@@ -3,6 +3,7 @@ package nexmark
 import (
 	"math"
 	"math/bits"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -266,14 +267,8 @@ func (g *Generator) extra(r *rng, n int) []byte {
 func randomString(dst []byte, r *rng, maxLen int, blank byte) []byte {
 	n := 3 + int(r.intn(uint64(maxLen-3)))
 	start := len(dst)
-	for range n {
-		v := r.next()
-		if (v>>32)*13>>32 == 0 {
-			dst = append(dst, blank)
-		} else {
-			dst = append(dst, byte('a'+(v&0xffffffff)*26>>32))
-		}
-	}
+	dst = slices.Grow(dst, n)[:start+n]
+	r.s = fillRandom(dst[start:], r.s, uint64(blank))
 	if blank != ' ' {
 		return dst
 	}
@@ -288,6 +283,27 @@ func randomString(dst []byte, r *rng, maxLen int, blank byte) []byte {
 	copy(dst[start:], s[i:j])
 	return dst[:start+j-i]
 }
+
+// fillRandom fills s with the characters of the draws of the stream at
+// state st, returning the state after them. For draw v the character is
+// blank if intn(13) of its high half is 0, that is if the high half is
+// below blankBelow; else the letter intn(26) of its low half. No branch.
+//
+//go:noinline // alone, its loop keeps every value in a register
+func fillRandom(s []byte, st, blank uint64) uint64 {
+	for i := range s {
+		st += gamma
+		v := mix(st)
+		c := 'a' + (v&0xffffffff)*26>>32
+		isBlank := -((v>>32 - blankBelow) >> 63) // all ones if blank
+		s[i] = byte(c ^ (c^blank)&isBlank)
+	}
+	return st
+}
+
+// blankBelow is the smallest x with x*13 >= 2^32: (x*13)>>32 == 0, for x
+// below 2^32, exactly when x < blankBelow.
+const blankBelow = (1<<32 + 12) / 13
 
 // baseURL appends https://www.nexmark.com/xxx/xxx/xxx/item.htm?query=1.
 func baseURL(dst []byte, r *rng) []byte {
