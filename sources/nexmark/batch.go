@@ -95,93 +95,115 @@ var bidExtraMin, bidExtraSpan = func() (int, uint64) {
 	return want - delta, uint64(2 * delta)
 }()
 
-// chanEntry locates an ordinary or hot channel's name and URL in the
-// generator's channel arena; urlLen is 0 until the channel is first used.
+// chanEntry locates a hot or ordinary channel's name and URL in the
+// generator's channel arena: the name at start, the URL right after it.
+// urlLen is 0 until the channel is first used.
 type chanEntry struct {
-	nameStart, nameLen, urlStart, urlLen int32
+	start           int32
+	nameLen, urlLen uint8
 }
 
-// channelIndex returns the index in g.chans of ordinary channel c
-// (len(hotChannels)+c), computing its name and URL on first use.
-func (g *Generator) channelIndex(c int) int {
-	i := len(hotChannels) + c
-	if g.chans[i].urlLen == 0 {
-		nameStart := len(g.chanArena)
-		name, url := g.appendChannel(g.chanArena, g.urlBuf[:0], c)
-		g.urlBuf = url[:0]
-		g.chanArena = append(name, url...)
-		g.chans[i] = chanEntry{
-			nameStart: int32(nameStart), nameLen: int32(len(name) - nameStart),
-			urlStart: int32(len(name)), urlLen: int32(len(url)),
-		}
-	}
-	return i
+// addChannel fills the entry of ordinary channel c, at len(hotChannels)+c
+// in g.chans.
+func (g *Generator) addChannel(c int) {
+	start := len(g.chanArena)
+	name, url := g.appendChannel(g.chanArena, g.urlBuf[:0], c)
+	g.urlBuf = url[:0]
+	g.chanArena = append(name, url...)
+	g.chans[len(hotChannels)+c] = chanEntry{start: int32(start), nameLen: uint8(len(name) - start), urlLen: uint8(len(url))}
 }
 
 // initChannels sets up the channel table with the hot channels.
 func (g *Generator) initChannels() {
 	g.chans = make([]chanEntry, len(hotChannels)+numChannels)
 	for i, name := range hotChannels {
-		e := chanEntry{nameStart: int32(len(g.chanArena)), nameLen: int32(len(name))}
-		g.chanArena = append(g.chanArena, name...)
-		e.urlStart, e.urlLen = int32(len(g.chanArena)), int32(len(g.hotURLs[i]))
-		g.chanArena = append(g.chanArena, g.hotURLs[i]...)
-		g.chans[i] = e
+		g.chans[i] = chanEntry{start: int32(len(g.chanArena)), nameLen: uint8(len(name)), urlLen: uint8(len(g.hotURLs[i]))}
+		g.chanArena = append(append(g.chanArena, name...), g.hotURLs[i]...)
 	}
 }
 
 // genBids fills b with the bids of event ids ids (each of KindBid), the
-// same events as Bid.
+// same events as Bid, with the same draws: intn of a power of two is
+// written as the shift it equals, and the last person and auction of a
+// bid are the epoch's.
 func (g *Generator) genBids(ids []int64, b *genBatch) {
 	n := len(ids)
-	auc, bidder, price_, dt := b.intCol(cBidAuction, n), b.intCol(cBidBidder, n), b.intCol(cBidPrice, n), b.intCol(cBidDateTime, n)
+	auc, bidder, prices, dt := b.intCol(cBidAuction, n), b.intCol(cBidBidder, n), b.intCol(cBidPrice, n), b.intCol(cBidDateTime, n)
 	ch, url, ex := b.strCol(cBidChannel, n), b.strCol(cBidURL, n), b.strCol(cBidExtra, n)
 	if g.chans == nil {
 		g.initChannels()
 	}
-	seed := g.cfg.Seed
+	seedMix := newRNG(g.cfg.Seed, 0).s - gamma // newRNG(seed, id).s is (seedMix ^ id*idMul) + gamma
 	maxTime := b.maxTime
+	auc, bidder, prices, dt = auc[:n], bidder[:n], prices[:n], dt[:n]
+	chStart, chN, urlStart, urlN := ch.start[:n], ch.n[:n], url.start[:n], url.n[:n]
+	exStart, exN := ex.start[:n], ex.n[:n]
+	chans := g.chans[:len(hotChannels)+numChannels]
 	for i, id := range ids {
-		r := newRNG(seed, id)
+		r := rng{s: (seedMix ^ uint64(id)*idMul) + gamma}
+		epoch := id / totalProportion
+		la := epoch*auctionProportion + auctionProportion - 1 // lastAuction(id)
+		lp := epoch*personProportion + personProportion - 1   // lastPerson(id)
 		var a int64
-		if r.intn(hotAuctionRatio) > 0 {
-			a = lastAuction(id) / hotBlock * hotBlock
-		} else {
-			a = randomAuction(id, &r)
+		if r.next()>>63 != 0 { // intn(hotAuctionRatio) > 0
+			a = la / hotBlock * hotBlock
+		} else { // randomAuction
+			lo := max(la-numInFlightAuctions, 0)
+			a = lo + r.int63n(la-lo+1+auctionIDLead)
 		}
 		auc[i] = a + firstAuctionID
 		var p int64
-		if r.intn(hotBiddersRatio) > 0 {
-			p = lastPerson(id)/hotBlock*hotBlock + 1
-		} else {
-			p = randomPerson(id, &r)
+		if r.next()>>62 != 0 { // intn(hotBiddersRatio) > 0
+			p = lp/hotBlock*hotBlock + 1
+		} else { // randomPerson
+			np := lp + 1
+			active := min(np, numActivePeople)
+			p = np - active + r.int63n(active+personIDLead)
 		}
 		bidder[i] = p + firstPersonID
-		price_[i] = int64(r.next()) // the price's draw, see below
+		prices[i] = int64(r.next()) // the price's draw, see below
 		var c int
-		if r.intn(hotChannelRatio) > 0 {
-			c = int(r.intn(uint64(len(hotChannels))))
+		if r.next()>>63 != 0 { // intn(hotChannelRatio) > 0
+			c = int(r.next() >> 62) // intn(len(hotChannels))
 		} else {
-			c = g.channelIndex(int(r.intn(numChannels)))
+			c = len(hotChannels) + int(r.intn(numChannels))
 		}
-		e := &g.chans[c]
-		ch.start[i], ch.n[i], url.start[i], url.n[i] = e.nameStart, e.nameLen, e.urlStart, e.urlLen
+		e := chans[c]
+		if e.urlLen == 0 {
+			g.addChannel(c - len(hotChannels))
+			e = chans[c]
+		}
+		chStart[i], chN[i], urlStart[i], urlN[i] = e.start, int32(e.nameLen), e.start+int32(e.nameLen), int32(e.urlLen)
 		t := g.timeOf(id)
 		dt[i] = t
 		maxTime = max(maxTime, t)
-		l := bidExtraMin + int(r.intn(bidExtraSpan))
-		ex.start[i], ex.n[i] = int32(r.intn(poolSize)), int32(l)
+		exN[i] = int32(bidExtraMin + int(r.intn(bidExtraSpan)))
+		exStart[i] = int32(r.next() >> 48) // intn(poolSize)
 	}
 	// The price's float arithmetic is a long chain of latencies: in a
 	// loop of its own, rows overlap.
-	for i, v := range price_ {
-		price_[i] = priceOf(uint64(v))
+	for i, v := range prices {
+		prices[i] = priceOf(uint64(v))
 	}
-	chans := padded(g.chanArena)
-	g.chanArena = chans[:len(g.chanArena)]
-	ch.src, url.src, ex.src = chans, chans, g.pool
+	arena := padded(g.chanArena)
+	g.chanArena = arena[:len(g.chanArena)]
+	ch.src, url.src, ex.src = arena, arena, g.pool
 	b.maxTime = maxTime
 }
+
+// The shifts of genBids stand for intn of these powers of two.
+const (
+	_ = uint(hotAuctionRatio - 2)
+	_ = uint(2 - hotAuctionRatio)
+	_ = uint(hotBiddersRatio - 4)
+	_ = uint(4 - hotBiddersRatio)
+	_ = uint(hotChannelRatio - 2)
+	_ = uint(2 - hotChannelRatio)
+	_ = uint(len(hotChannels) - 4)
+	_ = uint(4 - len(hotChannels))
+	_ = uint(poolSize - 1<<16)
+	_ = uint(1<<16 - poolSize)
+)
 
 // genAuctions fills b with the auctions of event ids ids (each of
 // KindAuction), the same events as Auction.

@@ -451,10 +451,13 @@ func (g *Generator) Bid(id int64, b *Bid) {
 type rng struct{ s uint64 }
 
 func newRNG(seed uint64, id int64) rng {
-	r := rng{s: seed*0x9e3779b97f4a7c15 ^ uint64(id)*0xd1b54a32d192ed03}
+	r := rng{s: seed*0x9e3779b97f4a7c15 ^ uint64(id)*idMul}
 	r.next()
 	return r
 }
+
+// idMul spreads event ids over SplitMix64 states.
+const idMul = 0xd1b54a32d192ed03
 
 // gamma is SplitMix64's increment: draw k of a stream whose state is s
 // is mix(s + k*gamma), so draws can be computed out of order.
