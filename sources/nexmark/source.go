@@ -354,14 +354,25 @@ func (s *source) fill(end int64) {
 		return
 	}
 	if g.cfg.OutOfOrderGroupSize == 1 {
-		for n := s.next; n < end; n++ {
-			if KindOf(n) == kind {
-				ids = append(ids, n)
-				if len(ids) == s.batchSize {
-					end = n + 1
+		// ids are event numbers: the kind's are the runs of remainders
+		// [lo, hi) modulo totalProportion, taken a run at a time
+		lo, hi := kindRange(kind)
+		n := s.next
+		for n < end && len(ids) < s.batchSize {
+			switch rem := n % totalProportion; {
+			case rem < lo:
+				n = min(n+lo-rem, end)
+			case rem >= hi:
+				n = min(n+totalProportion-rem, end)
+			default:
+				k := min(hi-rem, end-n, int64(s.batchSize-len(ids)))
+				for j := range k {
+					ids = append(ids, n+j)
 				}
+				n += k
 			}
 		}
+		end = n
 	} else {
 		for n := s.next; n < end; n++ {
 			if id := g.EventID(n); KindOf(id) == kind {
@@ -374,6 +385,18 @@ func (s *source) fill(end int64) {
 	}
 	s.next = max(s.next, end)
 	s.ids, s.rows = ids, len(ids)
+}
+
+// kindRange is the range [lo, hi) of the remainders modulo
+// totalProportion of the ids of kind k (see KindOf).
+func kindRange(k Kind) (lo, hi int64) {
+	switch k {
+	case KindPerson:
+		return 0, personProportion
+	case KindAuction:
+		return personProportion, personProportion + auctionProportion
+	}
+	return personProportion + auctionProportion, totalProportion
 }
 
 // emit generates the events of the collected ids and returns them as a

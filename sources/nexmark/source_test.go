@@ -409,3 +409,17 @@ func TestColumnArrays(t *testing.T) {
 		t.Errorf("int64 values %v", v)
 	}
 }
+
+// TestKindRange: the remainders of kindRange are those KindOf maps to
+// the kind.
+func TestKindRange(t *testing.T) {
+	for id := int64(0); id < 3*totalProportion; id++ {
+		for _, k := range []Kind{KindPerson, KindAuction, KindBid} {
+			lo, hi := kindRange(k)
+			rem := id % totalProportion
+			if in := rem >= lo && rem < hi; in != (KindOf(id) == k) {
+				t.Fatalf("id %d, kind %s: in range %v", id, k, in)
+			}
+		}
+	}
+}
