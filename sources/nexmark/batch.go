@@ -47,16 +47,16 @@ func (c *strCol) reset(rows int) {
 }
 
 // extent returns the total length of the column's values, the longest's
-// and the largest start.
-func (c *strCol) extent() (total, longest, lastStart int) {
-	var m, ms int32
+// and the largest start, and whether no start or length is negative.
+func (c *strCol) extent() (total, longest, lastStart int, ok bool) {
+	var m, ms, low int32
 	n := c.n[:len(c.start)]
 	for i, st := range c.start {
 		total += int(n[i])
-		m = max(m, n[i])
-		ms = max(ms, st)
+		m, ms = max(m, n[i]), max(ms, st)
+		low = min(low, n[i], st)
 	}
-	return total, int(m), int(ms)
+	return total, int(m), int(ms), low >= 0
 }
 
 func grow[T any](s []T, n int) []T {

@@ -450,9 +450,11 @@ func stringArray(alloc memory.Allocator, typ arrow.DataType, col *strCol) arrow.
 	offs.Resize((n + 1) * 4)
 	o := arrow.Int32Traits.CastFromBytes(offs.Bytes())
 	data := memory.NewResizableBuffer(alloc)
-	total, longest, lastStart := col.extent()
+	total, longest, lastStart, ok := col.extent()
 	var pos int
-	if k := (longest + 15) &^ 15; total > 0 && k <= srcPad && lastStart+k <= len(col.src) {
+	if k := (longest + 15) &^ 15; ok && total > 0 && k <= srcPad && lastStart+k <= len(col.src) {
+		// copyChunks's bounds hold: every value fits in k bytes, d has k
+		// bytes past the total and src k bytes past the last start
 		data.Reserve(total + k)
 		data.Resize(total)
 		pos = copyChunks(data.Buf(), col.src, col.start, col.n, o, k)
