@@ -113,7 +113,9 @@ func (g *Generator) addChannel(c int) {
 	g.chans[len(hotChannels)+c] = chanEntry{start: int32(start), nameLen: uint8(len(name) - start), urlLen: uint8(len(url))}
 }
 
-// initChannels sets up the channel table with the hot channels.
+// initChannels sets up the channel table with the hot channels. Filled
+// in, the table and its arena take about 1 MB (10,000 names and URLs),
+// held by the generator for its life.
 func (g *Generator) initChannels() {
 	g.chans = make([]chanEntry, len(hotChannels)+numChannels)
 	for i, name := range hotChannels {
