@@ -3,6 +3,7 @@ package nexmark
 import (
 	"math"
 	"math/bits"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -106,12 +107,23 @@ const maxExtra = 640
 // functions of the Config and the event number; the byte slices in the
 // events it fills point into generator-owned memory that the next call of
 // the same method may overwrite. It is not safe for concurrent use.
+//
+// Bid, Auction and Person make one event at a time; the source makes a
+// batch at a time with genBids, genAuctions and genPersons (batch.go),
+// which make the same events (the golden tests hold both to sums
+// recorded before the batch functions existed).
 type Generator struct {
 	cfg     Config
 	pool    []byte // random letters extra values are cut from
 	hotURLs [4][]byte
 	chanBuf []byte // a bid's channel name and URL
 	scratch []byte
+
+	// the channels' names and URLs for batch generation (batch.go):
+	// the hot ones, then ordinary channels as they are first used
+	chans     []chanEntry
+	chanArena []byte
+	urlBuf    []byte
 }
 
 // NewGenerator returns a generator for cfg. EventRate <= 0 and
@@ -214,8 +226,11 @@ func randomAuction(id int64, r *rng) int64 {
 // e^(y0) from a table of expStep-spaced values, e^d (d < expStep) by its
 // Taylor series to d^4 (relative error below 1e-12), several times faster
 // than math.Exp.
-func price(r *rng) int64 {
-	y := r.float64() * (6 * math.Ln10)
+func price(r *rng) int64 { return priceOf(r.next()) }
+
+// priceOf is the price of draw v.
+func priceOf(v uint64) int64 {
+	y := float64(v>>11) / (1 << 53) * (6 * math.Ln10)
 	i := int(y * (1 / expStep))
 	d := y - float64(i)*expStep
 	e := expTable[i] * (1 + d*(1+d*(0.5+d*(1.0/6+d*(1.0/24)))))
@@ -257,14 +272,8 @@ func (g *Generator) extra(r *rng, n int) []byte {
 func randomString(dst []byte, r *rng, maxLen int, blank byte) []byte {
 	n := 3 + int(r.intn(uint64(maxLen-3)))
 	start := len(dst)
-	for range n {
-		v := r.next()
-		if (v>>32)*13>>32 == 0 {
-			dst = append(dst, blank)
-		} else {
-			dst = append(dst, byte('a'+(v&0xffffffff)*26>>32))
-		}
-	}
+	dst = slices.Grow(dst, n)[:start+n]
+	r.s = fillRandom(dst[start:], r.s, uint64(blank))
 	if blank != ' ' {
 		return dst
 	}
@@ -279,6 +288,27 @@ func randomString(dst []byte, r *rng, maxLen int, blank byte) []byte {
 	copy(dst[start:], s[i:j])
 	return dst[:start+j-i]
 }
+
+// fillRandom fills s with the characters of the draws of the stream at
+// state st, returning the state after them. For draw v the character is
+// blank if intn(13) of its high half is 0, that is if the high half is
+// below blankBelow; else the letter intn(26) of its low half. No branch.
+//
+//go:noinline // alone, its loop keeps every value in a register
+func fillRandom(s []byte, st, blank uint64) uint64 {
+	for i := range s {
+		st += gamma
+		v := mix(st)
+		c := 'a' + (v&0xffffffff)*26>>32
+		isBlank := -((v>>32 - blankBelow) >> 63) // all ones if blank
+		s[i] = byte(c ^ (c^blank)&isBlank)
+	}
+	return st
+}
+
+// blankBelow is the smallest x with x*13 >= 2^32: (x*13)>>32 == 0, for x
+// below 2^32, exactly when x < blankBelow.
+const blankBelow = (1<<32 + 12) / 13
 
 // baseURL appends https://www.nexmark.com/xxx/xxx/xxx/item.htm?query=1.
 func baseURL(dst []byte, r *rng) []byte {
@@ -426,14 +456,25 @@ func (g *Generator) Bid(id int64, b *Bid) {
 type rng struct{ s uint64 }
 
 func newRNG(seed uint64, id int64) rng {
-	r := rng{s: seed*0x9e3779b97f4a7c15 ^ uint64(id)*0xd1b54a32d192ed03}
+	r := rng{s: seed*0x9e3779b97f4a7c15 ^ uint64(id)*idMul}
 	r.next()
 	return r
 }
 
+// idMul spreads event ids over SplitMix64 states.
+const idMul = 0xd1b54a32d192ed03
+
+// gamma is SplitMix64's increment: draw k of a stream whose state is s
+// is mix(s + k*gamma), so draws can be computed out of order.
+const gamma = 0x9e3779b97f4a7c15
+
 func (r *rng) next() uint64 {
-	r.s += 0x9e3779b97f4a7c15
-	z := r.s
+	r.s += gamma
+	return mix(r.s)
+}
+
+// mix is SplitMix64's output function.
+func mix(z uint64) uint64 {
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	return z ^ (z >> 31)
@@ -446,6 +487,3 @@ func (r *rng) intn(n uint64) uint64 {
 }
 
 func (r *rng) int63n(n int64) int64 { return int64(r.intn(uint64(n))) }
-
-// float64 returns a value in [0, 1).
-func (r *rng) float64() float64 { return float64(r.next()>>11) / (1 << 53) }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -261,10 +262,11 @@ func (s *source) bindColumns() error {
 }
 
 // source is the nexmark connector's operator: it walks event numbers from
-// 0, generates the events of its kind and writes them straight into Arrow
-// buffers (no builders: values are stored by index, strings appended to
-// a data buffer reserved for the batch's worst case; no validity bitmaps,
-// as nothing is NULL). Events are a pure function of the configuration and
+// 0 and collects the ids of the events of its kind; when a batch is due it
+// generates those events column by column (batch.go) and writes each
+// column straight into Arrow buffers (no builders: values are copied in
+// one loop per column, string data sized exactly; no validity bitmaps, as
+// nothing is NULL). Events are a pure function of the configuration and
 // the event number, so a checkpoint saves the next event number
 // (checkpoint.go).
 type source struct {
@@ -279,20 +281,16 @@ type source struct {
 	cols      []column
 
 	gen     *Generator
-	next    int64 // next event number to look at
-	first   int64 // the event number the batch being filled started at
-	w       []colWriter
-	rows    int
-	maxTime int64
+	next    int64   // next event number to look at
+	first   int64   // the event number the batch being filled started at
+	ids     []int64 // the event ids of the batch being filled
+	rows    int     // len(ids)
+	gb      genBatch
 	t0      time.Time
 	timer   *time.Timer
 	started bool
 	opened  bool
 	closed  bool
-
-	bid Bid
-	auc Auction
-	per Person
 }
 
 var (
@@ -304,98 +302,9 @@ func (s *source) Schema() *arrow.Schema { return s.spec.Schema }
 
 func (s *source) Open(context.Context) error {
 	s.gen = NewGenerator(s.cfg)
-	s.w = make([]colWriter, len(s.cols))
-	for i, c := range s.cols {
-		s.w[i] = colWriter{typ: s.spec.Schema.Field(i).Type, str: s.spec.Schema.Field(i).Type.ID() == arrow.STRING, maxBytes: maxBytes[c]}
-	}
+	s.ids = make([]int64, 0, min(s.batchSize, 1<<16))
 	s.opened = true
 	return nil
-}
-
-// colWriter writes one column of a batch into Arrow buffers it allocates
-// from the source's allocator.
-type colWriter struct {
-	typ      arrow.DataType
-	str      bool
-	maxBytes int // a bound (or the usual size) of a string value
-
-	vals *memory.Buffer // fixed-width values, or string offsets
-	v    []int64
-	o    []int32
-	data *memory.Buffer // string bytes
-	d    []byte         // len: bytes written; cap: reserved
-}
-
-func (c *colWriter) start(alloc memory.Allocator, n int) {
-	c.vals = memory.NewResizableBuffer(alloc)
-	if !c.str {
-		c.vals.Resize(n * 8)
-		c.v = arrow.Int64Traits.CastFromBytes(c.vals.Bytes())
-		return
-	}
-	c.vals.Resize((n + 1) * 4)
-	c.o = arrow.Int32Traits.CastFromBytes(c.vals.Bytes())
-	c.o[0] = 0
-	c.data = memory.NewResizableBuffer(alloc)
-	c.data.Reserve(n * c.maxBytes)
-	c.d = c.data.Buf()[:0]
-}
-
-// putStr appends row i's string (rows are written in order).
-func (c *colWriter) putStr(i int, b []byte) {
-	if len(c.d)+len(b) > cap(c.d) {
-		n := len(c.d)
-		c.data.ResizeNoShrink(n) // keep the bytes written when it grows
-		c.data.Reserve(2*cap(c.d) + len(b))
-		c.d = c.data.Buf()[:n]
-	}
-	c.d = append(c.d, b...)
-	c.o[i+1] = int32(len(c.d))
-}
-
-func (c *colWriter) putString(i int, b string) {
-	if len(c.d)+len(b) > cap(c.d) {
-		c.putStr(i, []byte(b))
-		return
-	}
-	c.d = append(c.d, b...)
-	c.o[i+1] = int32(len(c.d))
-}
-
-// finish returns the column of the batch's n rows; the writer lets go of
-// its buffers.
-func (c *colWriter) finish(n int) arrow.Array {
-	var bufs []*memory.Buffer
-	if c.str {
-		c.vals.Resize((n + 1) * 4)
-		c.data.Resize(len(c.d))
-		bufs = []*memory.Buffer{nil, c.vals, c.data}
-	} else {
-		c.vals.Resize(n * 8)
-		bufs = []*memory.Buffer{nil, c.vals}
-	}
-	data := array.NewData(c.typ, n, bufs, nil, 0, 0)
-	arr := array.MakeFromData(data)
-	data.Release()
-	c.release()
-	return arr
-}
-
-func (c *colWriter) release() {
-	for _, b := range []*memory.Buffer{c.vals, c.data} {
-		if b != nil {
-			b.Release()
-		}
-	}
-	c.vals, c.data, c.v, c.o, c.d = nil, nil, nil, nil, nil
-}
-
-// maxBytes bounds the bytes of a value of a string column (or, for the
-// longer free-text columns, its usual size), to reserve buffer memory.
-var maxBytes = map[column]int{
-	cBidChannel: 12, cBidURL: 80, cBidExtra: 82,
-	cAucItemName: 19, cAucDescription: 99, cAucExtra: 468,
-	cPerName: 14, cPerEmail: 15, cPerCreditCard: 19, cPerCity: 13, cPerState: 2, cPerExtra: 168,
 }
 
 // Next returns the next batch of rows of the source's kind. Without a rate
@@ -414,10 +323,7 @@ func (s *source) Next(ctx context.Context) (arrowexec.Message, error) {
 		if s.next >= s.limit() {
 			return arrowexec.Message{}, io.EOF
 		}
-		for i := range s.w {
-			s.w[i].start(s.spec.Alloc, s.batchSize)
-		}
-		s.maxTime = arrowexec.NoWatermark
+		s.ids = s.ids[:0]
 		s.first = s.next
 	}
 	if s.rate == 0 {
@@ -426,9 +332,6 @@ func (s *source) Next(ctx context.Context) (arrowexec.Message, error) {
 		return arrowexec.Message{}, err
 	}
 	if s.rows == 0 {
-		for i := range s.w {
-			s.w[i].release()
-		}
 		return arrowexec.Message{}, io.EOF
 	}
 	return s.emit(), nil
@@ -443,131 +346,171 @@ func (s *source) limit() int64 {
 	return 1<<63 - 1
 }
 
-// fill writes rows of the kind from event numbers [s.next, end) until the
-// batch is full.
+// fill collects the ids of the events of the kind from event numbers
+// [s.next, end) until the batch is full.
 func (s *source) fill(end int64) {
-	g := s.gen
-	inOrder := g.cfg.OutOfOrderGroupSize == 1
-	for s.next < end && s.rows < s.batchSize {
+	g, kind, ids := s.gen, s.kind, s.ids
+	if len(ids) >= s.batchSize {
+		return
+	}
+	if g.cfg.OutOfOrderGroupSize == 1 {
+		// ids are event numbers: the kind's are the runs of remainders
+		// [lo, hi) modulo totalProportion, taken a run at a time
+		lo, hi := kindRange(kind)
 		n := s.next
-		s.next++
-		id := n
-		if !inOrder {
-			id = g.EventID(n)
+		for n < end && len(ids) < s.batchSize {
+			switch rem := n % totalProportion; {
+			case rem < lo:
+				n = min(n+lo-rem, end)
+			case rem >= hi:
+				n = min(n+totalProportion-rem, end)
+			default:
+				k := min(hi-rem, end-n, int64(s.batchSize-len(ids)))
+				for j := range k {
+					ids = append(ids, n+j)
+				}
+				n += k
+			}
 		}
-		if KindOf(id) != s.kind {
-			continue
-		}
-		switch s.kind {
-		case KindBid:
-			g.Bid(id, &s.bid)
-			s.writeBid()
-		case KindAuction:
-			g.Auction(id, &s.auc)
-			s.writeAuction()
-		default:
-			g.Person(id, &s.per)
-			s.writePerson()
-		}
-		s.rows++
-	}
-}
-
-func (s *source) writeBid() {
-	b, i := &s.bid, s.rows
-	for j, c := range s.cols {
-		w := &s.w[j]
-		switch c {
-		case cBidAuction:
-			w.v[i] = b.Auction
-		case cBidBidder:
-			w.v[i] = b.Bidder
-		case cBidPrice:
-			w.v[i] = b.Price
-		case cBidChannel:
-			w.putStr(i, b.Channel)
-		case cBidURL:
-			w.putStr(i, b.URL)
-		case cBidDateTime:
-			w.v[i] = b.DateTime
-		case cBidExtra:
-			w.putStr(i, b.Extra)
+		end = n
+	} else {
+		for n := s.next; n < end; n++ {
+			if id := g.EventID(n); KindOf(id) == kind {
+				ids = append(ids, id)
+				if len(ids) == s.batchSize {
+					end = n + 1
+				}
+			}
 		}
 	}
-	s.maxTime = max(s.maxTime, b.DateTime)
+	s.next = max(s.next, end)
+	s.ids, s.rows = ids, len(ids)
 }
 
-func (s *source) writeAuction() {
-	a, i := &s.auc, s.rows
-	for j, c := range s.cols {
-		w := &s.w[j]
-		switch c {
-		case cAucID:
-			w.v[i] = a.ID
-		case cAucItemName:
-			w.putStr(i, a.ItemName)
-		case cAucDescription:
-			w.putStr(i, a.Desc)
-		case cAucInitialBid:
-			w.v[i] = a.InitialBid
-		case cAucReserve:
-			w.v[i] = a.Reserve
-		case cAucDateTime:
-			w.v[i] = a.DateTime
-		case cAucExpires:
-			w.v[i] = a.Expires
-		case cAucSeller:
-			w.v[i] = a.Seller
-		case cAucCategory:
-			w.v[i] = a.Category
-		case cAucExtra:
-			w.putStr(i, a.Extra)
-		}
+// kindRange is the range [lo, hi) of the remainders modulo
+// totalProportion of the ids of kind k (see KindOf).
+func kindRange(k Kind) (lo, hi int64) {
+	switch k {
+	case KindPerson:
+		return 0, personProportion
+	case KindAuction:
+		return personProportion, personProportion + auctionProportion
 	}
-	s.maxTime = max(s.maxTime, a.DateTime)
+	return personProportion + auctionProportion, totalProportion
 }
 
-func (s *source) writePerson() {
-	p, i := &s.per, s.rows
-	for j, c := range s.cols {
-		w := &s.w[j]
-		switch c {
-		case cPerID:
-			w.v[i] = p.ID
-		case cPerName:
-			w.putString(i, p.Name)
-		case cPerEmail:
-			w.putStr(i, p.Email)
-		case cPerCreditCard:
-			w.putStr(i, p.CreditCard)
-		case cPerCity:
-			w.putString(i, p.City)
-		case cPerState:
-			w.putString(i, p.State)
-		case cPerDateTime:
-			w.v[i] = p.DateTime
-		case cPerExtra:
-			w.putStr(i, p.Extra)
-		}
-	}
-	s.maxTime = max(s.maxTime, p.DateTime)
-}
-
+// emit generates the events of the collected ids and returns them as a
+// batch, which belongs to the caller.
 func (s *source) emit() arrowexec.Message {
-	n := s.rows
-	cols := make([]arrow.Array, len(s.w))
-	for i := range s.w {
-		cols[i] = s.w[i].finish(n)
+	n, b, alloc := s.rows, &s.gb, s.spec.Alloc
+	b.maxTime = arrowexec.NoWatermark
+	switch s.kind {
+	case KindBid:
+		s.gen.genBids(s.ids, b)
+	case KindAuction:
+		s.gen.genAuctions(s.ids, b)
+	default:
+		s.gen.genPersons(s.ids, b)
+	}
+	cols := make([]arrow.Array, len(s.cols))
+	for j, c := range s.cols {
+		typ := s.spec.Schema.Field(j).Type
+		if typ.ID() == arrow.STRING {
+			cols[j] = stringArray(alloc, typ, &b.strs[c])
+		} else {
+			cols[j] = int64Array(alloc, typ, b.ints[c])
+		}
 	}
 	batch := array.NewRecordBatch(s.spec.Schema, cols, int64(n))
 	for _, c := range cols {
 		c.Release()
 	}
-	s.rows = 0
+	s.rows, s.ids = 0, s.ids[:0]
 	if s.hook != nil {
-		s.hook(Emission{Stream: s.spec.Name, Kind: s.kind, Rows: n, Events: s.next, MaxEventTime: s.maxTime, At: time.Now()})
+		s.hook(Emission{Stream: s.spec.Name, Kind: s.kind, Rows: n, Events: s.next, MaxEventTime: b.maxTime, At: time.Now()})
 	}
 	return arrowexec.Message{Batch: batch, Watermark: arrowexec.NoWatermark}
+}
+
+// int64Array returns an array of type typ (64-bit) holding vals, in a
+// buffer from alloc.
+func int64Array(alloc memory.Allocator, typ arrow.DataType, vals []int64) arrow.Array {
+	buf := memory.NewResizableBuffer(alloc)
+	buf.Resize(len(vals) * 8)
+	copy(arrow.Int64Traits.CastFromBytes(buf.Bytes()), vals)
+	return makeArray(typ, len(vals), buf)
+}
+
+// stringArray returns a string array of type typ holding the values of
+// col, in buffers from alloc: the data buffer has exactly the bytes
+// needed.
+func stringArray(alloc memory.Allocator, typ arrow.DataType, col *strCol) arrow.Array {
+	n := len(col.n)
+	offs := memory.NewResizableBuffer(alloc)
+	offs.Resize((n + 1) * 4)
+	o := arrow.Int32Traits.CastFromBytes(offs.Bytes())
+	data := memory.NewResizableBuffer(alloc)
+	total, longest, lastStart, ok := col.extent()
+	var pos int
+	if k := (longest + 15) &^ 15; ok && total > 0 && k <= srcPad && lastStart+k <= len(col.src) {
+		// copyChunks's bounds hold: every value fits in k bytes, d has k
+		// bytes past the total and src k bytes past the last start
+		data.Reserve(total + k)
+		data.Resize(total)
+		pos = copyChunks(data.Buf(), col.src, col.start, col.n, o, k)
+	} else {
+		data.Resize(total)
+		pos = copyValues(data.Bytes(), col.src, col.start, col.n, o)
+	}
+	o[n] = int32(pos)
+	return makeArray(typ, n, offs, data)
+}
+
+// copyChunks copies the values src[start[i]:start[i]+n[i]] (n[i] <= k)
+// one after the other into d, setting their offsets o[i], in k/16 chunks
+// of 16 bytes a value: past its end into the next value's place (which it
+// overwrites) or the room after the data. No call, no branch on the
+// length. It returns the total. The caller guarantees the bounds, which
+// are not checked: d has k bytes past the total, and src k bytes from
+// every start.
+func copyChunks(d, src []byte, start, n, o []int32, k int) int {
+	pos := 0
+	o = o[:len(start)]
+	n = n[:len(start)]
+	dp, sp := unsafe.Pointer(unsafe.SliceData(d)), unsafe.Pointer(unsafe.SliceData(src))
+	for i, st := range start {
+		o[i] = int32(pos)
+		s, t := unsafe.Add(sp, st), unsafe.Add(dp, pos)
+		for j := 0; j < k; j += 16 {
+			*(*[16]byte)(unsafe.Add(t, j)) = *(*[16]byte)(unsafe.Add(s, j))
+		}
+		pos += int(n[i])
+	}
+	return pos
+}
+
+// copyValues is copyChunks with copy.
+func copyValues(d, src []byte, start, n, o []int32) int {
+	pos := 0
+	o = o[:len(start)]
+	n = n[:len(start)]
+	for i, st := range start {
+		o[i] = int32(pos)
+		pos += copy(d[pos:], src[st:st+n[i]])
+	}
+	return pos
+}
+
+// makeArray wraps bufs (after the validity bitmap, which is nil) in an
+// array of n values of type typ, and lets go of them.
+func makeArray(typ arrow.DataType, n int, bufs ...*memory.Buffer) arrow.Array {
+	data := array.NewData(typ, n, append([]*memory.Buffer{nil}, bufs...), nil, 0, 0)
+	arr := array.MakeFromData(data)
+	data.Release()
+	for _, b := range bufs {
+		b.Release()
+	}
+	return arr
 }
 
 // due is the number of events due at wall time now (rate mode).
@@ -643,9 +586,6 @@ func (s *source) Close() error {
 		return nil
 	}
 	s.closed = true
-	for i := range s.w {
-		s.w[i].release()
-	}
 	if s.timer != nil {
 		s.timer.Stop()
 	}

@@ -377,25 +377,49 @@ func benchBatch() string {
 	return "4096"
 }
 
-// TestColWriterGrows: a string column whose values outgrow the reserved
-// bytes keeps the values written before it grew.
-func TestColWriterGrows(t *testing.T) {
+// TestColumnArrays: string columns referencing any bytes (empty values,
+// overlapping references included), copied by chunks (src with room past
+// the values) or not, and int64 columns come out as written, through the
+// allocator given.
+func TestColumnArrays(t *testing.T) {
 	mem := checked(t)
-	w := colWriter{typ: arrow.BinaryTypes.String, str: true, maxBytes: 2}
-	w.start(mem, 4)
-	vals := []string{"a", "bcdefgh", "", "ijklmnopqrstuvwxyz"}
-	for i, v := range vals {
-		if i%2 == 0 {
-			w.putString(i, v)
-		} else {
-			w.putStr(i, []byte(v))
+	letters := []byte("abcdefghijklmnopqrstuvwxyz0123456789")
+	for _, src := range [][]byte{letters, padded(letters)} {
+		col := strCol{src: src, start: []int32{0, 3, 3, 9, 1, 35, 2}, n: []int32{1, 7, 0, 1, 5, 1, 17}}
+		want := []string{"a", "defghij", "", "j", "bcdef", "9", "cdefghijklmnopqrs"}
+		arr := stringArray(mem, arrow.BinaryTypes.String, &col).(*array.String)
+		for i, v := range want {
+			if arr.Value(i) != v {
+				t.Errorf("len(src) %d: row %d: %q, want %q", len(src), i, arr.Value(i), v)
+			}
 		}
+		if got := len(arr.ValueBytes()); got != 32 {
+			t.Errorf("%d bytes of data", got)
+		}
+		arr.Release()
 	}
-	arr := w.finish(len(vals)).(*array.String)
-	defer arr.Release()
-	for i, v := range vals {
-		if arr.Value(i) != v {
-			t.Errorf("row %d: %q, want %q", i, arr.Value(i), v)
+	empty := stringArray(mem, arrow.BinaryTypes.String, &strCol{src: padded(nil), start: []int32{0, 0}, n: []int32{0, 0}})
+	defer empty.Release()
+	if empty.Len() != 2 || empty.(*array.String).Value(1) != "" {
+		t.Errorf("%d rows", empty.Len())
+	}
+	ints := int64Array(mem, arrow.PrimitiveTypes.Int64, []int64{3, -1, 1 << 62}).(*array.Int64)
+	defer ints.Release()
+	if v := ints.Int64Values(); len(v) != 3 || v[0] != 3 || v[1] != -1 || v[2] != 1<<62 {
+		t.Errorf("int64 values %v", v)
+	}
+}
+
+// TestKindRange: the remainders of kindRange are those KindOf maps to
+// the kind.
+func TestKindRange(t *testing.T) {
+	for id := int64(0); id < 3*totalProportion; id++ {
+		for _, k := range []Kind{KindPerson, KindAuction, KindBid} {
+			lo, hi := kindRange(k)
+			rem := id % totalProportion
+			if in := rem >= lo && rem < hi; in != (KindOf(id) == k) {
+				t.Fatalf("id %d, kind %s: in range %v", id, k, in)
+			}
 		}
 	}
 }
