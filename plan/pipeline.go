@@ -286,6 +286,9 @@ type selectBinder struct {
 	// inSubquery binds a subquery (subquery.go): aggregates emit once at
 	// the end, a table read directly keeps its latest row per key.
 	inSubquery bool
+	// topN is the rank filter the SELECT being bound offers the derived
+	// table it reads (topn.go); the derived table's bindSelect takes it.
+	topN *topNHint
 }
 
 func (b *selectBinder) bindSelect(sel *ast.Select) (Node, error) {
@@ -297,7 +300,10 @@ func (b *selectBinder) bindSelect(sel *ast.Select) (Node, error) {
 	case len(sel.OrderBy) > 0:
 		return nil, notSupported(sel.OrderBy[0].Expr.Position(), "ORDER BY over a stream (outside a window)")
 	}
+	hint := b.topN // offered by the query reading this one
+	b.topN = topNFilter(sel)
 	input, sc, err := b.bindFrom(sel.From)
+	b.topN = nil
 	if err != nil {
 		return nil, err
 	}
@@ -356,7 +362,7 @@ func (b *selectBinder) bindSelect(sel *ast.Select) (Node, error) {
 	var names []string
 	var namePos []ast.Pos
 	if over != nil {
-		if node, names, namePos, err = b.bindOver(sel, node, sc); err != nil {
+		if node, names, namePos, err = b.bindOver(sel, node, sc, hint); err != nil {
 			return nil, err
 		}
 	} else if aggregating {
