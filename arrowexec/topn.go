@@ -436,10 +436,13 @@ type topnVals[T overVal] struct {
 	dt               arrow.DataType
 	desc, nullsFirst bool
 	less             func(a, b T) bool
-	vals             []T
-	valid            []bool
-	str              bool
-	strBytes         int64
+	// vals and valid hold slot s at [s>>topnPageBits][s&topnPageMask]:
+	// pages, so that growing never copies what is kept.
+	vals     [][]T
+	valid    [][]bool
+	n        int // slots
+	str      bool
+	strBytes int64
 
 	cur   arrow.Array
 	fixed []T             // the current column's values (fixed width)
@@ -502,19 +505,29 @@ func (c *topnVals[T]) at(i int) T {
 	return c.fixed[i]
 }
 
+// topnPageBits sizes the pages of kept values: 4096 slots.
+const (
+	topnPageBits = 12
+	topnPageMask = 1<<topnPageBits - 1
+)
+
 func (c *topnVals[T]) add() {
-	var z T
-	c.vals = append(c.vals, z)
-	c.valid = append(c.valid, false)
+	if c.n&topnPageMask == 0 {
+		c.vals = append(c.vals, make([]T, 1<<topnPageBits))
+		c.valid = append(c.valid, make([]bool, 1<<topnPageBits))
+	}
+	c.n++
 }
 
 func (c *topnVals[T]) put(slot int32, row int) {
+	vals, valid := c.vals[slot>>topnPageBits], c.valid[slot>>topnPageBits]
+	k := slot & topnPageMask
 	if c.str {
-		c.strBytes -= c.slen(c.vals[slot])
+		c.strBytes -= c.slen(vals[k])
 	}
 	if !c.cur.IsValid(row) {
 		var z T
-		c.vals[slot], c.valid[slot] = z, false
+		vals[k], valid[k] = z, false
 		return
 	}
 	v := c.at(row)
@@ -522,11 +535,12 @@ func (c *topnVals[T]) put(slot int32, row int) {
 		v = c.clone(v)
 		c.strBytes += c.slen(v)
 	}
-	c.vals[slot], c.valid[slot] = v, true
+	vals[k], valid[k] = v, true
 }
 
 func (c *topnVals[T]) cmpRow(row int, slot int32) int {
-	vr, vs := c.cur.IsValid(row), c.valid[slot]
+	k := slot & topnPageMask
+	vr, vs := c.cur.IsValid(row), c.valid[slot>>topnPageBits][k]
 	if !vr || !vs {
 		switch {
 		case vr == vs:
@@ -536,7 +550,7 @@ func (c *topnVals[T]) cmpRow(row int, slot int32) int {
 		}
 		return 1
 	}
-	x, y := c.at(row), c.vals[slot]
+	x, y := c.at(row), c.vals[slot>>topnPageBits][k]
 	r := 0
 	switch {
 	case c.less(x, y):
@@ -554,7 +568,7 @@ func (c *topnVals[T]) build(alloc memory.Allocator, slots []int32) arrow.Array {
 	c.tmpV = overResize(c.tmpV, len(slots))
 	c.tmpOK = overResize(c.tmpOK, len(slots))
 	for k, s := range slots {
-		c.tmpV[k], c.tmpOK[k] = c.vals[s], c.valid[s]
+		c.tmpV[k], c.tmpOK[k] = c.vals[s>>topnPageBits][s&topnPageMask], c.valid[s>>topnPageBits][s&topnPageMask]
 	}
 	out := overBuild(alloc, c.dt, c.tmpV, c.tmpOK)
 	if c.str {
@@ -564,6 +578,6 @@ func (c *topnVals[T]) build(alloc memory.Allocator, slots []int32) arrow.Array {
 }
 
 func (c *topnVals[T]) bytes() int64 {
-	return int64(cap(c.vals))*int64(c.size) + int64(cap(c.valid)) + c.strBytes +
+	return int64(len(c.vals))<<topnPageBits*(int64(c.size)+1) + c.strBytes +
 		int64(cap(c.tmpV))*int64(c.size) + int64(cap(c.tmpOK))
 }
