@@ -581,3 +581,6 @@ func (c *topnVals[T]) bytes() int64 {
 	return int64(len(c.vals))<<topnPageBits*(int64(c.size)+1) + c.strBytes +
 		int64(cap(c.tmpV))*int64(c.size) + int64(cap(c.tmpOK))
 }
+
+// ReservedBytes implements StateSizer.
+func (o *TopNOp) ReservedBytes() int64 { return o.reserve }
