@@ -36,7 +36,8 @@ type topNHint struct {
 // topNFilter returns the rank filter sel offers the derived table it
 // reads, or nil: sel reads one derived table, does not aggregate or call
 // window functions, and its WHERE is exactly `col <= N`, `col < N` (N >
-// 1) or `col = 1`, N an integer literal.
+// 1) or `col = 1` (or the same written the other way round, `N >= col`),
+// N an integer literal up to 2^20.
 func topNFilter(sel *ast.Select) *topNHint {
 	sub, ok := sel.From.(*ast.SubqueryRef)
 	if !ok || sel.Where == nil || sel.Window != nil || len(sel.GroupBy) > 0 || sel.Having != nil || firstOver(sel.Items) != nil || hasAggregateItem(sel.Items) {
@@ -46,8 +47,13 @@ func topNFilter(sel *ast.Select) *topNHint {
 	if !ok {
 		return nil
 	}
-	col, ok := bin.L.(*ast.ColumnRef)
-	lit, isLit := bin.R.(*ast.Literal)
+	op, l, r := bin.Op, bin.L, bin.R
+	if _, litLeft := l.(*ast.Literal); litLeft { // 10 >= rn
+		flip := map[string]string{">=": "<=", ">": "<", "=": "="}
+		op, l, r = flip[op], r, l
+	}
+	col, ok := l.(*ast.ColumnRef)
+	lit, isLit := r.(*ast.Literal)
 	if !ok || !isLit || lit.Kind != ast.NumberLit {
 		return nil
 	}
@@ -58,7 +64,7 @@ func topNFilter(sel *ast.Select) *topNHint {
 	if err != nil {
 		return nil
 	}
-	switch bin.Op {
+	switch op {
 	case "<=":
 	case "<":
 		v--

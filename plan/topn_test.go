@@ -22,6 +22,8 @@ func TestTopNPlanAndExplain(t *testing.T) {
 		{`SELECT * FROM (SELECT sym, px, ts, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px DESC) AS rn FROM live) WHERE rn <= 10;`, 10},
 		{`SELECT t.sym, t.rn FROM (SELECT sym, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px, ts DESC) AS rn FROM live) t WHERE t.rn < 4;`, 3},
 		{`SELECT px FROM (SELECT px, ROW_NUMBER() OVER (ORDER BY px) AS rn FROM live) WHERE rn = 1;`, 1},
+		{`SELECT px FROM (SELECT px, ROW_NUMBER() OVER (ORDER BY px) AS rn FROM live) WHERE 5 >= rn;`, 5},
+		{`SELECT px FROM (SELECT px, ROW_NUMBER() OVER (ORDER BY px) AS rn FROM live) WHERE 5 > rn;`, 4},
 		{`SELECT * FROM (SELECT sym, px, qty, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY qty DESC) AS rn FROM ticks) WHERE rn <= 2;`, 2},
 	} {
 		p, err := Compile(ticksDDL+unbounded+c.sql, arrowexec.DefaultSettings(), nil)
@@ -68,6 +70,8 @@ func TestTopNRefused(t *testing.T) {
 		{`SELECT * FROM (SELECT sym, px, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px) AS rn FROM live) WHERE rn <= 3 AND px > 1;`, "px)", order},
 		{`SELECT * FROM (SELECT sym, px, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px) AS rn FROM live) WHERE rn = 2;`, "px)", order},
 		{`SELECT * FROM (SELECT sym, px, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px) AS rn FROM live) WHERE rn <= 0;`, "px)", order},
+		{`SELECT * FROM (SELECT sym, px, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px) AS rn FROM live) WHERE 3 <= rn;`, "px)", order},
+		{`SELECT * FROM (SELECT sym, px, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px) AS rn FROM live) WHERE rn <= 2000000;`, "px)", order},
 		{`SELECT * FROM (SELECT sym, px, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px) AS rn FROM live) WHERE px <= 3;`, "px)", order},
 		// a second window function; no filter at all
 		{`SELECT * FROM (SELECT sym, ROW_NUMBER() OVER (ORDER BY px) AS rn, LAG(px) OVER (ORDER BY ts) AS p FROM live) WHERE rn <= 3;`, "px)", order},
