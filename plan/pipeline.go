@@ -301,7 +301,10 @@ func (b *selectBinder) bindSelect(sel *ast.Select) (Node, error) {
 		return nil, notSupported(sel.OrderBy[0].Expr.Position(), "ORDER BY over a stream (outside a window)")
 	}
 	hint := b.topN // offered by the query reading this one
-	b.topN = topNFilter(sel)
+	b.topN = nil
+	if !b.inSubquery { // a subquery's rows are its final ones: it ranks a bounded input at its end
+		b.topN = topNFilter(sel)
+	}
 	input, sc, err := b.bindFrom(sel.From)
 	b.topN = nil
 	if err != nil {

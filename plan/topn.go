@@ -21,7 +21,9 @@ import (
 // filter stays (every row it sees passes it). The outer query sees the
 // filter, the derived table the window function: the outer binder offers
 // the filter to the derived table it reads (topNHint), which takes it
-// when its select list fits (topNShape). Only ROW_NUMBER is supported;
+// when its select list fits (topNShape). A subquery (IN, EXISTS, scalar)
+// offers no filter: its rows must be final, so over its bounded input it
+// ranks at the end as before. Only ROW_NUMBER is supported;
 // a RANK or DENSE_RANK filtered the same way over an unbounded stream is
 // refused.
 
@@ -84,7 +86,7 @@ func topNFilter(sel *ast.Select) *topNHint {
 // topNShape reports whether sel (a derived table refused as ordered by
 // other than event time) is a top-N under hint: its only window function
 // is a ROW_NUMBER() OVER (... ORDER BY ...) selected as hint's column, with
-// no WINDOW clause. RANK or DENSE_RANK in its place is an error over an
+// no WINDOW clause and no LIMIT. RANK or DENSE_RANK in its place is an error over an
 // unbounded input (a bounded one still ranks its whole input at its end).
 func topNShape(sel *ast.Select, hint *topNHint, unbounded bool) (bool, error) {
 	var call *ast.FuncCall
@@ -107,7 +109,7 @@ func topNShape(sel *ast.Select, hint *topNHint, unbounded bool) (bool, error) {
 			call = f
 		}
 	}
-	if call == nil || calls != 1 || sel.Window != nil || len(call.Over.OrderBy) == 0 {
+	if call == nil || calls != 1 || sel.Window != nil || sel.Limit != nil || len(call.Over.OrderBy) == 0 {
 		return false, nil
 	}
 	switch call.Name {

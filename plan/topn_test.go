@@ -76,6 +76,7 @@ func TestTopNRefused(t *testing.T) {
 		// a second window function; no filter at all
 		{`SELECT * FROM (SELECT sym, ROW_NUMBER() OVER (ORDER BY px) AS rn, LAG(px) OVER (ORDER BY ts) AS p FROM live) WHERE rn <= 3;`, "px)", order},
 		{`SELECT sym, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px) AS rn FROM live;`, "px)", order},
+		{`SELECT * FROM (SELECT sym, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px) AS rn FROM live LIMIT 5) WHERE rn <= 3;`, "px)", order},
 		// the two-query form: the ranked stream itself cannot be computed
 		{`CREATE STREAM ranked AS SELECT sym, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px) AS rn FROM live; SELECT * FROM ranked WHERE rn <= 3;`, "px)", order},
 	} {
@@ -85,8 +86,14 @@ func TestTopNRefused(t *testing.T) {
 			t.Errorf("%s\nerror %v\nwant %q", c.sql, err, want)
 		}
 	}
-	// a bounded input ranks its whole input at its end (RANK filtered)
+	// a subquery's rows are final: the bounded input is ranked at its end
 	p := compileTicks(t, `CREATE STREAM f (sym VARCHAR, px BIGINT) WITH (connector = 'file', path = 'x.jsonl', format = 'json');
+SELECT sym FROM ticks WHERE sym IN (SELECT sym FROM (SELECT sym, ROW_NUMBER() OVER (ORDER BY px DESC) AS rn FROM f) WHERE rn <= 3);`)
+	if got := lastPlan(p); strings.Contains(got, "top 3") || !strings.Contains(got, "[row_number() OVER (ORDER BY px DESC)] processing-time") {
+		t.Fatalf("top-N filter in an IN subquery:\n%s", got)
+	}
+	// a bounded input ranks its whole input at its end (RANK filtered)
+	p = compileTicks(t, `CREATE STREAM f (sym VARCHAR, px BIGINT) WITH (connector = 'file', path = 'x.jsonl', format = 'json');
 SELECT * FROM (SELECT sym, RANK() OVER (PARTITION BY sym ORDER BY px DESC) AS r FROM f) WHERE r <= 3;`)
 	if got := lastPlan(p); !strings.Contains(got, "[rank() OVER (PARTITION BY sym ORDER BY px DESC)] processing-time") || strings.Contains(got, "top 3") {
 		t.Fatalf("bounded RANK filter:\n%s", lastPlan(p))
