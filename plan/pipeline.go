@@ -87,16 +87,29 @@ func CompileStatements(stmts []ast.Statement, base arrowexec.Settings, overrides
 		}
 	}
 	selects := 0
+	fusable := fusableRankings(stmts) // topn.go
+	fused := map[string]*ast.Select{}
+	reader := func(sel *ast.Select) *ast.Select {
+		if t, ok := sel.From.(*ast.TableRef); ok && fused[t.Name.Name] != nil {
+			return fuseReader(sel, t.Name.Name, fused[t.Name.Name])
+		}
+		return sel
+	}
 	for _, st := range stmts {
 		var err error
 		switch s := st.(type) {
 		case *ast.CreateSource:
 			err = p.addSource(s)
 		case *ast.CreateAs:
-			err = p.addQuery(s.Name.Name, s.At, s.Query, s.With, true, s.Table)
+			nq, nr := len(p.Queries), len(p.Relations)
+			err = p.addQuery(s.Name.Name, s.At, reader(s.Query), s.With, true, s.Table)
+			if fusable[s.Name.Name] && (isStreamOrder(err) || err == nil && ranksWholeInput(p.Queries[nq].Plan)) {
+				p.Queries, p.Relations = p.Queries[:nq], p.Relations[:nr]
+				fused[s.Name.Name], err = s.Query, nil
+			}
 		case *ast.SelectStatement:
 			selects++
-			err = p.addQuery(fmt.Sprintf("select_%d", selects), s.Query.At, s.Query, s.With, false, false)
+			err = p.addQuery(fmt.Sprintf("select_%d", selects), s.Query.At, reader(s.Query), s.With, false, false)
 		}
 		if err != nil {
 			errs = append(errs, err)

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -138,4 +139,151 @@ func (b *opBuilder) buildTopN(n *Over) (arrowexec.Operator, error) {
 // topNPhysical describes the operator of an Over node with TopN set.
 func topNPhysical(n *Over) string {
 	return fmt.Sprintf("TopN %d per partition, updating (upserts keyed by partition and rank; at most %d rows kept per partition, copied out of their batches)", n.TopN, n.TopN)
+}
+
+// ---- the two-query form ----
+//
+//	CREATE STREAM ranked AS SELECT ..., ROW_NUMBER() OVER (...) AS rn FROM s;
+//	SELECT ... FROM ranked WHERE rn <= N;
+//
+// ranked alone cannot be computed over an unbounded stream (and over a
+// bounded one it ranks every row at the end of input). When ranked has no
+// sink and every query that reads it does so as above (FROM ranked
+// directly, filtered by rank alone), the ranking is fused into each
+// reader as its derived table: ranked does not exist as a stream of its
+// own (no query computes it, nothing exports it), and each reader runs an
+// updating top-N. A ranking ordered by event time is not fused: it runs as
+// its own stream, as before.
+
+// fusableRankings returns the CREATE STREAM ... AS statements without
+// sink options whose select list calls a window function and whose every
+// reader (any later statement mentioning the name, in FROM, a join or a
+// subquery) is a top-N over it (rankingReader).
+func fusableRankings(stmts []ast.Statement) map[string]bool {
+	out := map[string]bool{}
+	for i, st := range stmts {
+		c, ok := st.(*ast.CreateAs)
+		if !ok || c.Table || len(c.With) > 0 || firstOver(c.Query.Items) == nil {
+			continue
+		}
+		refs, readers := 0, 0
+		for _, later := range stmts[i+1:] {
+			q := statementQuery(later)
+			if q == nil {
+				continue
+			}
+			refs += countRefs(q, c.Name.Name)
+			if rankingReader(q, c.Name.Name) != nil {
+				readers++
+			}
+		}
+		if readers > 0 && readers == refs {
+			out[c.Name.Name] = true
+		}
+	}
+	return out
+}
+
+func statementQuery(st ast.Statement) *ast.Select {
+	switch s := st.(type) {
+	case *ast.CreateAs:
+		return s.Query
+	case *ast.SelectStatement:
+		return s.Query
+	}
+	return nil
+}
+
+// rankingReader returns sel reading the stream name as a derived table
+// (fused is its query, nil to leave a placeholder) when sel reads name
+// directly (FROM name [alias]) filtered by rank alone (topNFilter), else
+// nil.
+func rankingReader(sel *ast.Select, name string) *ast.Select {
+	return fuseReader(sel, name, &ast.Select{})
+}
+
+func fuseReader(sel *ast.Select, name string, fused *ast.Select) *ast.Select {
+	t, ok := sel.From.(*ast.TableRef)
+	if !ok || t.Name.Name != name {
+		return nil
+	}
+	alias := t.Alias
+	if alias == nil {
+		alias = &ast.Ident{At: t.Name.At, Name: name}
+	}
+	out := *sel
+	out.From = &ast.SubqueryRef{At: t.At, Query: fused, Alias: alias}
+	if topNFilter(&out) == nil {
+		return nil
+	}
+	return &out
+}
+
+// countRefs counts the mentions of the stream name in sel: in FROM,
+// joins, derived tables, subqueries and UNIONs.
+func countRefs(sel *ast.Select, name string) int {
+	if sel == nil {
+		return 0
+	}
+	n := 0
+	var from func(f ast.FromItem)
+	from = func(f ast.FromItem) {
+		switch x := f.(type) {
+		case *ast.TableRef:
+			if x.Name.Name == name {
+				n++
+			}
+		case *ast.SubqueryRef:
+			n += countRefs(x.Query, name)
+		case *ast.Join:
+			from(x.Left)
+			from(x.Right)
+			n += exprRefs(x.On, name)
+		}
+	}
+	from(sel.From)
+	for _, it := range sel.Items {
+		n += exprRefs(it.Expr, name)
+	}
+	n += exprRefs(sel.Where, name) + exprRefs(sel.Having, name)
+	for _, g := range sel.GroupBy {
+		n += exprRefs(g, name)
+	}
+	return n + countRefs(sel.Union, name)
+}
+
+func exprRefs(e ast.Expr, name string) int {
+	n := 0
+	ast.Inspect(e, func(x ast.Expr) bool {
+		switch s := x.(type) {
+		case *ast.InSubquery:
+			n += countRefs(s.Query, name)
+		case *ast.Exists:
+			n += countRefs(s.Query, name)
+		case *ast.Subquery:
+			n += countRefs(s.Query, name)
+		}
+		return true
+	})
+	return n
+}
+
+// isStreamOrder reports whether err is the refusal to order an unbounded
+// stream by other than its event time.
+func isStreamOrder(err error) bool {
+	var pe *Error
+	return errors.As(err, &pe) && errors.Is(pe.Err, errStreamOrder)
+}
+
+// ranksWholeInput reports whether n ranks a bounded input at its end.
+func ranksWholeInput(n Node) bool {
+	if o, ok := n.(*Over); ok && o.Window == wholeInput {
+		return true
+	}
+	for _, c := range n.Children() {
+		if ranksWholeInput(c) {
+			return true
+		}
+	}
+	return false
 }

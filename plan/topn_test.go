@@ -5,12 +5,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
+
 	"github.com/ferrisstreams/ferris/arrowexec"
 )
 
-// The derived-table form of a top-N is planned as an Over node with TopN
-// under the outer filter, with no event time, and explain names the
-// operator; rn < N and rn = 1 give N-1 and 1; over a bounded input too.
+// The derived-table form of a top-N, and the two-query form (fused), are
+// planned as an Over node with TopN under the outer filter, with no event
+// time, and explain names the operator; rn < N and rn = 1 give N-1 and 1;
+// over a bounded input too.
 func TestTopNPlanAndExplain(t *testing.T) {
 	const unbounded = `CREATE STREAM live (sym VARCHAR, px DECIMAL(10,2), ts TIMESTAMP,
   WATERMARK FOR ts AS ts - INTERVAL '5' SECOND) WITH (connector = 'generator', rows = '0');
@@ -25,6 +28,11 @@ func TestTopNPlanAndExplain(t *testing.T) {
 		{`SELECT px FROM (SELECT px, ROW_NUMBER() OVER (ORDER BY px) AS rn FROM live) WHERE 5 >= rn;`, 5},
 		{`SELECT px FROM (SELECT px, ROW_NUMBER() OVER (ORDER BY px) AS rn FROM live) WHERE 5 > rn;`, 4},
 		{`SELECT * FROM (SELECT sym, px, qty, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY qty DESC) AS rn FROM ticks) WHERE rn <= 2;`, 2},
+		// the two-query form: the ranking is fused into its reader
+		{`CREATE STREAM ranked AS SELECT sym, px, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px DESC) AS rn FROM live;
+SELECT * FROM ranked WHERE rn <= 7;`, 7},
+		{`CREATE STREAM ranked AS SELECT sym, px, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px DESC) AS rn FROM live;
+SELECT r.sym FROM ranked r WHERE r.rn = 1;`, 1},
 	} {
 		p, err := Compile(ticksDDL+unbounded+c.sql, arrowexec.DefaultSettings(), nil)
 		if err != nil {
@@ -40,11 +48,14 @@ func TestTopNPlanAndExplain(t *testing.T) {
 				walk(ch)
 			}
 		}
-		walk(p.Queries[0].Plan)
+		walk(p.Queries[len(p.Queries)-1].Plan)
+		if len(p.Queries) != 1 || p.Relation("ranked") != nil {
+			t.Fatalf("%s: the ranking should be fused into its reader, not a query of its own", c.sql)
+		}
 		if over == nil || over.TopN != c.n || over.EventTime() != -1 {
 			t.Fatalf("%s: want an Over with TopN %d and no event time:\n%s", c.sql, c.n, lastPlan(p))
 		}
-		if f := over.Schema().Field(over.Schema().NumFields() - 1); f.Name != "row_number() OVER "+strings.SplitN(strings.SplitN(c.sql, "ROW_NUMBER() OVER ", 2)[1], " AS rn", 2)[0] {
+		if f := over.Schema().Field(over.Schema().NumFields() - 1); f.Type.ID() != arrow.INT64 || !strings.HasPrefix(f.Name, "row_number() OVER (") {
 			t.Fatalf("%s: last column %s", c.sql, f.Name)
 		}
 		if ex := p.Explain(); !strings.Contains(ex, "TopN ") || !strings.Contains(ex, "updating") {
@@ -77,8 +88,12 @@ func TestTopNRefused(t *testing.T) {
 		{`SELECT * FROM (SELECT sym, ROW_NUMBER() OVER (ORDER BY px) AS rn, LAG(px) OVER (ORDER BY ts) AS p FROM live) WHERE rn <= 3;`, "px)", order},
 		{`SELECT sym, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px) AS rn FROM live;`, "px)", order},
 		{`SELECT * FROM (SELECT sym, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px) AS rn FROM live LIMIT 5) WHERE rn <= 3;`, "px)", order},
-		// the two-query form: the ranked stream itself cannot be computed
-		{`CREATE STREAM ranked AS SELECT sym, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px) AS rn FROM live; SELECT * FROM ranked WHERE rn <= 3;`, "px)", order},
+		// the two-query form with a reader that is not a top-N: the ranked
+		// stream itself cannot be computed
+		{`CREATE STREAM ranked AS SELECT sym, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px) AS rn FROM live; SELECT * FROM ranked WHERE rn <= 3; SELECT sym FROM ranked;`, "px)", order},
+		{`CREATE STREAM ranked AS SELECT sym, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px) AS rn FROM live; SELECT * FROM ranked WHERE rn > 3;`, "px)", order},
+		{`CREATE STREAM ranked AS SELECT sym, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px) AS rn FROM live WITH (connector = 'stdout'); SELECT * FROM ranked WHERE rn <= 3;`, "px)", order},
+		{`CREATE STREAM ranked AS SELECT sym, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px) AS rn FROM live; SELECT * FROM ranked WHERE rn <= 3 AND sym IN (SELECT sym FROM ranked);`, "px)", order},
 	} {
 		want := fmt.Sprintf("line 5, column %d: %s", strings.Index(c.sql, c.at)+1, c.want)
 		_, err := Compile(ticksDDL+unbounded+c.sql, arrowexec.DefaultSettings(), nil)
@@ -86,8 +101,14 @@ func TestTopNRefused(t *testing.T) {
 			t.Errorf("%s\nerror %v\nwant %q", c.sql, err, want)
 		}
 	}
+	// a ranking by event time runs as its own stream, not fused
+	p, err := Compile(ticksDDL+unbounded+`CREATE STREAM ranked AS SELECT sym, ts, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY ts) AS rn FROM live;
+SELECT * FROM ranked WHERE rn <= 3;`, arrowexec.DefaultSettings(), nil)
+	if err != nil || len(p.Queries) != 2 || p.Relation("ranked") == nil || strings.Contains(p.Explain(), "TopN") {
+		t.Fatalf("a ranking by event time: %v", err)
+	}
 	// a subquery's rows are final: the bounded input is ranked at its end
-	p := compileTicks(t, `CREATE STREAM f (sym VARCHAR, px BIGINT) WITH (connector = 'file', path = 'x.jsonl', format = 'json');
+	p = compileTicks(t, `CREATE STREAM f (sym VARCHAR, px BIGINT) WITH (connector = 'file', path = 'x.jsonl', format = 'json');
 SELECT sym FROM ticks WHERE sym IN (SELECT sym FROM (SELECT sym, ROW_NUMBER() OVER (ORDER BY px DESC) AS rn FROM f) WHERE rn <= 3);`)
 	if got := lastPlan(p); strings.Contains(got, "top 3") || !strings.Contains(got, "[row_number() OVER (ORDER BY px DESC)] processing-time") {
 		t.Fatalf("top-N filter in an IN subquery:\n%s", got)
