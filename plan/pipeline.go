@@ -91,7 +91,9 @@ func CompileStatements(stmts []ast.Statement, base arrowexec.Settings, overrides
 	fused := map[string]*ast.Select{}
 	reader := func(sel *ast.Select) *ast.Select {
 		if t, ok := sel.From.(*ast.TableRef); ok && fused[t.Name.Name] != nil {
-			return fuseReader(sel, t.Name.Name, fused[t.Name.Name])
+			if r := fuseReader(sel, t.Name.Name, fused[t.Name.Name]); r != nil {
+				return r
+			}
 		}
 		return sel
 	}
