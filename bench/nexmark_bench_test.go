@@ -18,10 +18,9 @@ import (
 	"github.com/ferrisstreams/ferris/sources/nexmark"
 )
 
-// nexmarkQueries are the runnable Nexmark queries of nexmark/queries (q19
-// does not compile yet).
+// nexmarkQueries are the runnable Nexmark queries of nexmark/queries.
 var nexmarkQueries = []string{"q0", "q1", "q2", "q3", "q4", "q5", "q7", "q8", "q9", "q10", "q11", "q12",
-	"q14", "q15", "q16", "q17", "q18", "q20", "q21", "q22"}
+	"q14", "q15", "q16", "q17", "q18", "q19", "q20", "q21", "q22"}
 
 func envInt(name string, def int64) int64 {
 	if v, err := strconv.ParseInt(os.Getenv(name), 10, 64); err == nil && v > 0 {

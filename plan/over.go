@@ -33,8 +33,13 @@ type Over struct {
 	// Ordered: un-windowed, rows are released in event-time order.
 	Ordered bool
 	Late    arrowexec.LateDataSpec
-	schema  *arrow.Schema
-	nVis    int
+	// TopN > 0 makes the node an updating top-N (topn.go): its one call is
+	// ROW_NUMBER, filtered above to rn <= TopN; it keeps TopN rows per
+	// partition and emits upserts keyed (partition, rank). Its output has
+	// no event time.
+	TopN   int64
+	schema *arrow.Schema
+	nVis   int
 }
 
 func newOver(o *Over) *Over {
@@ -49,7 +54,7 @@ func newOver(o *Over) *Over {
 	for i, c := range o.Calls {
 		fields = append(fields, arrow.Field{Name: o.Names[i], Type: c.Type, Nullable: true})
 	}
-	if o.Window == nil && o.TimeCol >= 0 {
+	if o.Window == nil && o.TimeCol >= 0 && o.TopN == 0 {
 		fields = append(fields, arrow.Field{Name: arrowexec.RowWatermarkColumn, Type: arrow.PrimitiveTypes.Int64})
 	}
 	o.schema = arrow.NewSchema(fields, nil)
@@ -67,7 +72,7 @@ func (o *Over) firstCall() int {
 func (o *Over) Schema() *arrow.Schema { return o.schema }
 func (o *Over) Children() []Node      { return []Node{o.Input} }
 func (o *Over) EventTime() int {
-	if o.Window != nil {
+	if o.Window != nil || o.TopN > 0 {
 		return -1
 	}
 	return o.Input.EventTime() // visible input columns keep their index
@@ -81,6 +86,8 @@ func (o *Over) describe() string {
 	}
 	fmt.Fprintf(&b, " [%s]", strings.Join(o.Names, ", "))
 	switch {
+	case o.TopN > 0:
+		fmt.Fprintf(&b, " top %d per partition, updating", o.TopN)
 	case o.Window != nil && o.TimeCol < 0:
 		b.WriteString(" processing-time")
 	case o.Window != nil:
@@ -219,7 +226,8 @@ type overContext struct {
 	owner    string
 	nVis     int
 	windowed bool
-	timeCol  int // input event-time column, -1 for none
+	topN     bool // an updating top-N: any ORDER BY (topn.go)
+	timeCol  int  // input event-time column, -1 for none
 	timeName string
 	specText []string
 	specs    []arrowexec.OverSpec
@@ -397,7 +405,7 @@ func (c *overContext) bindSpec(o *ast.OverSpec, sc *scope) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if !c.windowed {
+		if !c.windowed && !c.topN {
 			if err := c.checkStreamOrder(ob, e, i); err != nil {
 				return 0, err
 			}
@@ -425,7 +433,9 @@ func (c *overContext) bindSpec(o *ast.OverSpec, sc *scope) (int, error) {
 // anything else.
 func (c *overContext) checkStreamOrder(ob ast.OrderItem, e expr.Expr, i int) error {
 	text := sql.Format(ob.Expr)
-	const hint = "or add a WINDOW clause (e.g. WINDOW TUMBLING (INTERVAL '1' MINUTE)) to order the rows of each window"
+	const hint = "or add a WINDOW clause (e.g. WINDOW TUMBLING (INTERVAL '1' MINUTE)) to order the rows of each window, " +
+		"or keep the top N rows of each partition with a derived table filtered by its rank alone: " +
+		"SELECT ... FROM (SELECT ..., ROW_NUMBER() OVER (...) AS rn FROM ...) WHERE rn <= N (or rn < N, or rn = 1)"
 	refuse := func(format string, args ...any) error {
 		e := errorf(ob.Expr.Position(), format, args...)
 		e.Err = errStreamOrder
@@ -498,22 +508,44 @@ var wholeInput = &arrowexec.WindowSpec{Kind: arrowexec.Tumbling, Size: 1 << 61, 
 // bindOver binds the window functions of sel. Without a WINDOW clause an
 // unbounded input can only be ordered by its event time; a bounded one (a
 // file, a generator with rows, a Kafka read up to end_offset) may be
-// ordered by anything: its rows are then sorted when it ends.
-func (b *selectBinder) bindOver(sel *ast.Select, input Node, sc *scope) (Node, []string, []ast.Pos, error) {
-	n, names, pos, err := b.bindOverIn(sel, input, sc, false)
+// ordered by anything: its rows are then sorted when it ends. Either
+// way, a derived table whose only window function is ROW_NUMBER and that
+// the outer query filters by rank (hint) becomes an updating top-N.
+func (b *selectBinder) bindOver(sel *ast.Select, input Node, sc *scope, hint *topNHint) (Node, []string, []ast.Pos, error) {
+	n, names, pos, err := b.bindOverIn(sel, input, sc, overStream, 0)
 	var pe *Error
 	if err != nil && sel.Window == nil && errors.As(err, &pe) && errors.Is(pe.Err, errStreamOrder) {
-		if r, _ := b.p.unbounded(input); r == nil {
-			return b.bindOverIn(sel, input, sc, true)
+		r, _ := b.p.unbounded(input)
+		if hint != nil {
+			ok, terr := topNShape(sel, hint, r != nil)
+			if terr != nil {
+				return nil, nil, nil, terr
+			}
+			if ok {
+				return b.bindOverIn(sel, input, sc, overTopN, hint.n)
+			}
+		}
+		if r == nil {
+			return b.bindOverIn(sel, input, sc, overWhole, 0)
 		}
 	}
 	return n, names, pos, err
 }
 
-// bindOverIn binds sel's window functions; whole evaluates them over the
-// whole (bounded) input at its end.
-func (b *selectBinder) bindOverIn(sel *ast.Select, input Node, sc *scope, whole bool) (Node, []string, []ast.Pos, error) {
-	ctx := &overContext{input: sc, owner: sc.owner, nVis: len(visibleFields(input.Schema())), timeCol: input.EventTime()}
+// overMode is how bindOverIn evaluates window functions without a WINDOW
+// clause.
+type overMode int
+
+const (
+	overStream overMode = iota // incrementally, ordered by event time (or not at all)
+	overWhole                  // over the whole bounded input, at its end
+	overTopN                   // an updating top-N (ROW_NUMBER ... rn <= n)
+)
+
+// bindOverIn binds sel's window functions in mode; n is the top-N's N.
+func (b *selectBinder) bindOverIn(sel *ast.Select, input Node, sc *scope, mode overMode, n int64) (Node, []string, []ast.Pos, error) {
+	whole := mode == overWhole
+	ctx := &overContext{input: sc, owner: sc.owner, nVis: len(visibleFields(input.Schema())), timeCol: input.EventTime(), topN: mode == overTopN}
 	if ctx.timeCol >= 0 {
 		ctx.timeName = input.Schema().Field(ctx.timeCol).Name
 	}
@@ -572,6 +604,13 @@ func (b *selectBinder) bindOverIn(sel *ast.Select, input Node, sc *scope, whole 
 		pos = append(pos, it.At)
 	}
 	o.Specs, o.Calls, o.Names = ctx.specs, ctx.calls, ctx.names
+	if mode == overTopN {
+		if len(o.Calls) != 1 || o.Calls[0].Func != "row_number" {
+			return nil, nil, nil, fmt.Errorf("top-N: want one ROW_NUMBER call, have %v", o.Names)
+		}
+		o.TopN, o.TimeCol, o.WMCol = n, -1, -1
+		return newProject(newOver(o), exprs, names), names, pos, nil
+	}
 	for _, s := range o.Specs {
 		o.Ordered = o.Ordered || (!ctx.windowed && len(s.OrderBy) > 0)
 	}
@@ -621,6 +660,9 @@ func scopeHas(sc *scope, name string) bool {
 
 // buildOver makes the operator of an Over node.
 func (b *opBuilder) buildOver(n *Over) (arrowexec.Operator, error) {
+	if n.TopN > 0 {
+		return b.buildTopN(n)
+	}
 	in, err := b.build(n.Input)
 	if err != nil {
 		return nil, err
@@ -634,6 +676,9 @@ func (b *opBuilder) buildOver(n *Over) (arrowexec.Operator, error) {
 
 // overPhysical describes the operator of an Over node for explain.
 func overPhysical(n *Over) string {
+	if n.TopN > 0 {
+		return topNPhysical(n)
+	}
 	var b strings.Builder
 	b.WriteString("WindowFunctions")
 	switch {

@@ -87,16 +87,31 @@ func CompileStatements(stmts []ast.Statement, base arrowexec.Settings, overrides
 		}
 	}
 	selects := 0
+	fusable := fusableRankings(stmts) // topn.go
+	fused := map[string]*ast.Select{}
+	reader := func(sel *ast.Select) *ast.Select {
+		if t, ok := sel.From.(*ast.TableRef); ok && fused[t.Name.Name] != nil {
+			if r := fuseReader(sel, t.Name.Name, fused[t.Name.Name]); r != nil {
+				return r
+			}
+		}
+		return sel
+	}
 	for _, st := range stmts {
 		var err error
 		switch s := st.(type) {
 		case *ast.CreateSource:
 			err = p.addSource(s)
 		case *ast.CreateAs:
-			err = p.addQuery(s.Name.Name, s.At, s.Query, s.With, true, s.Table)
+			nq, nr := len(p.Queries), len(p.Relations)
+			err = p.addQuery(s.Name.Name, s.At, reader(s.Query), s.With, true, s.Table)
+			if fusable[s.Name.Name] && (isStreamOrder(err) || err == nil && ranksWholeInput(p.Queries[nq].Plan)) {
+				p.Queries, p.Relations = p.Queries[:nq], p.Relations[:nr]
+				fused[s.Name.Name], err = s.Query, nil
+			}
 		case *ast.SelectStatement:
 			selects++
-			err = p.addQuery(fmt.Sprintf("select_%d", selects), s.Query.At, s.Query, s.With, false, false)
+			err = p.addQuery(fmt.Sprintf("select_%d", selects), s.Query.At, reader(s.Query), s.With, false, false)
 		}
 		if err != nil {
 			errs = append(errs, err)
@@ -286,6 +301,9 @@ type selectBinder struct {
 	// inSubquery binds a subquery (subquery.go): aggregates emit once at
 	// the end, a table read directly keeps its latest row per key.
 	inSubquery bool
+	// topN is the rank filter the SELECT being bound offers the derived
+	// table it reads (topn.go); the derived table's bindSelect takes it.
+	topN *topNHint
 }
 
 func (b *selectBinder) bindSelect(sel *ast.Select) (Node, error) {
@@ -297,7 +315,13 @@ func (b *selectBinder) bindSelect(sel *ast.Select) (Node, error) {
 	case len(sel.OrderBy) > 0:
 		return nil, notSupported(sel.OrderBy[0].Expr.Position(), "ORDER BY over a stream (outside a window)")
 	}
+	hint := b.topN // offered by the query reading this one
+	b.topN = nil
+	if !b.inSubquery { // a subquery's rows are its final ones: it ranks a bounded input at its end
+		b.topN = topNFilter(sel)
+	}
 	input, sc, err := b.bindFrom(sel.From)
+	b.topN = nil
 	if err != nil {
 		return nil, err
 	}
@@ -356,7 +380,7 @@ func (b *selectBinder) bindSelect(sel *ast.Select) (Node, error) {
 	var names []string
 	var namePos []ast.Pos
 	if over != nil {
-		if node, names, namePos, err = b.bindOver(sel, node, sc); err != nil {
+		if node, names, namePos, err = b.bindOver(sel, node, sc, hint); err != nil {
 			return nil, err
 		}
 	} else if aggregating {

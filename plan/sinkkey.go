@@ -7,7 +7,8 @@ import "github.com/ferrisstreams/ferris/arrowexec/expr"
 // outputs unchanged (through HAVING filters and plain column projections),
 // in GROUP BY order. Windowed results use the same key for every window, so
 // a group's windows land in one partition. It is nil when the query is not
-// an aggregate or does not output every GROUP BY column.
+// an aggregate or does not output every GROUP BY column. An updating
+// top-N (Over with TopN) is keyed by its PARTITION BY columns and rank.
 func sinkKey(n Node) []string {
 	// cols maps output columns of n to column indices of the node below.
 	var names []string
@@ -35,6 +36,19 @@ func sinkKey(n Node) []string {
 			n = t.Input
 		case *Filter:
 			n = t.Input
+		case *Over:
+			if t.TopN == 0 || names == nil {
+				return nil
+			}
+			var cols []int // the key's columns of the Over node
+			for _, e := range t.Specs[t.Calls[0].Spec].PartitionBy {
+				c, ok := expr.ColumnIndex(e)
+				if !ok {
+					return nil
+				}
+				cols = append(cols, c)
+			}
+			return keyNames(append(cols, t.firstCall()), names, index)
 		case *Aggregate:
 			if names == nil {
 				return append([]string(nil), t.KeyNames...)
@@ -55,4 +69,22 @@ func sinkKey(n Node) []string {
 			return nil
 		}
 	}
+}
+
+// keyNames names the output columns that carry the columns cols of the
+// node below the projections (index maps output columns to them), or nil
+// when one is not output.
+func keyNames(cols []int, names []string, index []int) []string {
+	key := make([]string, len(cols))
+	for k, col := range cols {
+		for i, c := range index {
+			if c == col && key[k] == "" {
+				key[k] = names[i]
+			}
+		}
+		if key[k] == "" {
+			return nil
+		}
+	}
+	return key
 }

@@ -91,6 +91,42 @@ func TestExamplesValidateAndExplain(t *testing.T) {
 	}
 }
 
+// Nexmark q19 (Flink's two queries: the ranking is fused into the query
+// filtering it) is planned as an updating top-N, and so is the same over
+// an unbounded generator (events = 0); a ranking read otherwise over that
+// unbounded input is refused with its position.
+func TestExplainQ19TopN(t *testing.T) {
+	src, err := os.ReadFile("../../bench/nexmark/queries/q19.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	unbounded := filepath.Join(dir, "q19u.sql")
+	if err := os.WriteFile(unbounded, []byte(strings.Replace(string(src), "events = '100000'", "events = '0'", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"../../bench/nexmark/queries/q19.sql", unbounded} {
+		code, out, errOut := ferris(t, "explain", f)
+		if code != 0 || !strings.Contains(out, "TopN 10 per partition, updating") || strings.Contains(out, "WindowFunctions") {
+			t.Errorf("explain %s: exit %d\n%s\n%s", f, code, out, errOut)
+		}
+	}
+	// the ranking read by a query that is not a top-N is refused, with its
+	// position
+	twoQueries := filepath.Join(dir, "ranked.sql")
+	if err := os.WriteFile(twoQueries, []byte(`CREATE STREAM bid (auction BIGINT, price BIGINT, date_time TIMESTAMP,
+  WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND) WITH (connector = 'nexmark', kind = 'bid', events = '0');
+CREATE STREAM ranked AS SELECT auction, price, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price DESC) AS rn FROM bid;
+SELECT * FROM ranked WHERE rn <= 10 OR price > 100;
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := ferris(t, "explain", twoQueries)
+	if code == 0 || !strings.Contains(errOut, twoQueries+": line 3, column 97: an unbounded stream can only be ordered by its event time") {
+		t.Errorf("explain of the two-query form over an unbounded stream: exit %d\n%s", code, errOut)
+	}
+}
+
 func TestValidateReportsEveryError(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "bad.sql")
