@@ -50,7 +50,7 @@ func TestPipelineResumesAfterServerRestart(t *testing.T) {
 	const sql = `SET state_dir = 'state';
 SET checkpoint_interval_ms = '20';
 CREATE STREAM ticks (id BIGINT, ticker VARCHAR, price DECIMAL(18,4))
-WITH (connector = 'generator', rate = '5000', batch_size = '64', linger_ms = '5');
+WITH (connector = 'generator', rows = '0', rate = '5000', batch_size = '64', linger_ms = '5');
 CREATE STREAM out AS SELECT id, ticker FROM ticks WITH (connector = 'file', path = 'out.jsonl');`
 	checkpoints := func() []string {
 		m, _ := filepath.Glob(filepath.Join(dir, "state", "p", "chk-*", "manifest.json"))
