@@ -12,8 +12,8 @@ build:
 
 test:
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 $(PKGS)
-	$(GO) test -count=1 -race -short . ./arrowexec ./arrowexec/resource ./sources/... ./sinks/... ./server/... ./cmd/...
+	$(GO) test -count=1 -timeout 30m $(PKGS)
+	$(GO) test -count=1 -timeout 30m -race -short . ./arrowexec ./arrowexec/resource ./sources/... ./sinks/... ./server/... ./cmd/...
 
 race:
 	$(GO) test -race $(PKGS)
