@@ -574,13 +574,23 @@ func fnRegexpExtract(name string, args []Expr) (Expr, error) {
 		if len(a) == 3 {
 			group = i64s(a[2], n)
 		}
+		// a pattern that is one value for the batch is looked up once (on
+		// the first row that needs it: a NULL-only batch never compiles it)
+		var fixed *fastRegexp
+		onePattern := kernels.Broadcast(a[1], n, 1) == 0 || n == 1
 		var buf []int
 		// the group is a substring of the subject: copied into the result
 		// in one pass, no string per row
 		return kernels.MapSubstring(ctx.Alloc, n, a[0].(*array.String), a, func(i int, s string) (int, int, bool, error) {
-			re, err := get(p(i))
-			if err != nil {
-				return 0, 0, false, err
+			re := fixed
+			if re == nil {
+				var err error
+				if re, err = get(p(i)); err != nil {
+					return 0, 0, false, err
+				}
+				if onePattern {
+					fixed = re
+				}
 			}
 			g := group(i)
 			if g < 0 {
