@@ -104,29 +104,47 @@ func gatherValidity(alloc memory.Allocator, parts []arrow.Array, src, pos []int3
 	}
 	out := allocBitmap(alloc, len(pos))
 	o := out.Bytes()
+	// each part's bitmap (nil: every row valid) and offset; a part with
+	// nulls and no bitmap (the NULL type) has no valid row
+	bms := make([][]byte, len(parts))
+	offs := make([]int, len(parts))
+	none := make([]bool, len(parts))
+	for i, p := range parts {
+		if p.NullN() > 0 {
+			bms[i], offs[i] = p.NullBitmapBytes(), p.Data().Offset()
+			none[i] = bms[i] == nil
+		}
+	}
 	if src == nil {
-		// one part: its bitmap read directly
-		p := parts[0]
-		bm, off := p.NullBitmapBytes(), p.Data().Offset()
+		bm, off := bms[0], offs[0]
 		switch {
-		case p.NullN() == 0:
+		case none[0]:
+		case bm == nil:
 			for j, k := range pos {
 				if k >= 0 {
-					bitutil.SetBit(o, j)
+					o[j>>3] |= 1 << (j & 7)
 				}
 			}
-		case bm != nil:
+		default:
 			for j, k := range pos {
-				if k >= 0 && bitutil.BitIsSet(bm, off+int(k)) {
-					bitutil.SetBit(o, j)
+				if k >= 0 {
+					i := off + int(k)
+					o[j>>3] |= (bm[i>>3] >> (i & 7) & 1) << (j & 7)
 				}
 			}
 		}
 		return out
 	}
 	for j, k := range pos {
-		if p := partOf(parts, src, j); k >= 0 && p != nil && p.IsValid(int(k)) {
-			bitutil.SetBit(o, j)
+		s := src[j]
+		if s < 0 || k < 0 || none[s] {
+			continue
+		}
+		if bm := bms[s]; bm == nil {
+			o[j>>3] |= 1 << (j & 7)
+		} else {
+			i := offs[s] + int(k)
+			o[j>>3] |= (bm[i>>3] >> (i & 7) & 1) << (j & 7)
 		}
 	}
 	return out
