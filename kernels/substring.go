@@ -80,7 +80,7 @@ func MapSubstring(alloc memory.Allocator, n int, subject *array.String, args []a
 	dbuf, d := allocFixed[uint8](alloc, total)
 	for i := 0; i < n; i++ {
 		if a, b := o[i], o[i+1]; b > a {
-			copy(d[a:b], data[starts[i]:starts[i]+b-a])
+			copyBytes(d[a:b], data[starts[i]:starts[i]+b-a])
 		}
 	}
 	return finish(arrow.BinaryTypes.String, n, validity, obuf, dbuf), nil

@@ -603,8 +603,8 @@ func fnRegexpExtract(name string, args []Expr) (Expr, error) {
 				return 0, 0, false, fmt.Errorf("regexp_extract: group %d does not exist in %q", g, re.String())
 			}
 			m := re.SubmatchInto(buf, s)
-			if m != nil && re.seq != nil {
-				buf = m
+			if m != nil && re.seq != nil && cap(m) > cap(buf) {
+				buf = m // storage for the next rows (kept only when it grew: no write per row)
 			}
 			if m == nil || m[2*g] < 0 {
 				return 0, 0, false, nil
