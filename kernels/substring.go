@@ -14,8 +14,8 @@ import (
 // MapSubstring builds a VARCHAR array of n rows whose row i is a substring
 // of row i of subject (a column of n rows, or a broadcast constant of one
 // row): f receives row i's text and returns the byte range [lo, hi) of it
-// to keep, or ok false for NULL. Rows where an array of args is NULL (list
-// subject there too if its NULLs make NULLs) are NULL without calling f.
+// to keep, or ok false for NULL. Rows where an array of args is NULL are
+// NULL without calling f (pass subject in args for its NULLs to count).
 //
 // s is only valid during the call to f (it aliases subject's bytes). The
 // first error f returns, in row order, is returned. The ranges are
