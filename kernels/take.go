@@ -23,10 +23,11 @@ func Take(alloc memory.Allocator, a arrow.Array, idx []int32) (arrow.Array, erro
 // A negative src[j] or pos[j] gives NULL. All parts have type dt.
 func Interleave(alloc memory.Allocator, dt arrow.DataType, parts []arrow.Array, src, pos []int32) (arrow.Array, error) {
 	n := len(pos)
+	if dt.ID() == arrow.NULL {
+		return array.NewNull(n), nil
+	}
 	validity := gatherValidity(alloc, parts, src, pos)
 	switch dt.ID() {
-	case arrow.NULL:
-		return array.NewNull(n), nil
 	case arrow.BOOL:
 		out := allocBitmap(alloc, n)
 		o := out.Bytes()
@@ -103,9 +104,47 @@ func gatherValidity(alloc memory.Allocator, parts []arrow.Array, src, pos []int3
 	}
 	out := allocBitmap(alloc, len(pos))
 	o := out.Bytes()
+	// each part's bitmap (nil: every row valid) and offset; a part with
+	// nulls and no bitmap (the NULL type) has no valid row
+	bms := make([][]byte, len(parts))
+	offs := make([]int, len(parts))
+	none := make([]bool, len(parts))
+	for i, p := range parts {
+		if p.NullN() > 0 {
+			bms[i], offs[i] = p.NullBitmapBytes(), p.Data().Offset()
+			none[i] = bms[i] == nil
+		}
+	}
+	if src == nil {
+		bm, off := bms[0], offs[0]
+		switch {
+		case none[0]:
+		case bm == nil:
+			for j, k := range pos {
+				if k >= 0 {
+					o[j>>3] |= 1 << (j & 7)
+				}
+			}
+		default:
+			for j, k := range pos {
+				if k >= 0 {
+					i := off + int(k)
+					o[j>>3] |= (bm[i>>3] >> (i & 7) & 1) << (j & 7)
+				}
+			}
+		}
+		return out
+	}
 	for j, k := range pos {
-		if p := partOf(parts, src, j); k >= 0 && p != nil && p.IsValid(int(k)) {
-			bitutil.SetBit(o, j)
+		s := src[j]
+		if s < 0 || k < 0 || none[s] {
+			continue
+		}
+		if bm := bms[s]; bm == nil {
+			o[j>>3] |= 1 << (j & 7)
+		} else {
+			i := offs[s] + int(k)
+			o[j>>3] |= (bm[i>>3] >> (i & 7) & 1) << (j & 7)
 		}
 	}
 	return out
@@ -156,8 +195,15 @@ func binaryOffsets(a arrow.Array) ([]int32, []byte) {
 	return all[d.Offset() : d.Offset()+d.Len()+1], data
 }
 
+// gatherBinary gathers VARCHAR/BINARY rows: the offsets in one pass,
+// then the bytes, a run of consecutive rows of one part in one copy (a
+// filter's selection is mostly such runs) and a short value byte by byte
+// (cheaper than a memmove call for the few bytes of a typical value).
 func gatherBinary(alloc memory.Allocator, dt arrow.DataType, parts []arrow.Array, src, pos []int32, validity *memory.Buffer) arrow.Array {
 	n := len(pos)
+	if src == nil {
+		return takeBinary(alloc, dt, parts[0], pos, validity)
+	}
 	offs := make([][]int32, len(parts))
 	datas := make([][]byte, len(parts))
 	for i, p := range parts {
@@ -167,28 +213,71 @@ func gatherBinary(alloc memory.Allocator, dt arrow.DataType, parts []arrow.Array
 	total := int32(0)
 	for j, k := range pos {
 		o[j] = total
-		s := int32(0)
-		if src != nil {
-			s = src[j]
-		}
-		if s >= 0 && k >= 0 {
+		if s := src[j]; s >= 0 && k >= 0 {
 			off := offs[s]
 			total += off[k+1] - off[k]
 		}
 	}
 	o[n] = total
 	dbuf, d := allocFixed[uint8](alloc, int(total))
-	for j, k := range pos {
-		s := int32(0)
-		if src != nil {
-			s = src[j]
+	for j := 0; j < n; {
+		s, k := src[j], pos[j]
+		if s < 0 || k < 0 {
+			j++
+			continue
 		}
-		if s >= 0 && k >= 0 {
-			off := offs[s]
-			copy(d[o[j]:o[j+1]], datas[s][off[k]:off[k+1]])
+		e := j + 1
+		for e < n && src[e] == s && pos[e] == pos[e-1]+1 {
+			e++
 		}
+		off := offs[s]
+		copyBytes(d[o[j]:o[e]], datas[s][off[k]:off[pos[e-1]+1]])
+		j = e
 	}
 	return finish(dt, n, validity, obuf, dbuf)
+}
+
+// takeBinary is gatherBinary from one array.
+func takeBinary(alloc memory.Allocator, dt arrow.DataType, a arrow.Array, pos []int32, validity *memory.Buffer) arrow.Array {
+	n := len(pos)
+	off, data := binaryOffsets(a)
+	obuf, o := allocFixed[int32](alloc, n+1)
+	total := int32(0)
+	for j, k := range pos {
+		o[j] = total
+		if k >= 0 {
+			total += off[k+1] - off[k]
+		}
+	}
+	o[n] = total
+	dbuf, d := allocFixed[uint8](alloc, int(total))
+	for j := 0; j < n; {
+		k := pos[j]
+		if k < 0 {
+			j++
+			continue
+		}
+		e := j + 1
+		for e < n && pos[e] == pos[e-1]+1 {
+			e++
+		}
+		copyBytes(d[o[j]:o[e]], data[off[k]:off[pos[e-1]+1]])
+		j = e
+	}
+	return finish(dt, n, validity, obuf, dbuf)
+}
+
+// copyBytes copies src into dst (of the same length), a short one byte by
+// byte.
+func copyBytes(dst, src []byte) {
+	if len(src) > 16 {
+		copy(dst, src)
+		return
+	}
+	dst = dst[:len(src)]
+	for i, c := range src {
+		dst[i] = c
+	}
 }
 
 // Selection returns the indexes of the rows of mask that are true (NULL

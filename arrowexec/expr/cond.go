@@ -379,6 +379,7 @@ func (c *caseExpr) evalEager(ctx *Context, batch arrow.RecordBatch) (arrow.Array
 		branch[i] = -1
 	}
 	left := n
+	var sel []int32 // rows where a condition is true, read from its bitmap by words
 	for k, cond := range c.conds {
 		if left == 0 {
 			break
@@ -387,15 +388,18 @@ func (c *caseExpr) evalEager(ctx *Context, batch arrow.RecordBatch) (arrow.Array
 		if err != nil {
 			return nil, err
 		}
-		b := m.(*array.Boolean)
-		nulls := b.NullN() > 0
-		for i := range branch {
-			if branch[i] < 0 && b.Value(i) && (!nulls || b.IsValid(i)) {
+		if m.Len() != n {
+			m.Release()
+			return nil, fmt.Errorf("CASE: condition has %d rows, batch %d", m.Len(), n)
+		}
+		sel = kernels.Selection(m.(*array.Boolean), sel)
+		m.Release()
+		for _, i := range sel {
+			if branch[i] < 0 {
 				branch[i] = int32(k)
 				left--
 			}
 		}
-		m.Release()
 	}
 	els := int32(len(c.conds))
 	if c.els != nil {

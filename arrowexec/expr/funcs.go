@@ -568,17 +568,29 @@ func fnRegexpExtract(name string, args []Expr) (Expr, error) {
 		return nil, err
 	}
 	return call(name, args, sqltypes.Varchar, func(ctx *Context, a []arrow.Array, n int) (arrow.Array, error) {
-		s, p := strs(a[0], n), strs(a[1], n)
+		p := strs(a[1], n)
 		get := matcherFor()
 		group := func(int) int64 { return -1 }
 		if len(a) == 3 {
 			group = i64s(a[2], n)
 		}
+		// a pattern that is one value for the batch is looked up once (on
+		// the first row that needs it: a NULL-only batch never compiles it)
+		var fixed *fastRegexp
+		onePattern := kernels.Broadcast(a[1], n, 1) == 0 || n == 1
 		var buf []int
-		return kernels.MapString(ctx.Alloc, n, a, func(i int) (string, bool, error) {
-			re, err := get(p(i))
-			if err != nil {
-				return "", false, err
+		// the group is a substring of the subject: copied into the result
+		// in one pass, no string per row
+		return kernels.MapSubstring(ctx.Alloc, n, a[0].(*array.String), a, func(i int, s string) (int, int, bool, error) {
+			re := fixed
+			if re == nil {
+				var err error
+				if re, err = get(p(i)); err != nil {
+					return 0, 0, false, err
+				}
+				if onePattern {
+					fixed = re
+				}
 			}
 			g := group(i)
 			if g < 0 {
@@ -588,16 +600,16 @@ func fnRegexpExtract(name string, args []Expr) (Expr, error) {
 				}
 			}
 			if g > int64(re.NumSubexp()) {
-				return "", false, fmt.Errorf("regexp_extract: group %d does not exist in %q", g, re.String())
+				return 0, 0, false, fmt.Errorf("regexp_extract: group %d does not exist in %q", g, re.String())
 			}
-			m := re.SubmatchInto(buf, s(i))
-			if m != nil && re.seq != nil {
-				buf = m
+			m := re.SubmatchInto(buf, s)
+			if m != nil && re.seq != nil && cap(m) > cap(buf) {
+				buf = m // storage for the next rows (kept only when it grew: no write per row)
 			}
 			if m == nil || m[2*g] < 0 {
-				return "", false, nil
+				return 0, 0, false, nil
 			}
-			return s(i)[m[2*g]:m[2*g+1]], true, nil
+			return m[2*g], m[2*g+1], true, nil
 		})
 	}), nil
 }

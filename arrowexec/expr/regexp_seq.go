@@ -58,6 +58,7 @@ type seqElem struct {
 	min    int
 	max    int
 	greedy bool
+	atEnd  bool // sRep: a $ follows (set by compileSeq)
 	cap    int
 }
 
@@ -131,6 +132,7 @@ func compileSeq(re *syntax.Regexp, ncap int) *seqMatcher {
 			if f.kind != sCapClose && f.kind != sEnd {
 				return nil
 			}
+			m.elems[i].atEnd = m.elems[i].atEnd || f.kind == sEnd
 		}
 	}
 	// the longest literal preceded only by fixed-width ASCII-safe parts
@@ -345,8 +347,8 @@ func (m *seqMatcher) at(s string, k, pos int, caps []int) (int, bool) {
 		case sCapClose:
 			caps[2*e.cap+1] = pos
 		case sAlt:
-			for _, a := range e.alts {
-				np, ok := a.one(s, pos)
+			for ai := range e.alts { // by reference: a seqElem is large
+				np, ok := e.alts[ai].one(s, pos)
 				if !ok {
 					continue
 				}
@@ -359,14 +361,19 @@ func (m *seqMatcher) at(s string, k, pos int, caps []int) (int, bool) {
 			// only the ends of captures and $ follow: greedy takes the
 			// longest run, lazy the shortest, and with $ the run must end
 			// the text (whatever the preference, one length does)
-			atEnd := false
-			for _, f := range m.elems[k+1:] {
-				atEnd = atEnd || f.kind == sEnd
-			}
 			n := 0
-			for pos < len(s) && (e.max < 0 || n < e.max) && (e.greedy || atEnd || n < e.min) {
-				r, w := next(s, pos)
-				if !e.class.has(r) {
+			cls := e.class
+			for pos < len(s) && (e.max < 0 || n < e.max) && (e.greedy || e.atEnd || n < e.min) {
+				if c := s[pos]; c < utf8.RuneSelf { // ASCII: the class's bitmap, inline
+					if cls.ascii[c>>6]&(1<<(c&63)) == 0 {
+						break
+					}
+					pos++
+					n++
+					continue
+				}
+				r, w := utf8.DecodeRuneInString(s[pos:])
+				if !cls.has(r) {
 					break
 				}
 				pos += w
