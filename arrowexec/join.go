@@ -93,10 +93,11 @@ type JoinConfig struct {
 	// stops reading it (see JoinOp). 0: no alignment. Set it only when
 	// the two inputs share no upstream source (see AlignWait).
 	Align int64
-	// AlignWait is the longest the join waits for the input behind while
-	// it does not read the other (wall clock); after that it suspends
-	// alignment until the input behind advances its watermark, so an
-	// idle or stuck input never stops the join. 0: DefaultAlignWait.
+	// AlignWait is the longest the join keeps the input ahead paused
+	// while the input behind does not advance its watermark (wall clock);
+	// after that it suspends alignment until the input behind advances,
+	// so an idle input (one sending nothing, or only heartbeats) or a
+	// stuck one never stops the join. 0: DefaultAlignWait.
 	AlignWait time.Duration
 	// Schema is the output: visible left columns, visible right columns,
 	// [window_start, window_end], [RowWatermarkColumn].
@@ -168,8 +169,8 @@ var ErrUnboundedJoin = errors.New("stream–stream join has no time bound, windo
 // input; the reader of s then blocks, and so, through the bounded channels,
 // does s's producer. An input whose watermark is final is never paused (it
 // is flushing its end). Alignment never deadlocks the join: if the input
-// behind delivers nothing for AlignWait, the join reads on and does not
-// pause again until that input's watermark advances (it may be idle, or
+// behind does not advance its watermark for AlignWait, the join reads on
+// and does not pause again until it does (it may be idle, or
 // blocked behind the paused input when both share an upstream, which is
 // why the planner aligns only independent inputs). Alignment changes only
 // the interleaving of the two inputs, never the result.
@@ -226,8 +227,10 @@ type JoinOp struct {
 	ids      []uint32 // scratch
 
 	// watermark alignment
-	stalled   [2]bool      // input delivered nothing for AlignWait while the other was paused
+	stalled   [2]bool      // input did not advance for AlignWait while the other was paused
 	stalledAt [2]Watermark // its watermark then; alignment resumes when it advances
+	waitFrom  time.Time    // since when the input behind has not advanced during a pause
+	waitWM    Watermark    // its watermark then
 	timer     *time.Timer
 }
 
@@ -236,7 +239,8 @@ type JoinStats struct {
 	Matched, OuterEmitted, Expired, Rebuilds int64
 	// AlignWaits counts the reads that waited for the input behind while
 	// the one ahead was paused (watermark alignment); AlignStalls the
-	// times it waited AlignWait in vain and suspended alignment.
+	// times the input behind did not advance for AlignWait and alignment
+	// was suspended.
 	AlignWaits, AlignStalls int64
 }
 
@@ -442,6 +446,8 @@ func (j *JoinOp) receive(ctx context.Context) (s int, it joinItem, fromStash boo
 		if it, ok := j.awaitBehind(ctx, pref); ok {
 			return pref, it, false, nil
 		}
+	} else {
+		j.waitFrom = time.Time{} // no pause: the next one starts afresh
 	}
 	select {
 	case it := <-ch[pref]:
@@ -474,31 +480,47 @@ func (j *JoinOp) paused(s int) bool {
 	return wo == NoWatermark || ws-wo > j.cfg.Align
 }
 
-// awaitBehind waits up to AlignWait for the next item of input o, the one
-// behind. It reports false when none came (or ctx ended): o is then
-// stalled and alignment suspended until o's watermark advances.
+// awaitBehind waits for the next item of input o, the one behind, while
+// o's watermark has advanced within AlignWait. It reports false when o
+// has not advanced for that long (or ctx ended): o is then stalled and
+// alignment suspended until o's watermark advances.
 func (j *JoinOp) awaitBehind(ctx context.Context, o int) (joinItem, bool) {
-	select { // ready already: no timer
+	select { // ready already: no clock
 	case it := <-j.ch[o]:
 		return it, true
 	default:
 	}
+	now := time.Now()
+	if j.waitFrom.IsZero() || j.wm[o] != j.waitWM {
+		j.waitFrom, j.waitWM = now, j.wm[o]
+	}
+	left := j.cfg.AlignWait - now.Sub(j.waitFrom)
+	if left <= 0 {
+		j.stall(o)
+		return joinItem{}, false
+	}
 	if j.timer == nil {
-		j.timer = time.NewTimer(j.cfg.AlignWait)
+		j.timer = time.NewTimer(left)
 	} else {
-		j.timer.Reset(j.cfg.AlignWait)
+		j.timer.Reset(left)
 	}
 	defer j.timer.Stop()
 	select {
 	case it := <-j.ch[o]:
 		return it, true
 	case <-j.timer.C:
-		j.stats.AlignStalls++
-		j.stalled[o], j.stalledAt[o] = true, j.wm[o]
+		j.stall(o)
 		return joinItem{}, false
 	case <-ctx.Done():
 		return joinItem{}, false
 	}
+}
+
+// stall suspends alignment with input o until its watermark advances.
+func (j *JoinOp) stall(o int) {
+	j.stats.AlignStalls++
+	j.stalled[o], j.stalledAt[o] = true, j.wm[o]
+	j.waitFrom = time.Time{}
 }
 
 // stashing reports whether items of input s wait in the stash: the stream

@@ -234,3 +234,60 @@ func TestJoinAlignmentSharedUpstreamDoesNotDeadlock(t *testing.T) {
 	}
 	t.Logf("stats %+v", op.Stats())
 }
+
+// heartbeats is an idle input: until done is closed it sends, every
+// millisecond, a watermark-only message that does not advance (as a Kafka
+// source with idle partitions does), then the final watermark.
+type heartbeats struct {
+	wm    Watermark
+	done  <-chan struct{}
+	ended bool
+}
+
+func (h *heartbeats) Schema() *arrow.Schema      { return joinTestSchema }
+func (h *heartbeats) Open(context.Context) error { return nil }
+func (h *heartbeats) Close() error               { return nil }
+func (h *heartbeats) Next(ctx context.Context) (Message, error) {
+	if h.ended {
+		return Message{}, io.EOF
+	}
+	select {
+	case <-h.done:
+		h.ended = true
+		return Message{Watermark: FinalWatermark}, nil
+	case <-time.After(time.Millisecond):
+		return Message{Watermark: h.wm}, nil
+	case <-ctx.Done():
+		return Message{}, ctx.Err()
+	}
+}
+
+// TestJoinAlignmentIdleInput: an input that keeps sending heartbeats but
+// never advances its watermark must not pause the other input for good:
+// after AlignWait the join reads on.
+func TestJoinAlignmentIdleInput(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	var keys []*int64
+	var ts []int64
+	for i := range 1000 {
+		keys = append(keys, kp(int64(i%7)))
+		ts = append(ts, int64(i*100))
+	}
+	done := make(chan struct{})
+	left := &steadySource{alloc: mem, rows: jrows(0, keys, ts), batch: 10, done: done}
+	cfg := joinCase{kind: LeftJoin, bound: &JoinBound{Lo: 0, Hi: 0}}.config(t)
+	cfg.Align, cfg.AlignWait = 1000, 200*time.Millisecond
+	op, err := NewJoin(mem, left, &heartbeats{wm: 0, done: done}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	got, _ := drainJoinPeak(t, op)
+	if len(got) != 1000 { // every left row, unmatched
+		t.Fatalf("got %d rows, want 1000", len(got))
+	}
+	if op.Stats().AlignStalls == 0 {
+		t.Fatalf("the join never paused the input ahead (stats %+v): the test tests nothing", op.Stats())
+	}
+}
