@@ -113,8 +113,12 @@ type JoinConfig struct {
 // on top of what the reach requires.
 const DefaultJoinAlign int64 = 5000
 
-// DefaultAlignWait is JoinConfig.AlignWait's default.
-const DefaultAlignWait = 200 * time.Millisecond
+// DefaultAlignWait is JoinConfig.AlignWait's default: long enough that
+// an input behind that is merely slow (a loaded machine, a GC) is not
+// taken for a stuck one, which would let the other input run ahead until
+// it advances again. An idle input holds the other back at most that long
+// each time it goes idle.
+const DefaultAlignWait = time.Second
 
 // ErrUnboundedJoin is returned for a stream–stream join configured with no
 // time bound, window or TTL: its state would grow without limit.
