@@ -13,7 +13,9 @@ import (
 // inputReaders reads the two inputs of a two-input operator (joins) on a
 // goroutine each, one message ahead, so the operator can take whichever
 // input is ready: it never blocks one stream while the other is behind, and
-// a self-join over one fanned-out stream cannot deadlock.
+// a self-join over one fanned-out stream cannot deadlock. (A join with
+// watermark alignment does stop taking the input that is ahead, for a
+// bounded time while the other does not advance; see JoinOp.)
 //
 // Barrier alignment (see Stateful): the operator hands every item it takes
 // from ch[s] to note. After a barrier on input s, readable(s) is false (the

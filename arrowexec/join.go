@@ -87,12 +87,38 @@ type JoinConfig struct {
 	TableFirst bool
 	// EventTime says the output carries RowWatermarkColumn last.
 	EventTime bool
+	// Align, when positive, is watermark alignment for a stream–stream
+	// join of two event-time inputs: how far (milliseconds of event time)
+	// one input's watermark may run ahead of the other's before the join
+	// stops reading it (see JoinOp). 0: no alignment. Set it only when
+	// the two inputs share no upstream source (see AlignWait).
+	Align int64
+	// AlignWait is the longest the join keeps the input ahead paused
+	// while the input behind does not advance its watermark (wall clock);
+	// after that it suspends alignment until the input behind advances,
+	// so an idle input (one sending nothing, or only heartbeats) or a
+	// stuck one never stops the join. 0: DefaultAlignWait.
+	AlignWait time.Duration
 	// Schema is the output: visible left columns, visible right columns,
 	// [window_start, window_end], [RowWatermarkColumn].
 	Schema *arrow.Schema
 	// Now is the processing-time clock (nil: time.Now).
 	Now func() time.Time
 }
+
+// DefaultJoinAlign is the alignment (JoinConfig.Align) the planner gives a
+// stream–stream join of two independent event-time inputs: 5 s of event
+// time. It does not grow with the join's reach: every millisecond one
+// input runs ahead adds that input's rows of that millisecond to the state,
+// on top of what the reach requires.
+const DefaultJoinAlign int64 = 5000
+
+// DefaultAlignWait is JoinConfig.AlignWait's default: long enough that
+// an input behind that is merely slow (a loaded machine, a GC) is not
+// taken for a stuck one, which would let the other input run ahead until
+// it advances again. An idle input holds the other back at most that long
+// each time it goes idle.
+const DefaultAlignWait = time.Second
 
 // ErrUnboundedJoin is returned for a stream–stream join configured with no
 // time bound, window or TTL: its state would grow without limit.
@@ -137,6 +163,21 @@ var ErrUnboundedJoin = errors.New("stream–stream join has no time bound, windo
 // the lower watermark when both are), so a self-join whose two inputs are
 // fed by one producer through bounded Inlets cannot deadlock. A bounded
 // table (TableFirst) is read to its end first.
+//
+// Watermark alignment (Align > 0, event-time stream–stream joins only):
+// rows of the input that is ahead stay in the state until the other
+// input's watermark reaches them, so an input that runs faster (a cheaper
+// source) would fill the state with everything it read ahead. While input
+// s's watermark is more than Align ahead of the other's, and the other has
+// not ended and is not held at a barrier, the join reads only the other
+// input; the reader of s then blocks, and so, through the bounded channels,
+// does s's producer. An input whose watermark is final is never paused (it
+// is flushing its end). Alignment never deadlocks the join: if the input
+// behind does not advance its watermark for AlignWait, the join reads on
+// and does not pause again until it does (it may be idle, or
+// blocked behind the paused input when both share an upstream, which is
+// why the planner aligns only independent inputs). Alignment changes only
+// the interleaving of the two inputs, never the result.
 //
 // State (held batches and the index) is reserved through Reserver before
 // it is retained and returned when rows expire; exceeding the memory limit
@@ -188,11 +229,23 @@ type JoinOp struct {
 	resv     int64
 	stats    JoinStats
 	ids      []uint32 // scratch
+
+	// watermark alignment
+	stalled   [2]bool      // input did not advance for AlignWait while the other was paused
+	stalledAt [2]Watermark // its watermark then; alignment resumes when it advances
+	waitFrom  time.Time    // since when the input behind has not advanced during a pause
+	waitWM    Watermark    // its watermark then
+	timer     *time.Timer
 }
 
 // JoinStats counts what a JoinOp did.
 type JoinStats struct {
 	Matched, OuterEmitted, Expired, Rebuilds int64
+	// AlignWaits counts the reads that waited for the input behind while
+	// the one ahead was paused (watermark alignment); AlignStalls the
+	// times the input behind did not advance for AlignWait and alignment
+	// was suspended.
+	AlignWaits, AlignStalls int64
 }
 
 var _ Operator = (*JoinOp)(nil)
@@ -205,6 +258,12 @@ func NewJoin(alloc memory.Allocator, left, right Operator, cfg JoinConfig) (*Joi
 		slack: 1 << 16}
 	if j.now == nil {
 		j.now = time.Now
+	}
+	if cfg.AlignWait <= 0 {
+		j.cfg.AlignWait = DefaultAlignWait
+	}
+	if cfg.Table >= 0 || cfg.Time[0] < 0 || cfg.Time[1] < 0 {
+		j.cfg.Align = 0 // a table has no watermark to align with; nor has processing time
 	}
 	if len(cfg.Keys[0]) != len(cfg.Keys[1]) {
 		return nil, fmt.Errorf("join: %d left keys and %d right keys", len(cfg.Keys[0]), len(cfg.Keys[1]))
@@ -326,6 +385,9 @@ func (j *JoinOp) Close() error {
 	}
 	j.closed = true
 	j.stopReaders()
+	if j.timer != nil {
+		j.timer.Stop()
+	}
 	for _, m := range j.queue {
 		m.Release()
 	}
@@ -383,6 +445,14 @@ func (j *JoinOp) receive(ctx context.Context) (s int, it joinItem, fromStash boo
 	case j.wm[1] < j.wm[0]:
 		pref = 1
 	}
+	if a := 1 - pref; ch[a] != nil && j.paused(a) {
+		j.stats.AlignWaits++
+		if it, ok := j.awaitBehind(ctx, pref); ok {
+			return pref, it, false, nil
+		}
+	} else {
+		j.waitFrom = time.Time{} // no pause: the next one starts afresh
+	}
 	select {
 	case it := <-ch[pref]:
 		return pref, it, false, nil
@@ -396,6 +466,65 @@ func (j *JoinOp) receive(ctx context.Context) (s int, it joinItem, fromStash boo
 	case <-ctx.Done():
 		return 0, joinItem{}, false, ctx.Err()
 	}
+}
+
+// paused reports whether watermark alignment keeps the join from reading
+// input s: its watermark is more than Align ahead of the other input's,
+// which can still catch up (it has not ended, is not held at a barrier
+// and has not stalled).
+func (j *JoinOp) paused(s int) bool {
+	o := 1 - s
+	if j.cfg.Align <= 0 || j.ended[o] || !j.readable(o) || j.stalled[o] {
+		return false
+	}
+	ws, wo := j.wm[s], j.wm[o]
+	if ws == FinalWatermark || ws == NoWatermark {
+		return false
+	}
+	return wo == NoWatermark || ws-wo > j.cfg.Align
+}
+
+// awaitBehind waits for the next item of input o, the one behind, while
+// o's watermark has advanced within AlignWait. It reports false when o
+// has not advanced for that long (or ctx ended): o is then stalled and
+// alignment suspended until o's watermark advances.
+func (j *JoinOp) awaitBehind(ctx context.Context, o int) (joinItem, bool) {
+	select { // ready already: no clock
+	case it := <-j.ch[o]:
+		return it, true
+	default:
+	}
+	now := time.Now()
+	if j.waitFrom.IsZero() || j.wm[o] != j.waitWM {
+		j.waitFrom, j.waitWM = now, j.wm[o]
+	}
+	left := j.cfg.AlignWait - now.Sub(j.waitFrom)
+	if left <= 0 {
+		j.stall(o)
+		return joinItem{}, false
+	}
+	if j.timer == nil {
+		j.timer = time.NewTimer(left)
+	} else {
+		j.timer.Reset(left)
+	}
+	defer j.timer.Stop()
+	select {
+	case it := <-j.ch[o]:
+		return it, true
+	case <-j.timer.C:
+		j.stall(o)
+		return joinItem{}, false
+	case <-ctx.Done():
+		return joinItem{}, false
+	}
+}
+
+// stall suspends alignment with input o until its watermark advances.
+func (j *JoinOp) stall(o int) {
+	j.stats.AlignStalls++
+	j.stalled[o], j.stalledAt[o] = true, j.wm[o]
+	j.waitFrom = time.Time{}
 }
 
 // stashing reports whether items of input s wait in the stash: the stream
@@ -556,6 +685,9 @@ func (j *JoinOp) nowMS() int64 { return j.now().UnixMilli() }
 func (j *JoinOp) advance(s int, w Watermark) error {
 	if w > j.wm[s] {
 		j.wm[s] = w
+	}
+	if j.stalled[s] && j.wm[s] > j.stalledAt[s] {
+		j.stalled[s] = false // it moves again: align with it
 	}
 	if j.cfg.Table >= 0 {
 		return nil

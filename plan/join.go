@@ -1198,6 +1198,13 @@ func (b *opBuilder) buildJoin(j *Join) (arrowexec.Operator, error) {
 		EventTime: j.eventTime >= 0,
 		Schema:    j.schema,
 	}
+	if j.Table < 0 && b.pipe != nil && independent(b.pipe, j.Left, j.Right) {
+		// Watermark alignment: the faster input waits for the slower one
+		// (see arrowexec.JoinOp). Only for inputs fed by different
+		// sources: pausing one side of a self-join, or of a join whose
+		// sides share an upstream, could hold back the other side too.
+		cfg.Align = arrowexec.DefaultJoinAlign
+	}
 	op, err := arrowexec.NewJoin(b.alloc, left, right, cfg)
 	if err != nil {
 		_ = left.Close()
@@ -1205,4 +1212,43 @@ func (b *opBuilder) buildJoin(j *Join) (arrowexec.Operator, error) {
 		return nil, at(j.At, err)
 	}
 	return op, nil
+}
+
+// independent reports whether plans a and b read no common source stream
+// or table, directly or through derived streams.
+func independent(p *Pipeline, a, b Node) bool {
+	sa, sb := map[string]bool{}, map[string]bool{}
+	p.sourcesOf(a, sa, map[string]bool{})
+	p.sourcesOf(b, sb, map[string]bool{})
+	for r := range sa {
+		if sb[r] {
+			return false
+		}
+	}
+	return true
+}
+
+// sourcesOf adds to into the source streams and tables plan n reads,
+// following derived streams to the queries that produce them.
+func (p *Pipeline) sourcesOf(n Node, into, seen map[string]bool) {
+	if s, ok := n.(*Scan); ok {
+		r := s.Relation
+		if r.Kind != DerivedStream {
+			into[r.Name] = true
+			return
+		}
+		if seen[r.Name] {
+			return
+		}
+		seen[r.Name] = true
+		for _, q := range p.Queries {
+			if q.Output == r.Name {
+				p.sourcesOf(q.Plan, into, seen)
+			}
+		}
+		return
+	}
+	for _, c := range n.Children() {
+		p.sourcesOf(c, into, seen)
+	}
 }

@@ -59,7 +59,7 @@ func (p *Pipeline) Build(env BuildEnv) (topo *arrowexec.Topology, err error) {
 		node := &arrowexec.QueryNode{Name: q.Name, Output: q.Output, Line: q.At.Line, Column: q.At.Col}
 		topo.Queries = append(topo.Queries, node)
 		alloc := env.Resources.Query(env.QueryPrefix + q.Name)
-		b := &opBuilder{alloc: alloc, depth: p.Settings.ChannelDepth, node: node, deadLetter: deadLetter(nil), instrumented: env.Instrument}
+		b := &opBuilder{pipe: p, alloc: alloc, depth: p.Settings.ChannelDepth, node: node, deadLetter: deadLetter(nil), instrumented: env.Instrument}
 		if node.Root, err = b.build(q.Plan); err != nil {
 			return topo, at(q.At, fmt.Errorf("query %s: %w", q.Name, err))
 		}
@@ -138,6 +138,7 @@ func (p *Pipeline) Build(env BuildEnv) (topo *arrowexec.Topology, err error) {
 
 // opBuilder turns one query's logical plan into operators.
 type opBuilder struct {
+	pipe         *Pipeline
 	alloc        *resource.Allocator
 	depth        int
 	node         *arrowexec.QueryNode
