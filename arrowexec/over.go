@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
@@ -158,10 +157,9 @@ type OverOp struct {
 	sort  *sortBuffer
 	win   *overWindows
 
-	wm      Watermark // input watermark
-	outWm   Watermark // last output watermark
-	queue   []Message
-	eof     bool
+	wm    Watermark // input watermark
+	outWm Watermark // last output watermark
+	outQueue
 	flushed bool
 	seq     uint64 // rows processed (LEAD ordering)
 	stats   AggregateStats
@@ -253,10 +251,7 @@ func (o *OverOp) Stats() AggregateStats { return o.stats }
 
 // Close implements Operator: it releases all state.
 func (o *OverOp) Close() error {
-	for _, m := range o.queue {
-		m.Release()
-	}
-	o.queue = nil
+	o.outQueue.release()
 	for _, s := range o.specs {
 		s.release()
 	}
@@ -280,37 +275,9 @@ func (o *OverOp) Close() error {
 // output of the input before it, with the output watermark (see
 // Stateful).
 func (o *OverOp) Next(ctx context.Context) (Message, error) {
-	for len(o.queue) == 0 {
-		if o.eof {
-			return Message{}, io.EOF
-		}
-		if err := ctx.Err(); err != nil {
-			return Message{}, err
-		}
-		msg, err := o.input.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			o.eof = true
-			if err := o.advance(ctx, FinalWatermark); err != nil {
-				return Message{}, fmt.Errorf("window functions: %w", err)
-			}
-			continue
-		}
-		if err != nil {
-			return Message{}, err
-		}
-		b := msg.Barrier
-		if err := o.consume(ctx, msg); err != nil {
-			return Message{}, fmt.Errorf("window functions: %w", err)
-		}
-		if b != nil {
-			if err := o.barrier(b); err != nil {
-				return Message{}, fmt.Errorf("window functions: %w", err)
-			}
-		}
-	}
-	m := o.queue[0]
-	o.queue = o.queue[1:]
-	return m, nil
+	return o.outQueue.next(ctx, o.input, queueStep{op: o, what: "window functions", consume: o.consume,
+		end:       func(ctx context.Context) error { return o.advance(ctx, FinalWatermark) },
+		watermark: func() Watermark { return o.outWm }})
 }
 
 // consume processes one input message (and releases it).

@@ -91,17 +91,6 @@ func (o *OverOp) loadState(r *StateReader) error {
 	return nil
 }
 
-// barrier handles a checkpoint barrier that consume has just applied:
-// everything earlier input produced is queued; the state is saved and the
-// barrier queued behind it with the output watermark.
-func (o *OverOp) barrier(b *Barrier) error {
-	if err := b.Save(o); err != nil {
-		return err
-	}
-	o.queue = append(o.queue, Message{Watermark: o.outWm, Barrier: b})
-	return nil
-}
-
 func (o *OverOp) evalState() []any {
 	var ptrs []any
 	for _, e := range o.evals {

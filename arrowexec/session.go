@@ -3,9 +3,7 @@ package arrowexec
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"slices"
 	"time"
@@ -142,9 +140,8 @@ type SessionOp struct {
 	seq   int64        // sessions begun so far
 	dirty []int32      // kept sessions updated by late rows, to re-emit
 
-	wm      Watermark
-	queue   []Message
-	eof     bool
+	wm Watermark
+	outQueue
 	stats   AggregateStats
 	reserve int64
 
@@ -271,10 +268,7 @@ func (s *SessionOp) String() string { return "SessionAggregate " + s.cfg.Window.
 
 // Close implements Operator: it releases all state and queued output.
 func (s *SessionOp) Close() error {
-	for _, m := range s.queue {
-		m.Release()
-	}
-	s.queue = nil
+	s.outQueue.release()
 	for _, t := range s.tabs {
 		t.t.Release()
 	}
@@ -297,37 +291,9 @@ func (s *SessionOp) Close() error {
 // the input before it closed, with the operator's watermark (see
 // Stateful).
 func (s *SessionOp) Next(ctx context.Context) (Message, error) {
-	for len(s.queue) == 0 {
-		if s.eof {
-			return Message{}, io.EOF
-		}
-		if err := ctx.Err(); err != nil {
-			return Message{}, err
-		}
-		msg, err := s.input.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			s.eof = true
-			if err := s.advance(FinalWatermark); err != nil {
-				return Message{}, fmt.Errorf("session aggregate: %w", err)
-			}
-			continue
-		}
-		if err != nil {
-			return Message{}, err
-		}
-		b := msg.Barrier
-		if err := s.consume(ctx, msg); err != nil {
-			return Message{}, fmt.Errorf("session aggregate: %w", err)
-		}
-		if b != nil {
-			if err := s.barrier(b); err != nil {
-				return Message{}, fmt.Errorf("session aggregate: %w", err)
-			}
-		}
-	}
-	m := s.queue[0]
-	s.queue = s.queue[1:]
-	return m, nil
+	return s.outQueue.next(ctx, s.input, queueStep{op: s, what: "session aggregate", consume: s.consume,
+		end:       func(context.Context) error { return s.advance(FinalWatermark) },
+		watermark: func() Watermark { return s.wm }})
 }
 
 // consume processes one input message and releases it.

@@ -200,14 +200,3 @@ func (s *SessionOp) loadState(r *StateReader) error {
 	s.keyLive = nKeys
 	return nil
 }
-
-// barrier handles a checkpoint barrier that consume has just applied:
-// everything earlier input produced is queued; the state is saved and the
-// barrier queued behind it with the operator's watermark.
-func (s *SessionOp) barrier(b *Barrier) error {
-	if err := b.Save(s); err != nil {
-		return err
-	}
-	s.queue = append(s.queue, Message{Watermark: s.wm, Barrier: b})
-	return nil
-}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"sort"
 	"strings"
@@ -86,9 +85,8 @@ type TopNOp struct {
 	dirty  []int32  // per partition: best changed rank + 1 this batch (0: none)
 	touch  []uint32 // partitions changed this batch, first change first
 
-	wm      Watermark
-	queue   []Message
-	eof     bool
+	wm Watermark
+	outQueue
 	reserve int64
 }
 
@@ -153,10 +151,7 @@ func (o *TopNOp) release() {
 
 // Close implements Operator: it releases all state.
 func (o *TopNOp) Close() error {
-	for _, m := range o.queue {
-		m.Release()
-	}
-	o.queue = nil
+	o.outQueue.release()
 	o.release()
 	o.top, o.cols, o.keys = nil, nil, nil
 	if r, ok := o.alloc.(Reserver); ok && o.reserve > 0 {
@@ -168,36 +163,10 @@ func (o *TopNOp) Close() error {
 
 // Next implements Operator.
 func (o *TopNOp) Next(ctx context.Context) (Message, error) {
-	for len(o.queue) == 0 {
-		if o.eof {
-			return Message{}, io.EOF
-		}
-		if err := ctx.Err(); err != nil {
-			return Message{}, err
-		}
-		msg, err := o.input.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			o.eof = true
-			o.advance(FinalWatermark)
-			continue
-		}
-		if err != nil {
-			return Message{}, err
-		}
-		b := msg.Barrier
-		if err := o.consume(msg); err != nil {
-			return Message{}, fmt.Errorf("top-N: %w", err)
-		}
-		if b != nil {
-			if err := b.Save(o); err != nil {
-				return Message{}, fmt.Errorf("top-N: %w", err)
-			}
-			o.queue = append(o.queue, Message{Watermark: o.wm, Barrier: b})
-		}
-	}
-	m := o.queue[0]
-	o.queue = o.queue[1:]
-	return m, nil
+	return o.outQueue.next(ctx, o.input, queueStep{op: o, what: "top-N",
+		consume:   func(_ context.Context, msg Message) error { return o.consume(msg) },
+		end:       func(context.Context) error { o.advance(FinalWatermark); return nil },
+		watermark: func() Watermark { return o.wm }})
 }
 
 // consume processes one input message (and releases it).
