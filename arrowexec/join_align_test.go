@@ -217,15 +217,7 @@ func TestJoinAlignmentSharedUpstreamDoesNotDeadlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := &countingSink{}
-	topo := &Topology{
-		Sources: []*SourceNode{{Stream: "s", Op: src}},
-		Queries: []*QueryNode{{Name: "self", Root: op, Inputs: []Subscription{{"s", inA}, {"s", inB}}, Sinks: []Sink{sink}}},
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := topo.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	runSelfJoin(t, src, op, inA, inB, sink)
 	if sink.rows != n { // each row matches itself (same key, same time)
 		t.Fatalf("got %d rows, want %d", sink.rows, n)
 	}

@@ -611,15 +611,7 @@ func selfJoinBarrier(t *testing.T, semi bool, depth, k int) {
 		t.Fatal(err)
 	}
 	sink := &barrierSink{}
-	topo := &Topology{
-		Sources: []*SourceNode{{Stream: "s", Op: src}},
-		Queries: []*QueryNode{{Name: "self", Root: op, Inputs: []Subscription{{"s", inA}, {"s", inB}}, Sinks: []Sink{sink}}},
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := topo.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	runSelfJoin(t, src, op, inA, inB, sink)
 	// the query driver takes the barrier: sinks never see one
 	if sink.rows != want || sink.barriers != 0 || saves != 1 {
 		t.Fatalf("%d rows, %d barriers, %d saves", sink.rows, sink.barriers, saves)

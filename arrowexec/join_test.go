@@ -748,15 +748,7 @@ func TestSelfJoinDoesNotDeadlock(t *testing.T) {
 				t.Fatal(err)
 			}
 			sink := &countingSink{}
-			topo := &Topology{
-				Sources: []*SourceNode{{Stream: "s", Op: src}},
-				Queries: []*QueryNode{{Name: "self", Root: op, Inputs: []Subscription{{"s", inA}, {"s", inB}}, Sinks: []Sink{sink}}},
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			if err := topo.Run(ctx); err != nil {
-				t.Fatal(err)
-			}
+			runSelfJoin(t, src, op, inA, inB, sink)
 			if sink.rows != 3000 { // each row matches itself (same key, same time)
 				t.Fatalf("got %d rows", sink.rows)
 			}
@@ -780,5 +772,20 @@ func TestJoinRefusesUnbounded(t *testing.T) {
 	_, err := NewJoin(memory.DefaultAllocator, NewInlet(joinTestSchema, 1), NewInlet(joinTestSchema, 1), c.config(t))
 	if !errors.Is(err, ErrUnboundedJoin) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// runSelfJoin runs op, whose inputs inA and inB both read the one source
+// src, into sink, and fails t on an error or after 20 s (a deadlock).
+func runSelfJoin(t *testing.T, src, op Operator, inA, inB *Inlet, sink Sink) {
+	t.Helper()
+	topo := &Topology{
+		Sources: []*SourceNode{{Stream: "s", Op: src}},
+		Queries: []*QueryNode{{Name: "self", Root: op, Inputs: []Subscription{{"s", inA}, {"s", inB}}, Sinks: []Sink{sink}}},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := topo.Run(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
