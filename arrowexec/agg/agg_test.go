@@ -317,7 +317,7 @@ func TestAggregatesMatchReference(t *testing.T) {
 						f.tbl.groups.collide = true
 						for _, a := range f.tbl.aggs {
 							if d, ok := a.(*distinct); ok {
-								d.set.collide = true
+								d.s.set.collide = true
 							}
 						}
 					}

@@ -629,9 +629,9 @@ func (a *hll) merge(src aggregator, m *mergeArgs) error {
 func (a *distinct) merge(src aggregator, m *mergeArgs) error {
 	o := src.(*distinct)
 	var pairs, ids []uint32
-	for p := 0; p < o.set.n; p++ {
-		g := o.set.prefix[p]
-		if d := m.srcMap[g]; d != ^uint32(0) {
+	for p := 0; p < o.s.set.n; p++ {
+		g := o.s.set.prefix[p]
+		if d := m.srcMap[g]; d != ^uint32(0) && o.has(uint32(p)) {
 			pairs = append(pairs, uint32(p))
 			ids = append(ids, d)
 		}
@@ -639,7 +639,7 @@ func (a *distinct) merge(src aggregator, m *mergeArgs) error {
 	if len(pairs) == 0 {
 		return nil
 	}
-	vals := o.set.cols[0].emit(m.alloc, pairs)
+	vals := o.s.set.cols[0].emit(m.alloc, pairs)
 	defer vals.Release()
 	return a.add(vals, ids, nil, 0, a.pick, m.scr)
 }
@@ -722,8 +722,12 @@ func (s *stringStore) reset() {
 
 func (a *distinct) reset() {
 	a.inner.reset()
-	a.set.reset()
-	a.head, a.next, a.pick = a.head[:0], a.next[:0], a.pick[:0]
+	a.pick = a.pick[:0]
+	if a.owner {
+		s := a.s
+		s.set.reset()
+		s.head, s.next, s.mask, s.loads = s.head[:0], s.next[:0], s.mask[:0], nil
+	}
 }
 
 // findKeysOf looks up (creating as needed) the keys of src's groups in t,

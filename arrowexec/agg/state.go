@@ -384,23 +384,32 @@ func (a *hll) load(in *stateIn) {
 
 // save writes the distinct (group, value) pairs as, per group, the list
 // of its values and the list of their pair numbers (the order the set
-// saw them in, which Merge and Combine replay), then the inner state.
+// saw them in, which Merge and Combine replay), then the inner state. A
+// member of a shared set writes the pairs it saw, with their numbers in
+// the shared set.
 func (a *distinct) save(o *stateOut) {
 	n := len(o.all)
+	set := a.s.set
 	offs := make([]int32, n+1)
-	for _, g := range a.set.prefix {
-		offs[g+1]++
+	m := 0
+	for p, g := range set.prefix {
+		if a.has(uint32(p)) {
+			offs[g+1]++
+			m++
+		}
 	}
 	for g := 0; g < n; g++ {
 		offs[g+1] += offs[g]
 	}
-	order := make([]uint32, a.set.n) // pairs by group, in pair order within a group
+	order := make([]uint32, m) // pairs by group, in pair order within a group
 	pos := append([]int32(nil), offs[:n]...)
-	for p, g := range a.set.prefix {
-		order[pos[g]] = uint32(p)
-		pos[g]++
+	for p, g := range set.prefix {
+		if a.has(uint32(p)) {
+			order[pos[g]] = uint32(p)
+			pos[g]++
+		}
 	}
-	vals := a.set.cols[0].emit(o.alloc, order)
+	vals := set.cols[0].emit(o.alloc, order)
 	pairs := emitFixed(o.alloc, arrow.PrimitiveTypes.Uint32, identity(len(order)), order, nil)
 	o.add("values", listOf(o.alloc, offs, vals))
 	o.add("pairs", listOf(o.alloc, offs, pairs))
@@ -416,29 +425,30 @@ func (a *distinct) load(in *stateIn) {
 	if in.err != nil {
 		return
 	}
-	if vl == nil || pl == nil || !arrow.TypeEqual(vl.DataType(), arrow.ListOf(a.dt)) {
+	if vl == nil || pl == nil || !arrow.TypeEqual(vl.DataType(), arrow.ListOf(a.dt)) ||
+		!arrow.TypeEqual(pl.DataType(), arrow.ListOf(arrow.PrimitiveTypes.Uint32)) {
 		in.err = fmt.Errorf("%sDISTINCT set columns have the wrong types", in.prefix)
 		return
 	}
 	vals, pids := vl.ListValues(), kernels.Values[uint32](pl.ListValues())
-	m := len(pids)
-	rows, prefix := make([]int32, m), make([]uint32, m)
-	seen := make([]bool, m)
 	offs := pl.Offsets()
-	for g := 0; g < in.n; g++ {
-		for i := offs[g]; i < offs[g+1]; i++ {
-			p := pids[i]
-			if int(p) >= m || seen[p] {
-				in.err = fmt.Errorf("%sDISTINCT set: bad pair number %d", in.prefix, p)
+	if len(offs) < in.n+1 || int(offs[in.n]) > len(pids) || int(offs[in.n]) > vals.Len() {
+		in.err = fmt.Errorf("%sDISTINCT set columns are too short", in.prefix)
+		return
+	}
+	if a.bit != 0 {
+		s := a.s
+		s.loads = append(s.loads, distinctLoad{bit: a.bit, vals: vals, pids: pids, offs: offs[:in.n+1]})
+		if a.bit == 1<<(s.members-1) {
+			in.err = a.loadShared()
+			if in.err != nil {
+				in.err = fmt.Errorf("%s%w", in.prefix, in.err)
 				return
 			}
-			seen[p], rows[p], prefix[p] = true, i, uint32(g)
 		}
-	}
-	if m > 0 {
-		if in.err = a.loadSet(vals, rows, prefix); in.err != nil {
-			return
-		}
+	} else if in.err = a.loadOne(vals, pids, offs[:in.n+1]); in.err != nil {
+		in.err = fmt.Errorf("%s%w", in.prefix, in.err)
+		return
 	}
 	prefixName := in.prefix
 	in.prefix += "inner."
@@ -446,28 +456,122 @@ func (a *distinct) load(in *stateIn) {
 	in.prefix = prefixName
 }
 
-// loadSet inserts the saved pairs (group prefix[p], value rows[p] of vals)
-// into the empty set in pair order and rebuilds the chains.
-func (a *distinct) loadSet(vals arrow.Array, rows []int32, prefix []uint32) error {
-	ids := make([]uint32, len(prefix))
-	scr := getScratch(1)
-	a.set.s = scr
-	keys := [1]arrow.Array{vals}
-	_, err := a.set.find(keys[:], rows, prefix, ids)
-	a.set.s = nil
-	putScratch(scr)
+// loadOne rebuilds a set of one aggregate: pids (listed per group by offs)
+// must number the pairs 0..m-1.
+func (a *distinct) loadOne(vals arrow.Array, pids []uint32, offs []int32) error {
+	m := int(offs[len(offs)-1] - offs[0])
+	rows, prefix := make([]int32, m), make([]uint32, m)
+	seen := make([]bool, m)
+	for g := 0; g+1 < len(offs); g++ {
+		for i := offs[g]; i < offs[g+1]; i++ {
+			p := pids[i]
+			if int(p) >= m || seen[p] {
+				return fmt.Errorf("DISTINCT set: bad pair number %d", p)
+			}
+			seen[p], rows[p], prefix[p] = true, i, uint32(g)
+		}
+	}
+	if m == 0 {
+		return nil
+	}
+	ids, err := a.s.insert(vals, rows, prefix)
 	if err != nil {
 		return err
 	}
-	a.next = growTo(a.next, len(prefix), 0)
-	for p, g := range prefix {
+	for p := range ids {
 		if ids[p] != uint32(p) {
 			return fmt.Errorf("DISTINCT set: pair %d saved twice", p)
 		}
-		a.next[p] = a.head[g]
-		a.head[g] = uint32(p) + 1
 	}
 	return nil
+}
+
+// distinctLoad is what one member of a shared set read of its state.
+// The arrays belong to the record being loaded, alive during LoadState.
+type distinctLoad struct {
+	bit  uint8
+	vals arrow.Array
+	pids []uint32
+	offs []int32
+}
+
+// loadShared rebuilds a shared set from the pairs its members saved
+// (s.loads, read by the member with the last bit): they are inserted in
+// the order of their pair numbers, so the set is the saved one, pair for
+// pair. (A state saved before sets were shared numbers each member's
+// pairs on its own; the set then gets another order, which COUNT does
+// not see.)
+func (a *distinct) loadShared() error {
+	s := a.s
+	loads := s.loads
+	s.loads = nil
+	total := 0
+	arrs := make([]arrow.Array, len(loads))
+	for l, d := range loads {
+		total += int(d.offs[len(d.offs)-1] - d.offs[0])
+		arrs[l] = d.vals
+	}
+	if total == 0 {
+		return nil
+	}
+	// counting sort of the entries by pair number, stable (member order)
+	cnt := make([]int32, total+1)
+	for _, d := range loads {
+		for _, p := range d.pids[d.offs[0]:d.offs[len(d.offs)-1]] {
+			if int(p) >= total {
+				return fmt.Errorf("DISTINCT set: bad pair number %d", p)
+			}
+			cnt[p+1]++
+		}
+	}
+	for p := 0; p < total; p++ {
+		cnt[p+1] += cnt[p]
+	}
+	rows, prefix, bits := make([]int32, total), make([]uint32, total), make([]uint8, total)
+	base := int32(0)
+	for _, d := range loads {
+		for g := 0; g+1 < len(d.offs); g++ {
+			for i := d.offs[g]; i < d.offs[g+1]; i++ {
+				j := cnt[d.pids[i]]
+				cnt[d.pids[i]]++
+				rows[j], prefix[j], bits[j] = base+i, uint32(g), d.bit
+			}
+		}
+		base += int32(d.vals.Len())
+	}
+	vals, err := array.Concatenate(arrs, a.alloc)
+	if err != nil {
+		return err
+	}
+	defer vals.Release()
+	ids, err := s.insert(vals, rows, prefix)
+	if err != nil {
+		return err
+	}
+	for j, id := range ids {
+		if s.mask[id]&bits[j] != 0 {
+			return fmt.Errorf("DISTINCT set: pair %d saved twice", id)
+		}
+		s.mask[id] |= bits[j]
+	}
+	return nil
+}
+
+// insert adds the pairs (group prefix[k], value rows[k] of vals) to the
+// set, returning their pair numbers, and chains the new ones.
+func (s *distinctSet) insert(vals arrow.Array, rows []int32, prefix []uint32) ([]uint32, error) {
+	ids := make([]uint32, len(prefix))
+	scr := getScratch(1)
+	s.set.s = scr
+	keys := [1]arrow.Array{vals}
+	n0, err := s.set.find(keys[:], rows, prefix, ids)
+	s.set.s = nil
+	putScratch(scr)
+	if err != nil {
+		return nil, err
+	}
+	s.link(n0)
+	return ids, nil
 }
 
 // identity returns 0..n-1.

@@ -68,6 +68,7 @@ func NewTable(alloc memory.Allocator, keyTypes []arrow.DataType, specs []Spec) (
 		_, d := a.(*distinct)
 		t.distinct = t.distinct || d
 	}
+	shareDistinct(t.aggs)
 	t.account()
 	return t, nil
 }
