@@ -8,7 +8,8 @@ import (
 // distinct feeds an aggregate only the first occurrence of each (group,
 // value) pair: a second groupMap keyed by (group id, value) is the set of
 // pairs seen. The pairs of a group are chained (head, next) so that
-// Combine can replay one group's values into another.
+// Combine can replay one group's values into another (built on the first
+// Combine).
 //
 // COUNT(DISTINCT) aggregates of one table over values of the same type
 // share one set (see shareDistinct), with a bit per member and pair saying
@@ -32,9 +33,10 @@ type distinct struct {
 // distinctSet is the set of (group, value) pairs of one or more distinct
 // aggregates.
 type distinctSet struct {
-	set  *groupMap
-	head []uint32 // per group: first pair + 1, 0 if none
-	next []uint32 // per pair: next pair of the same group + 1
+	set    *groupMap
+	head   []uint32 // per group: first pair + 1, 0 if none
+	next   []uint32 // per pair: next pair of the same group + 1
+	linked int      // pairs chained (see link)
 	// mask, when the set is shared (members > 1): per pair, the bits of
 	// the members that saw it.
 	mask    []uint8
@@ -119,7 +121,9 @@ func (a *distinct) add(arr arrow.Array, ids []uint32, rows []int32, seq uint64, 
 	if err != nil {
 		return err
 	}
-	s.link(n0)
+	if s.members > 1 {
+		s.mask = growTo(s.mask, s.set.n, 0)
+	}
 	nids, nrows := scr.dIDs[:0], scr.dRows[:0]
 	if a.bit == 0 {
 		if s.set.n == n0 {
@@ -153,22 +157,22 @@ func (a *distinct) add(arr arrow.Array, ids []uint32, rows []int32, seq uint64, 
 	return a.inner.update(&input{arr: arr, ids: nids, rows: nrows, seq: seq, pick: pick, scr: scr})
 }
 
-// link chains the pairs n0.. (new) into their groups' lists and gives them
-// an empty mask.
-func (s *distinctSet) link(n0 int) {
+// link chains the pairs not chained yet into their groups' lists. Only
+// Combine reads the chains, so they are built on its first call and kept
+// up to date by the next ones: tables that are never combined (tumbling
+// and hopping windows) do without the 4 bytes per pair.
+func (s *distinctSet) link() {
 	n := s.set.n
-	if n == n0 {
+	if s.linked == n {
 		return
 	}
 	s.next = growTo(s.next, n, 0)
-	for p := n0; p < n; p++ {
+	for p := s.linked; p < n; p++ {
 		g := s.set.prefix[p]
 		s.next[p] = s.head[g]
 		s.head[g] = uint32(p) + 1
 	}
-	if s.members > 1 {
-		s.mask = growTo(s.mask, n, 0)
-	}
+	s.linked = n
 }
 
 // has reports whether the member saw pair p.
@@ -182,6 +186,7 @@ func (a *distinct) update(in *input) error {
 // update into's inner state.
 func (a *distinct) combine(into, from uint32, scr *scratch) error {
 	s := a.s
+	s.link()
 	var entries []uint32
 	for p := s.head[from]; p != 0; p = s.next[p-1] {
 		if a.has(p - 1) {

@@ -726,7 +726,7 @@ func (a *distinct) reset() {
 	if a.owner {
 		s := a.s
 		s.set.reset()
-		s.head, s.next, s.mask, s.loads = s.head[:0], s.next[:0], s.mask[:0], nil
+		s.head, s.next, s.mask, s.loads, s.linked = s.head[:0], s.next[:0], s.mask[:0], nil, 0
 	}
 }
 

@@ -558,19 +558,21 @@ func (a *distinct) loadShared() error {
 }
 
 // insert adds the pairs (group prefix[k], value rows[k] of vals) to the
-// set, returning their pair numbers, and chains the new ones.
+// set, returning their pair numbers.
 func (s *distinctSet) insert(vals arrow.Array, rows []int32, prefix []uint32) ([]uint32, error) {
 	ids := make([]uint32, len(prefix))
 	scr := getScratch(1)
 	s.set.s = scr
 	keys := [1]arrow.Array{vals}
-	n0, err := s.set.find(keys[:], rows, prefix, ids)
+	_, err := s.set.find(keys[:], rows, prefix, ids)
 	s.set.s = nil
 	putScratch(scr)
 	if err != nil {
 		return nil, err
 	}
-	s.link(n0)
+	if s.members > 1 {
+		s.mask = growTo(s.mask, s.set.n, 0)
+	}
 	return ids, nil
 }
 
