@@ -52,7 +52,7 @@ func newDistinct(alloc memory.Allocator, inner aggregator, dt arrow.DataType) (a
 	if err != nil {
 		return nil, err
 	}
-	s := &distinctSet{set: newGroupMap([]keyCol{col}, true), members: 1}
+	s := &distinctSet{set: newGroupMap([]keyCol{col}, true, true), members: 1}
 	return &distinct{alloc: alloc, dt: dt, inner: inner, s: s, owner: true}, nil
 }
 

@@ -10,7 +10,7 @@ import (
 // power-of-two array of slots. A slot is 0 when empty, else the top 32 bits
 // of the key hash (the tag) above id+1; the home slot of a hash is the top
 // logCap bits of its tag, so the table can be rehashed from the slots
-// alone. The load factor stays at most 1/2.
+// alone. The load factor stays at most 1/2, or 3/4 for a dense map.
 //
 // Lookup is vectorised: keys are hashed column at a time; one pass probes
 // every row to its first slot whose tag matches (a candidate) or to an
@@ -24,6 +24,10 @@ type groupMap struct {
 	// (the group id of a distinct-value set).
 	withPrefix bool
 	prefix     []uint32
+	// dense lets the slots fill to 3/4 before the table grows: a
+	// distinct-value set holds many more keys than a table has groups, and
+	// its 8-byte slots were most of its bytes at 1/2.
+	dense bool
 
 	slots  []uint64
 	logCap uint
@@ -41,8 +45,8 @@ type groupMap struct {
 
 const minLogCap = 4
 
-func newGroupMap(cols []keyCol, withPrefix bool) *groupMap {
-	m := &groupMap{cols: cols, withPrefix: withPrefix}
+func newGroupMap(cols []keyCol, withPrefix, dense bool) *groupMap {
+	m := &groupMap{cols: cols, withPrefix: withPrefix, dense: dense}
 	m.setCap(minLogCap)
 	return m
 }
@@ -51,6 +55,9 @@ func (m *groupMap) setCap(logCap uint) {
 	m.logCap = logCap
 	m.slots = make([]uint64, 1<<logCap)
 	m.limit = 1 << (logCap - 1)
+	if m.dense {
+		m.limit = 3 << (logCap - 2)
+	}
 }
 
 // grow doubles the slot array and reinserts every slot.

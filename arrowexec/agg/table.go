@@ -56,7 +56,7 @@ func NewTable(alloc memory.Allocator, keyTypes []arrow.DataType, specs []Spec) (
 			}
 			cols[i] = c
 		}
-		t.groups = newGroupMap(cols, false)
+		t.groups = newGroupMap(cols, false, false)
 	}
 	for _, s := range specs {
 		a, err := newAggregator(alloc, s)
