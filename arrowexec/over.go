@@ -85,6 +85,11 @@ type OverConfig struct {
 	Ordered    bool
 	Late       LateDataSpec
 	DeadLetter DeadLetter
+	// TopN (windowed only; 0: off) keeps, per window and partition, only
+	// the rows that can still rank 1..TopN, and emits only those: the
+	// rank filter rn <= TopN of a reader, applied early. It needs exactly
+	// one call, a ROW_NUMBER. See pruneWindow.
+	TopN int64
 	// Schema is the output: the input's columns without the row
 	// watermark, then window_start and window_end (windowed), then one
 	// column per call, then the row watermark (un-windowed input with
@@ -131,6 +136,12 @@ type OverConfig struct {
 // (partitions in first-seen order). A call without ORDER BY has the whole
 // partition as its default frame.
 //
+// With TopN set (windowed ROW_NUMBER filtered by rn <= TopN downstream),
+// a window emits only the rows ranked 1..TopN of each partition, the
+// same rows with the same ranks and in the same order as the unpruned
+// ranking after the filter, and holds only those plus the rows that
+// arrived since it last pruned (see pruneWindow).
+//
 // RANK and DENSE_RANK treat rows with equal ORDER BY values as peers;
 // every frame counts rows (ROWS), so peers are not pulled into a frame.
 //
@@ -156,6 +167,9 @@ type OverOp struct {
 	lead  *leadState
 	sort  *sortBuffer
 	win   *overWindows
+	// pruneSlack (TopN) is how many rows a window takes in beyond twice
+	// what it kept before pruning again (tests lower it).
+	pruneSlack int
 
 	wm    Watermark // input watermark
 	outWm Watermark // last output watermark
@@ -184,7 +198,14 @@ func NewOver(alloc memory.Allocator, input Operator, cfg OverConfig) (*OverOp, e
 			return nil, fmt.Errorf("%s: size must be a positive multiple of the advance", w)
 		}
 		o.win = newOverWindows()
+		o.pruneSlack = defaultPruneSlack
+		if cfg.TopN < 0 || cfg.TopN > 0 && (len(cfg.Calls) != 1 || cfg.Calls[0].Func != "row_number") {
+			return nil, fmt.Errorf("window functions: a windowed top-%d needs exactly one ROW_NUMBER call", cfg.TopN)
+		}
 	} else {
+		if cfg.TopN != 0 {
+			return nil, errors.New("window functions: TopN needs a window (an un-windowed top-N is a TopNOp)")
+		}
 		o.outWM = cfg.TimeCol >= 0
 		if cfg.Ordered {
 			if cfg.TimeCol < 0 {
@@ -890,6 +911,9 @@ func (o *OverOp) String() string {
 	names := make([]string, len(o.cfg.Calls))
 	for i, c := range o.cfg.Calls {
 		names[i] = c.Func
+	}
+	if o.cfg.TopN > 0 {
+		return fmt.Sprintf("Over [%s] top %d per partition and window", strings.Join(names, ", "), o.cfg.TopN)
 	}
 	return "Over [" + strings.Join(names, ", ") + "]"
 }

@@ -286,6 +286,13 @@ func (w *overWindows) load(r *StateReader) error {
 	for i := range m.wins {
 		win := m.wins[i]
 		w.wins[win.start] = &win
+		for _, id := range win.src {
+			c, ok := w.chunks[id]
+			if !ok {
+				return fmt.Errorf("state %q: window %d points into missing chunk %d", "over.win.meta", win.start, id)
+			}
+			c.refs++
+		}
 	}
 	w.nextID, w.bytes = m.nextID, m.bytes
 	return nil

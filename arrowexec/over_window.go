@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 
 	"github.com/ferrisstreams/ferris/arrowexec/expr"
@@ -29,6 +30,7 @@ type winChunk struct {
 	batch  arrow.RecordBatch
 	maxEnd int64 // end of the newest window holding one of its rows
 	bytes  int64
+	refs   int // rows of open windows pointing into it (not saved: recounted on load)
 }
 
 // overWin is one window: its rows, in arrival order, as (chunk, row).
@@ -36,6 +38,22 @@ type overWin struct {
 	start, end int64
 	src        []int32
 	pos        []int32
+	kept       int // rows left by the last pruneWindow (TopN only)
+}
+
+// unref drops win's references to its chunks and releases the chunks no
+// open window points into any more.
+func (w *overWindows) unref(win *overWin) {
+	for _, id := range win.src {
+		c := w.chunks[id]
+		if c.refs--; c.refs == 0 {
+			c.batch.Release()
+			w.bytes -= c.bytes
+			delete(w.chunks, id)
+		}
+	}
+	w.bytes -= int64(len(win.src)) * 8
+	win.src, win.pos = nil, nil
 }
 
 func newOverWindows() *overWindows {
@@ -77,6 +95,7 @@ func (o *OverOp) assignWindows(ctx context.Context, batch arrow.RecordBatch) err
 	id := ws.nextID
 	chunk := &winChunk{batch: batch, maxEnd: math.MinInt64}
 	added := false
+	var touched []*overWin // TopN: windows given rows, to prune
 	for i, t := range ts {
 		w := max(wms[i], o.wm)
 		hi := kernels.FloorDiv(t, adv) * adv // newest window holding t
@@ -108,6 +127,10 @@ func (o *OverOp) assignWindows(ctx context.Context, batch arrow.RecordBatch) err
 				win = &overWin{start: s, end: s + size}
 				ws.wins[s] = win
 			}
+			if o.cfg.TopN > 0 && !slices.Contains(touched, win) {
+				touched = append(touched, win)
+			}
+			chunk.refs++
 			win.src = append(win.src, id)
 			win.pos = append(win.pos, int32(i))
 			ws.bytes += 8
@@ -123,6 +146,78 @@ func (o *OverOp) assignWindows(ctx context.Context, batch arrow.RecordBatch) err
 	ws.chunks[id] = chunk
 	ws.nextID++
 	ws.bytes += chunk.bytes
+	for _, win := range touched {
+		if len(win.src) >= 2*win.kept+o.pruneSlack {
+			if err := o.pruneWindow(win); err != nil {
+				return fmt.Errorf("window %s: %w", FormatWatermark(win.start), err)
+			}
+		}
+	}
+	return nil
+}
+
+// defaultPruneSlack is how many rows a window of a windowed top-N takes in
+// beyond twice what it kept at its last pruning before it prunes again:
+// pruning costs a sort of the window's rows, so it runs after the rows
+// have at least doubled (amortised linear), and the batches of new rows
+// are held until then.
+const defaultPruneSlack = 1024
+
+// pruneWindow (TopN only) keeps, per partition of win, the rows that rank
+// 1..TopN so far, copied into a chunk of their own, and drops the others:
+// they can never rank within TopN again, since rows only join a window.
+// The kept rows are stored partition by partition in first-seen order of
+// the partitions and in rank order within each, so ranking them again
+// with later rows appended gives the same partition order and the same
+// ranks (a later row tied with a kept one still comes after it) as
+// ranking every row of the window.
+func (o *OverOp) pruneWindow(win *overWin) error {
+	wb, err := o.windowBatch(win)
+	if err != nil {
+		return err
+	}
+	defer wb.Release()
+	st := o.specs[0]
+	st.reset()
+	if err := st.partition(o.evalContext(), wb); err != nil {
+		return err
+	}
+	perm, _, err := o.sortWindow(st, wb)
+	if err != nil {
+		return err
+	}
+	pids := st.rows.pids
+	keep := make([]int32, 0, min(len(perm), win.kept+int(o.cfg.TopN)))
+	var rank int64
+	for k, a := range perm {
+		if k == 0 || pids[a] != pids[perm[k-1]] {
+			rank = 0
+		}
+		if rank++; rank <= o.cfg.TopN {
+			keep = append(keep, a)
+		}
+	}
+	st.reset()
+	cols := make([]arrow.Array, wb.NumCols())
+	defer func() { overRelease(cols...) }()
+	for c := range cols {
+		if cols[c], err = kernels.Take(o.alloc, wb.Column(c), keep); err != nil {
+			return err
+		}
+	}
+	kb := array.NewRecordBatch(wb.Schema(), cols, int64(len(keep)))
+	ws := o.win
+	ws.unref(win)
+	id := ws.nextID
+	ws.nextID++
+	c := &winChunk{batch: kb, maxEnd: win.end, bytes: overBatchBytes(kb), refs: len(keep)}
+	ws.chunks[id] = c
+	win.src, win.pos = make([]int32, len(keep)), make([]int32, len(keep))
+	for j := range keep {
+		win.src[j], win.pos[j] = id, int32(j)
+	}
+	win.kept = len(keep)
+	ws.bytes += c.bytes + int64(len(keep))*8
 	return nil
 }
 
@@ -144,24 +239,24 @@ func (o *OverOp) closeWindows() error {
 	})
 	for _, win := range closing {
 		delete(ws.wins, win.start)
-		ws.bytes -= int64(len(win.src)) * 8
-		if err := o.emitWindow(win); err != nil {
+		err := error(nil)
+		if o.cfg.TopN > 0 && len(win.src) > win.kept {
+			err = o.pruneWindow(win)
+		}
+		if err == nil {
+			err = o.emitWindow(win)
+		}
+		ws.unref(win)
+		if err != nil {
 			return fmt.Errorf("window %s: %w", FormatWatermark(win.start), err)
 		}
 	}
-	for id, c := range ws.chunks {
-		if c.maxEnd <= o.wm {
-			c.batch.Release()
-			ws.bytes -= c.bytes
-			delete(ws.chunks, id)
-		}
-	}
-	return nil
+	return nil // unref released the batches no open window points into
 }
 
-// emitWindow evaluates the calls over the rows of win and queues them.
-func (o *OverOp) emitWindow(win *overWin) error {
-	// the window's rows, in arrival order
+// windowBatch returns the rows of win, in its order, as one batch (the
+// caller's to release).
+func (o *OverOp) windowBatch(win *overWin) (arrow.RecordBatch, error) {
 	index := map[int32]int32{}
 	var batches []arrow.RecordBatch
 	src := make([]int32, len(win.src))
@@ -174,7 +269,12 @@ func (o *OverOp) emitWindow(win *overWin) error {
 		}
 		src[i] = j
 	}
-	wb, err := overInterleave(o.alloc, batches, src, win.pos)
+	return overInterleave(o.alloc, batches, src, win.pos)
+}
+
+// emitWindow evaluates the calls over the rows of win and queues them.
+func (o *OverOp) emitWindow(win *overWin) error {
+	wb, err := o.windowBatch(win) // the window's rows, in arrival order
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,11 @@ type Over struct {
 	// ROW_NUMBER, filtered above to rn <= TopN; it keeps TopN rows per
 	// partition and emits upserts keyed (partition, rank). Its output has
 	// no event time.
-	TopN   int64
+	TopN int64
+	// Prune > 0 (windowed, one ROW_NUMBER call, filtered above to rn <=
+	// Prune) keeps only the rows ranked 1..Prune of each partition and
+	// window, and emits only those (topn.go, arrowexec OverConfig.TopN).
+	Prune  int64
 	schema *arrow.Schema
 	nVis   int
 }
@@ -85,6 +89,9 @@ func (o *Over) describe() string {
 		fmt.Fprintf(&b, " %s", o.Window)
 	}
 	fmt.Fprintf(&b, " [%s]", strings.Join(o.Names, ", "))
+	if o.Prune > 0 {
+		fmt.Fprintf(&b, " top %d per partition and window", o.Prune)
+	}
 	switch {
 	case o.TopN > 0:
 		fmt.Fprintf(&b, " top %d per partition, updating", o.TopN)
@@ -529,6 +536,13 @@ func (b *selectBinder) bindOver(sel *ast.Select, input Node, sc *scope, hint *to
 			return b.bindOverIn(sel, input, sc, overWhole, 0)
 		}
 	}
+	if err == nil && hint != nil && sel.Window != nil && windowedTopNShape(sel, hint) {
+		if p, ok := n.(*Project); ok {
+			if o, ok := p.Input.(*Over); ok && o.Window != nil && len(o.Calls) == 1 && o.Calls[0].Func == "row_number" {
+				o.Prune = hint.n
+			}
+		}
+	}
 	return n, names, pos, err
 }
 
@@ -670,7 +684,7 @@ func (b *opBuilder) buildOver(n *Over) (arrowexec.Operator, error) {
 	return arrowexec.NewOver(b.alloc, in, arrowexec.OverConfig{
 		Query: b.node.Name, Source: sourceName(n.Input), Specs: n.Specs, Calls: n.Calls,
 		Window: n.Window, TimeCol: n.TimeCol, WMCol: n.WMCol, Ordered: n.Ordered,
-		Late: n.Late, DeadLetter: b.deadLetter, Schema: n.Schema(),
+		Late: n.Late, DeadLetter: b.deadLetter, TopN: n.Prune, Schema: n.Schema(),
 	})
 }
 
@@ -682,6 +696,8 @@ func overPhysical(n *Over) string {
 	var b strings.Builder
 	b.WriteString("WindowFunctions")
 	switch {
+	case n.Window != nil && n.Prune > 0:
+		fmt.Fprintf(&b, " per %s window, top %d per partition and window (rows beyond rank %d pruned as rows arrive: each window re-ranks its rows once they double and keeps copies of the best; the rest emitted when the window closes)", n.Window, n.Prune, n.Prune)
 	case n.Window != nil:
 		fmt.Fprintf(&b, " per %s window (rows kept until the window closes, then partitioned, sorted, evaluated)", n.Window)
 	case n.Ordered:

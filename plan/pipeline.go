@@ -105,7 +105,7 @@ func CompileStatements(stmts []ast.Statement, base arrowexec.Settings, overrides
 		case *ast.CreateAs:
 			nq, nr := len(p.Queries), len(p.Relations)
 			err = p.addQuery(s.Name.Name, s.At, reader(s.Query), s.With, true, s.Table)
-			if fusable[s.Name.Name] && (isStreamOrder(err) || err == nil && ranksWholeInput(p.Queries[nq].Plan)) {
+			if fusable[s.Name.Name] && (isStreamOrder(err) || err == nil && (ranksWholeInput(p.Queries[nq].Plan) || windowedRanking(s.Query))) {
 				p.Queries, p.Relations = p.Queries[:nq], p.Relations[:nr]
 				fused[s.Name.Name], err = s.Query, nil
 			}

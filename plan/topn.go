@@ -90,6 +90,61 @@ func topNFilter(sel *ast.Select) *topNHint {
 // no WINDOW clause and no LIMIT. RANK or DENSE_RANK in its place is an error over an
 // unbounded input (a bounded one still ranks its whole input at its end).
 func topNShape(sel *ast.Select, hint *topNHint, unbounded bool) (bool, error) {
+	call, calls := rankCall(sel, hint)
+	if call == nil || calls != 1 || sel.Window != nil || sel.Limit != nil || len(call.Over.OrderBy) == 0 {
+		return false, nil
+	}
+	switch call.Name {
+	case "row_number":
+		return true, nil
+	case "rank", "dense_rank":
+		if unbounded {
+			return false, notSupported(call.At, fmt.Sprintf("%s in an updating top-N over an unbounded stream (only ROW_NUMBER() ... WHERE rn <= N is)", strings.ToUpper(call.Name)))
+		}
+	}
+	return false, nil
+}
+
+// windowedTopNShape reports whether sel, with a WINDOW clause, is a
+// windowed top-N under hint: its only window function is a ROW_NUMBER()
+// selected as hint's column, with no LIMIT. Its Over node then keeps
+// only the rows ranked 1..N per partition and window (Over.Prune): the
+// same rows, ranks and emission as ranking every row, since hint's
+// filter drops the others.
+func windowedTopNShape(sel *ast.Select, hint *topNHint) bool {
+	call, calls := rankCall(sel, hint)
+	return call != nil && calls == 1 && sel.Window != nil && sel.Limit == nil && call.Name == "row_number"
+}
+
+// windowedRanking reports whether sel, with a WINDOW clause, ranks by
+// ROW_NUMBER, its only window function, selected under a name of its own
+// (a stream whose readers all filter by rank is fused into them, which
+// then prune: windowedTopNShape).
+func windowedRanking(sel *ast.Select) bool {
+	if sel.Window == nil || sel.Limit != nil {
+		return false
+	}
+	calls, rn := 0, false
+	for _, it := range sel.Items {
+		if it.Expr == nil {
+			continue
+		}
+		ast.Inspect(it.Expr, func(e ast.Expr) bool {
+			if f, ok := e.(*ast.FuncCall); ok && f.Over != nil {
+				calls++
+			}
+			return true
+		})
+		if f, ok := it.Expr.(*ast.FuncCall); ok && f.Over != nil && f.Name == "row_number" {
+			rn = true
+		}
+	}
+	return calls == 1 && rn
+}
+
+// rankCall returns the window call sel selects as hint's column (nil if
+// none) and how many window calls sel makes.
+func rankCall(sel *ast.Select, hint *topNHint) (*ast.FuncCall, int) {
 	var call *ast.FuncCall
 	calls := 0
 	for i, it := range sel.Items {
@@ -110,18 +165,7 @@ func topNShape(sel *ast.Select, hint *topNHint, unbounded bool) (bool, error) {
 			call = f
 		}
 	}
-	if call == nil || calls != 1 || sel.Window != nil || sel.Limit != nil || len(call.Over.OrderBy) == 0 {
-		return false, nil
-	}
-	switch call.Name {
-	case "row_number":
-		return true, nil
-	case "rank", "dense_rank":
-		if unbounded {
-			return false, notSupported(call.At, fmt.Sprintf("%s in an updating top-N over an unbounded stream (only ROW_NUMBER() ... WHERE rn <= N is)", strings.ToUpper(call.Name)))
-		}
-	}
-	return false, nil
+	return call, calls
 }
 
 // buildTopN makes the operator of an Over node with TopN set.
@@ -153,7 +197,11 @@ func topNPhysical(n *Over) string {
 // reader as its derived table: ranked does not exist as a stream of its
 // own (no query computes it, nothing exports it), and each reader runs an
 // updating top-N. A ranking ordered by event time is not fused: it runs as
-// its own stream, as before.
+// its own stream, as before. A windowed ranking (WINDOW clause, its one
+// window function a ROW_NUMBER, windowedRanking) is fused too: each
+// reader then ranks per window keeping only N rows per partition
+// (windowedTopNShape), and emits the same rows as before when windows
+// close.
 
 // fusableRankings returns the CREATE STREAM ... AS statements without
 // sink options whose select list calls a window function and whose every

@@ -120,3 +120,56 @@ SELECT * FROM (SELECT sym, RANK() OVER (PARTITION BY sym ORDER BY px DESC) AS r 
 		t.Fatalf("bounded RANK filter:\n%s", lastPlan(p))
 	}
 }
+
+// A windowed ROW_NUMBER filtered by rank, in the derived-table form or
+// the two-query form (fused), keeps N rows per partition and window
+// (Over.Prune) and explain says so; other windowed rankings keep every row.
+func TestWindowedTopNPlan(t *testing.T) {
+	const live = `CREATE STREAM live (sym VARCHAR, px DECIMAL(10,2), ts TIMESTAMP,
+  WATERMARK FOR ts AS ts - INTERVAL '5' SECOND) WITH (connector = 'generator', rows = '0');
+`
+	const ranked = `CREATE STREAM ranked AS SELECT sym, px, ts, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px DESC, ts) AS rn FROM live WINDOW TUMBLING (INTERVAL '10' SECOND);
+`
+	for _, c := range []struct {
+		sql     string
+		n       int64
+		queries int
+	}{
+		{`SELECT * FROM (SELECT sym, px, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px DESC) AS rn FROM live WINDOW TUMBLING (INTERVAL '1' MINUTE)) WHERE rn <= 3;`, 3, 1},
+		{`SELECT t.sym FROM (SELECT sym, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px) AS rn, window_start FROM live WINDOW SLIDING (INTERVAL '1' MINUTE, INTERVAL '10' SECOND)) t WHERE t.rn < 3;`, 2, 1},
+		{ranked + `SELECT sym, px FROM ranked WHERE rn = 1;`, 1, 1},
+		{ranked + `SELECT r.sym FROM ranked r WHERE 4 >= r.rn;`, 4, 1},
+		// not pruned: a filter on another column, RANK, two calls, a
+		// reader that is not a top-N (the ranking stays a query)
+		{`SELECT * FROM (SELECT sym, px, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px DESC) AS rn FROM live WINDOW TUMBLING (INTERVAL '1' MINUTE)) WHERE px <= 3;`, 0, 1},
+		{`SELECT * FROM (SELECT sym, RANK() OVER (PARTITION BY sym ORDER BY px DESC) AS rn FROM live WINDOW TUMBLING (INTERVAL '1' MINUTE)) WHERE rn <= 3;`, 0, 1},
+		{`SELECT * FROM (SELECT sym, ROW_NUMBER() OVER (PARTITION BY sym ORDER BY px DESC) AS rn, LAG(px) OVER (PARTITION BY sym ORDER BY px) AS l FROM live WINDOW TUMBLING (INTERVAL '1' MINUTE)) WHERE rn <= 3;`, 0, 1},
+		{ranked + `SELECT sym FROM ranked WHERE rn = 1 OR px > 10;`, 0, 2},
+	} {
+		p, err := Compile(live+c.sql, arrowexec.DefaultSettings(), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.sql, err)
+		}
+		if len(p.Queries) != c.queries {
+			t.Fatalf("%s: %d queries, want %d", c.sql, len(p.Queries), c.queries)
+		}
+		var over *Over
+		var walk func(n Node)
+		walk = func(n Node) {
+			if o, ok := n.(*Over); ok {
+				over = o
+			}
+			for _, ch := range n.Children() {
+				walk(ch)
+			}
+		}
+		walk(p.Queries[0].Plan)
+		if over == nil || over.Window == nil || over.TopN != 0 || over.Prune != c.n {
+			t.Fatalf("%s: want a windowed Over with Prune %d:\n%s", c.sql, c.n, p.Explain())
+		}
+		ex := p.Explain()
+		if want := fmt.Sprintf("top %d per partition and window", c.n); (c.n > 0) != strings.Contains(ex, want) {
+			t.Fatalf("%s: explain and %q:\n%s", c.sql, want, ex)
+		}
+	}
+}

@@ -127,6 +127,15 @@ SELECT * FROM ranked WHERE rn <= 10 OR price > 100;
 	}
 }
 
+// Nexmark q9 (a windowed ROW_NUMBER in its own stream, read by rownum =
+// 1) is fused into its reader, which keeps one row per auction and window.
+func TestExplainQ9WindowedTopN(t *testing.T) {
+	code, out, errOut := ferris(t, "explain", "../../bench/nexmark/queries/q9.sql")
+	if code != 0 || !strings.Contains(out, "top 1 per partition and window (rows beyond rank 1 pruned") || strings.Contains(out, "query q9_ranked") {
+		t.Errorf("explain q9: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
 func TestValidateReportsEveryError(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "bad.sql")
