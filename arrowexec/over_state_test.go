@@ -195,6 +195,21 @@ func checkStatefulBarrier(t *testing.T, alloc memory.Allocator, schema *arrow.Sc
 	return barrierCheck{stateMatters: !slices.Equal(run(fresh), want)}
 }
 
+// checkBarriers runs checkStatefulBarrier with the barrier at the start,
+// at two positions drawn from r and at the end of msgs, and returns at how
+// many of them the saved state changed the output.
+func checkBarriers(t *testing.T, alloc memory.Allocator, schema *arrow.Schema, msgs []Message, r *rand.Rand,
+	build func(in Operator) (Stateful, error)) int {
+	t.Helper()
+	n := 0
+	for _, at := range []int{0, r.IntN(len(msgs) + 1), r.IntN(len(msgs) + 1), len(msgs)} {
+		if checkStatefulBarrier(t, alloc, schema, msgs, at, build).stateMatters {
+			n++
+		}
+	}
+	return n
+}
+
 // ---- OverOp ----
 
 // TestOverCheckpoint checks OverOp's SaveState/LoadState with checkStatefulBarrier
@@ -251,14 +266,9 @@ func TestOverCheckpoint(t *testing.T) {
 				for _, size := range []int{1, 3, 1 + r.IntN(40)} {
 					mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 					msgs := materialize(t, &overSource{alloc: mem, rows: rows, size: func() int { return size }})
-					for _, at := range []int{0, r.IntN(len(msgs) + 1), r.IntN(len(msgs) + 1), len(msgs)} {
-						res := checkStatefulBarrier(t, mem, overInSchema, msgs, at, func(in Operator) (Stateful, error) {
-							return NewOver(mem, in, cfg)
-						})
-						if res.stateMatters {
-							mattered++
-						}
-					}
+					mattered += checkBarriers(t, mem, overInSchema, msgs, r, func(in Operator) (Stateful, error) {
+						return NewOver(mem, in, cfg)
+					})
 					releaseReplay(msgs)
 					mem.AssertSize(t, 0)
 				}

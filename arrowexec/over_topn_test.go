@@ -165,18 +165,13 @@ func TestOverWindowedTopNCheckpoint(t *testing.T) {
 				for _, size := range []int{1, 3, 1 + r.IntN(40)} {
 					mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 					msgs := materialize(t, &overSource{alloc: mem, rows: rows, size: func() int { return size }})
-					for _, at := range []int{0, r.IntN(len(msgs) + 1), r.IntN(len(msgs) + 1), len(msgs)} {
-						res := checkStatefulBarrier(t, mem, overInSchema, msgs, at, func(in Operator) (Stateful, error) {
-							op, err := NewOver(mem, in, cfg)
-							if err == nil {
-								op.pruneSlack = 2
-							}
-							return op, err
-						})
-						if res.stateMatters {
-							mattered++
+					mattered += checkBarriers(t, mem, overInSchema, msgs, r, func(in Operator) (Stateful, error) {
+						op, err := NewOver(mem, in, cfg)
+						if err == nil {
+							op.pruneSlack = 2
 						}
-					}
+						return op, err
+					})
 					releaseReplay(msgs)
 					mem.AssertSize(t, 0)
 				}

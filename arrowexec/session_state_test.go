@@ -102,18 +102,13 @@ func TestSessionCheckpoint(t *testing.T) {
 					mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 					msgs := materialize(t, &sessSource{alloc: mem, rows: rows, next: next, size: size})
 					for _, mc := range []int{0, 4} {
-						for _, at := range []int{0, r.IntN(len(msgs) + 1), r.IntN(len(msgs) + 1), len(msgs)} {
-							res := checkStatefulBarrier(t, mem, sessInSchema, msgs, at, func(in Operator) (Stateful, error) {
-								op, err := NewSessionAggregate(mem, in, cfg)
-								if err == nil && mc > 0 {
-									op.minCompact = mc
-								}
-								return op, err
-							})
-							if res.stateMatters {
-								mattered++
+						mattered += checkBarriers(t, mem, sessInSchema, msgs, r, func(in Operator) (Stateful, error) {
+							op, err := NewSessionAggregate(mem, in, cfg)
+							if err == nil && mc > 0 {
+								op.minCompact = mc
 							}
-						}
+							return op, err
+						})
 					}
 					releaseReplay(msgs)
 					mem.AssertSize(t, 0)

@@ -300,14 +300,9 @@ func TestTopNCheckpoint(t *testing.T) {
 			for _, size := range []int{1, 3, 1 + r.IntN(30)} {
 				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 				msgs := materialize(t, &overSource{alloc: mem, rows: rows, size: func() int { return size }})
-				for _, at := range []int{0, r.IntN(len(msgs) + 1), r.IntN(len(msgs) + 1), len(msgs)} {
-					res := checkStatefulBarrier(t, mem, overInSchema, msgs, at, func(in Operator) (Stateful, error) {
-						return NewTopN(mem, in, topnConfig(c))
-					})
-					if res.stateMatters {
-						mattered++
-					}
-				}
+				mattered += checkBarriers(t, mem, overInSchema, msgs, r, func(in Operator) (Stateful, error) {
+					return NewTopN(mem, in, topnConfig(c))
+				})
 				releaseReplay(msgs)
 				mem.AssertSize(t, 0)
 			}
