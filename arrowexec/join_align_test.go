@@ -14,52 +14,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
-// steadySource replays rows in batches of batch rows, each message's
-// watermark the watermark after its last row, then a final watermark. It
-// closes done once it has returned its last message.
-type steadySource struct {
-	alloc memory.Allocator
-	rows  []jrow
-	delay int64
-	batch int
-	i     int
-	ended bool
-	done  chan struct{}
-	// wait, when set, is called before every message (a slow input).
-	wait func(ctx context.Context)
-}
-
-func (s *steadySource) Schema() *arrow.Schema      { return joinTestSchema }
-func (s *steadySource) Open(context.Context) error { return nil }
-func (s *steadySource) Close() error               { return nil }
-
-func (s *steadySource) Next(ctx context.Context) (Message, error) {
-	if err := ctx.Err(); err != nil {
-		return Message{}, err
-	}
-	if s.wait != nil {
-		s.wait(ctx)
-	}
-	if s.i >= len(s.rows) {
-		if !s.ended {
-			s.ended = true
-			if s.done != nil {
-				close(s.done)
-			}
-			return Message{Watermark: FinalWatermark}, nil
-		}
-		return Message{}, io.EOF
-	}
-	end := min(s.i+s.batch, len(s.rows))
-	rows := s.rows[s.i:end]
-	s.i = end
-	wm := Watermark(rows[len(rows)-1].ts - s.delay)
-	if end < len(s.rows) {
-		wm = s.rows[end].wm
-	}
-	return Message{Batch: jrowBatch(s.alloc, rows), Watermark: wm}, nil
-}
-
 // TestJoinAlignsFastInput: the left input is ready at once, the right one
 // is slow (each message waits until the left input has been read to its
 // end, or 2ms). Without watermark alignment the join reads the whole left
@@ -83,8 +37,8 @@ func TestJoinAlignsFastInput(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
 			leftDone := make(chan struct{})
-			left := &steadySource{alloc: mem, rows: L, delay: delay, batch: batch, done: leftDone}
-			right := &steadySource{alloc: mem, rows: R, delay: delay, batch: batch, wait: func(ctx context.Context) {
+			left := &msgSource{alloc: mem, rows: L, delay: delay, maxBatch: batch, done: leftDone}
+			right := &msgSource{alloc: mem, rows: R, delay: delay, maxBatch: batch, wait: func(ctx context.Context) {
 				select {
 				case <-leftDone:
 				case <-time.After(2 * time.Millisecond):
@@ -208,7 +162,7 @@ func TestJoinAlignmentSharedUpstreamDoesNotDeadlock(t *testing.T) {
 		keys = append(keys, kp(int64(i%7)))
 		ts = append(ts, int64(i*10))
 	}
-	src := &steadySource{alloc: mem, rows: jrows(0, keys, ts), batch: 20}
+	src := &msgSource{alloc: mem, rows: jrows(0, keys, ts), maxBatch: 20}
 	inA, inB := NewInlet(joinTestSchema, 1), NewInlet(joinTestSchema, 1)
 	cfg := joinCase{kind: InnerJoin, bound: &JoinBound{Lo: 0, Hi: 0}}.config(t)
 	cfg.Align, cfg.AlignWait = 1000, 5*time.Millisecond
@@ -267,7 +221,7 @@ func TestJoinAlignmentIdleInput(t *testing.T) {
 		ts = append(ts, int64(i*100))
 	}
 	done := make(chan struct{})
-	left := &steadySource{alloc: mem, rows: jrows(0, keys, ts), batch: 10, done: done}
+	left := &msgSource{alloc: mem, rows: jrows(0, keys, ts), maxBatch: 10, done: done}
 	cfg := joinCase{kind: LeftJoin, bound: &JoinBound{Lo: 0, Hi: 0}}.config(t)
 	cfg.Align, cfg.AlignWait = 1000, 200*time.Millisecond
 	op, err := NewJoin(mem, left, &heartbeats{wm: 0, done: done}, cfg)

@@ -74,7 +74,8 @@ func jrowBatch(alloc memory.Allocator, rows []jrow) arrow.RecordBatch {
 // msgSource replays rows in batches of random sizes (1..maxBatch); each
 // message's watermark is the watermark after its last row (the next row's
 // row watermark, or final after the last). Sometimes it sends a
-// watermark-only message in between.
+// watermark-only message in between. Without r, every batch has maxBatch
+// rows and there are no watermark-only messages.
 type msgSource struct {
 	alloc    memory.Allocator
 	rows     []jrow
@@ -83,6 +84,10 @@ type msgSource struct {
 	maxBatch int
 	i        int
 	ended    bool
+	// done, when set, is closed as the final watermark is sent.
+	done chan struct{}
+	// wait, when set, is called before every message (a slow input).
+	wait func(ctx context.Context)
 }
 
 func (s *msgSource) Schema() *arrow.Schema      { return joinTestSchema }
@@ -92,18 +97,28 @@ func (s *msgSource) Next(ctx context.Context) (Message, error) {
 	if err := ctx.Err(); err != nil {
 		return Message{}, err
 	}
+	if s.wait != nil {
+		s.wait(ctx)
+	}
 	if s.i >= len(s.rows) {
 		if !s.ended {
 			s.ended = true
+			if s.done != nil {
+				close(s.done)
+			}
 			return Message{Watermark: FinalWatermark}, nil
 		}
 		return Message{}, io.EOF
 	}
-	if s.r.IntN(5) == 0 {
-		// a watermark-only message: the watermark as of the rows so far
-		return Message{Watermark: s.rows[s.i].wm}, nil
+	n := s.maxBatch
+	if s.r != nil {
+		if s.r.IntN(5) == 0 {
+			// a watermark-only message: the watermark as of the rows so far
+			return Message{Watermark: s.rows[s.i].wm}, nil
+		}
+		n = 1 + s.r.IntN(s.maxBatch)
 	}
-	end := min(s.i+1+s.r.IntN(s.maxBatch), len(s.rows))
+	end := min(s.i+n, len(s.rows))
 	rows := s.rows[s.i:end]
 	s.i = end
 	var wm Watermark

@@ -124,27 +124,20 @@ func windowedRanking(sel *ast.Select) bool {
 	if sel.Window == nil || sel.Limit != nil {
 		return false
 	}
-	calls, rn := 0, false
-	for _, it := range sel.Items {
-		if it.Expr == nil {
-			continue
-		}
-		ast.Inspect(it.Expr, func(e ast.Expr) bool {
-			if f, ok := e.(*ast.FuncCall); ok && f.Over != nil {
-				calls++
-			}
-			return true
-		})
-		if f, ok := it.Expr.(*ast.FuncCall); ok && f.Over != nil && f.Name == "row_number" {
-			rn = true
-		}
-	}
-	return calls == 1 && rn
+	call, calls := windowCall(sel, func(_ string, f *ast.FuncCall) bool { return f.Name == "row_number" })
+	return calls == 1 && call != nil
 }
 
 // rankCall returns the window call sel selects as hint's column (nil if
 // none) and how many window calls sel makes.
 func rankCall(sel *ast.Select, hint *topNHint) (*ast.FuncCall, int) {
+	return windowCall(sel, func(name string, _ *ast.FuncCall) bool { return name == hint.col })
+}
+
+// windowCall returns the last select item of sel that is a window call
+// for which match (given the item's output name) holds, nil if none, and
+// how many window calls sel makes in all.
+func windowCall(sel *ast.Select, match func(name string, f *ast.FuncCall) bool) (*ast.FuncCall, int) {
 	var call *ast.FuncCall
 	calls := 0
 	for i, it := range sel.Items {
@@ -161,7 +154,7 @@ func rankCall(sel *ast.Select, hint *topNHint) (*ast.FuncCall, int) {
 		if it.Alias != nil {
 			name = it.Alias.Name
 		}
-		if f, ok := it.Expr.(*ast.FuncCall); ok && f.Over != nil && name == hint.col {
+		if f, ok := it.Expr.(*ast.FuncCall); ok && f.Over != nil && match(name, f) {
 			call = f
 		}
 	}
