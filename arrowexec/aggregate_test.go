@@ -145,21 +145,29 @@ func aggTestConfig(t *testing.T, win *WindowSpec, late LateDataSpec, changes boo
 // drainAgg runs op to the end and renders every message (renderMessage).
 func drainAgg(t *testing.T, op Operator) []string {
 	t.Helper()
+	var out []string
+	eachMessage(t, op, func(m Message) { out = append(out, renderMessage(m)) })
+	return out
+}
+
+// eachMessage opens op, passes every message to f (which must not keep
+// it) until the end, and closes op.
+func eachMessage(t *testing.T, op Operator, f func(Message)) {
+	t.Helper()
 	ctx := context.Background()
 	if err := op.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
 	defer op.Close()
-	var out []string
 	for {
 		m, err := op.Next(ctx)
 		if errors.Is(err, io.EOF) {
-			return out
+			return
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, renderMessage(m))
+		f(m)
 		m.Release()
 	}
 }
@@ -328,21 +336,9 @@ func TestEmitChangesEndsAtFinalValues(t *testing.T) {
 // FinalWatermark or a watermark goes back.
 func lastPerWindow(t *testing.T, op Operator, revision bool) map[string]string {
 	t.Helper()
-	ctx := context.Background()
-	if err := op.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer op.Close()
 	out := map[string]string{}
 	wm := NoWatermark
-	for {
-		m, err := op.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	eachMessage(t, op, func(m Message) {
 		if m.Batch != nil && wm == FinalWatermark {
 			t.Fatalf("a batch of %d rows after the final watermark", m.Batch.NumRows())
 		}
@@ -359,6 +355,6 @@ func lastPerWindow(t *testing.T, op Operator, revision bool) map[string]string {
 			}
 			out[m.Batch.Column(0).ValueStr(i)+"@"+m.Batch.Column(1).ValueStr(i)] = row.String()
 		}
-		m.Release()
-	}
+	})
+	return out
 }
