@@ -96,6 +96,7 @@ type AggregateOp struct {
 	panes       map[int64]*pane        // windowed: by pane start
 	k           int64                  // panes per window
 	wm          Watermark              // operator watermark
+	out         Watermark              // watermark emitTable gives the batches it queues
 	queue       []Message              // output ready to return
 	eof         bool
 	flushed     bool  // EMIT FINAL groups were emitted
@@ -168,7 +169,7 @@ func NewAggregate(alloc memory.Allocator, input Operator, cfg AggregateConfig) (
 	if cfg.Window != nil && cfg.Window.Kind == Session {
 		return nil, fmt.Errorf("SESSION windows are %s", "not supported yet")
 	}
-	a := &AggregateOp{unary: unary{input: input, alloc: alloc}, cfg: cfg, wm: NoWatermark,
+	a := &AggregateOp{unary: unary{input: input, alloc: alloc}, cfg: cfg, wm: NoWatermark, out: NoWatermark,
 		windows: map[int64]*windowState{}, panes: map[int64]*pane{}, openW: NoWatermark, openS: math.MinInt64}
 	a.resetHave()
 	if w := cfg.Window; w != nil {
@@ -287,19 +288,22 @@ func (a *AggregateOp) consume(ctx context.Context, msg Message) error {
 			return err
 		}
 	}
-	before := a.wm
+	last := a.wm // the watermark of the output so far
 	a.advance(ctx, processingWatermark(&a.cfg, msg.Watermark))
 	if a.cfg.EmitChanges {
 		if err := a.emitChanges(); err != nil {
 			return err
 		}
 	}
+	if n := len(a.queue); n > 0 {
+		last = a.queue[n-1].Watermark
+	}
 	switch {
 	case msg.Barrier != nil:
 		b := msg
 		b.Batch, b.Watermark = nil, a.wm
 		a.queue = append(a.queue, b)
-	case len(a.queue) == 0 && a.wm > before && a.wm != NoWatermark:
+	case a.wm > last && a.wm != NoWatermark:
 		a.queue = append(a.queue, Message{Watermark: a.wm})
 	}
 	return nil
@@ -964,12 +968,27 @@ func (a *AggregateOp) buildFront(s int64) error {
 }
 
 // advance moves the operator watermark to w (never back) and emits, in
-// window-end order, every window it closes; windows and panes are dropped
+// window-end order, every window it closes (with EMIT CHANGES: the
+// changes of every window, before any closes, so that each window's last
+// change is emitted whatever the batching); windows and panes are dropped
 // once they can no longer be emitted or updated.
+//
+// The batches it queues carry the watermark before w, except the last,
+// which carries w: a batch's watermark holds for everything after it, so
+// a reader (an EMIT FINAL aggregate at FinalWatermark) must not see w
+// before the last window that w closes.
 func (a *AggregateOp) advance(ctx context.Context, w Watermark) {
+	queued := len(a.queue)
+	a.out = a.wm
 	if w > a.wm {
 		a.wm = w
 	}
+	defer func() {
+		if len(a.queue) > queued {
+			a.queue[len(a.queue)-1].Watermark = a.wm
+		}
+		a.out = a.wm
+	}()
 	if a.cfg.Window == nil {
 		if a.wm == FinalWatermark && !a.cfg.EmitChanges && !a.flushed {
 			a.flushed = true
@@ -981,6 +1000,11 @@ func (a *AggregateOp) advance(ctx context.Context, w Watermark) {
 	for _, win := range a.windows {
 		if win.end <= a.wm && (!win.emitted || win.dirty) {
 			closing = append(closing, win)
+		}
+	}
+	if len(closing) > 0 && a.cfg.EmitChanges {
+		if err := a.emitChanges(); err != nil && a.err == nil {
+			a.err = err
 		}
 	}
 	slices.SortFunc(closing, func(x, y *windowState) int {
@@ -1108,11 +1132,12 @@ func (a *AggregateOp) emitTable(t *agg.Table, groups []uint32, win *windowState)
 		}
 		return
 	}
-	rows := 0
-	if len(keys) > 0 {
-		rows = keys[0].Len()
-	} else if len(results) > 0 {
-		rows = results[0].Len()
+	// Counted from the groups, not the columns: a window without keys or
+	// aggregates has a row per window all the same. AggregateOp never
+	// combines groups, so every group of t is live.
+	rows := len(groups)
+	if groups == nil {
+		rows = t.Len()
 	}
 	if rows == 0 {
 		releaseAll(keys)
@@ -1132,7 +1157,7 @@ func (a *AggregateOp) emitTable(t *agg.Table, groups []uint32, win *windowState)
 		}
 	}
 	cols = append(cols, results...)
-	a.queue = append(a.queue, Message{Batch: array.NewRecordBatch(a.cfg.Schema, cols, int64(rows)), Watermark: a.wm})
+	a.queue = append(a.queue, Message{Batch: array.NewRecordBatch(a.cfg.Schema, cols, int64(rows)), Watermark: a.out})
 	releaseAll(cols)
 }
 

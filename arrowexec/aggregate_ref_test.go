@@ -46,6 +46,7 @@ type refAggregateOp struct {
 	table       *agg.Table                // un-windowed
 	windows     map[int64]*refWindowState // windowed, by window start
 	wm          Watermark                 // operator watermark
+	out         Watermark                 // watermark of the batches emitTable queues
 	queue       []Message                 // output ready to return
 	eof         bool
 	flushed     bool // EMIT FINAL groups were emitted
@@ -70,7 +71,7 @@ func newRefAggregate(alloc memory.Allocator, input Operator, cfg AggregateConfig
 	if cfg.Window != nil && cfg.Window.Kind == Session {
 		return nil, fmt.Errorf("SESSION windows are %s", "not supported yet")
 	}
-	a := &refAggregateOp{unary: unary{input: input, alloc: alloc}, cfg: cfg, wm: NoWatermark,
+	a := &refAggregateOp{unary: unary{input: input, alloc: alloc}, cfg: cfg, wm: NoWatermark, out: NoWatermark,
 		windows: map[int64]*refWindowState{}}
 	for _, k := range cfg.Keys {
 		a.keyTypes = append(a.keyTypes, k.Type())
@@ -149,12 +150,15 @@ func (a *refAggregateOp) consume(ctx context.Context, msg Message) error {
 			return err
 		}
 	}
-	before := a.wm
+	last := a.wm
 	a.advance(ctx, msg.Watermark)
 	if a.cfg.EmitChanges {
 		a.emitChanges()
 	}
-	if len(a.queue) == 0 && a.wm > before && a.wm != NoWatermark {
+	if n := len(a.queue); n > 0 {
+		last = a.queue[n-1].Watermark
+	}
+	if a.wm > last && a.wm != NoWatermark {
 		a.queue = append(a.queue, Message{Watermark: a.wm})
 	}
 	return nil
@@ -391,12 +395,22 @@ func (a *refAggregateOp) deadLetter(ctx context.Context, batch arrow.RecordBatch
 }
 
 // advance moves the operator watermark to w (never back) and emits, in
-// window-end order, every window it closes; windows are dropped once they
-// can no longer be updated.
+// window-end order, every window it closes (with EmitChanges: the changes
+// of every window, before any closes); windows are dropped once they can
+// no longer be updated. Its batches carry the watermark before w, the
+// last one w.
 func (a *refAggregateOp) advance(ctx context.Context, w Watermark) {
+	queued := len(a.queue)
+	a.out = a.wm
 	if w > a.wm {
 		a.wm = w
 	}
+	defer func() {
+		if len(a.queue) > queued {
+			a.queue[len(a.queue)-1].Watermark = a.wm
+		}
+		a.out = a.wm
+	}()
 	if a.cfg.Window == nil {
 		if a.wm == FinalWatermark && !a.cfg.EmitChanges && !a.flushed {
 			a.flushed = true
@@ -416,6 +430,9 @@ func (a *refAggregateOp) advance(ctx context.Context, w Watermark) {
 		}
 		return int(x.start - y.start)
 	})
+	if len(closing) > 0 && a.cfg.EmitChanges {
+		a.emitChanges()
+	}
 	for _, win := range closing {
 		if !a.cfg.EmitChanges {
 			if win.emitted { // a late row updated it: re-emit the corrected groups
@@ -472,11 +489,9 @@ func (a *refAggregateOp) emitTable(t *agg.Table, groups []uint32, win *refWindow
 	if err != nil {
 		panic(err) // Emit fails only on programming errors
 	}
-	rows := 0
-	if len(keys) > 0 {
-		rows = keys[0].Len()
-	} else if len(results) > 0 {
-		rows = results[0].Len()
+	rows := len(groups)
+	if groups == nil {
+		rows = t.Len()
 	}
 	if rows == 0 {
 		releaseAll(keys)
@@ -496,7 +511,7 @@ func (a *refAggregateOp) emitTable(t *agg.Table, groups []uint32, win *refWindow
 		}
 	}
 	cols = append(cols, results...)
-	a.queue = append(a.queue, Message{Batch: array.NewRecordBatch(a.cfg.Schema, cols, int64(rows)), Watermark: a.wm})
+	a.queue = append(a.queue, Message{Batch: array.NewRecordBatch(a.cfg.Schema, cols, int64(rows)), Watermark: a.out})
 	releaseAll(cols)
 }
 

@@ -145,21 +145,29 @@ func aggTestConfig(t *testing.T, win *WindowSpec, late LateDataSpec, changes boo
 // drainAgg runs op to the end and renders every message (renderMessage).
 func drainAgg(t *testing.T, op Operator) []string {
 	t.Helper()
+	var out []string
+	eachMessage(t, op, func(m Message) { out = append(out, renderMessage(m)) })
+	return out
+}
+
+// eachMessage opens op, passes every message to f (which must not keep
+// it) until the end, and closes op.
+func eachMessage(t *testing.T, op Operator, f func(Message)) {
+	t.Helper()
 	ctx := context.Background()
 	if err := op.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
 	defer op.Close()
-	var out []string
 	for {
 		m, err := op.Next(ctx)
 		if errors.Is(err, io.EOF) {
-			return out
+			return
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, renderMessage(m))
+		f(m)
 		m.Release()
 	}
 }
@@ -279,4 +287,74 @@ func TestPanesWithoutStacksMatchReference(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestEmitChangesEndsAtFinalValues checks what EMIT CHANGES promises
+// whatever the batching: the last row emitted for each group and window is
+// the one EMIT FINAL emits for it (revision aside: EMIT CHANGES corrects in
+// place), also for windows that open and close inside one input batch. In
+// both modes no batch follows a message with FinalWatermark, since a
+// reader flushes at it.
+func TestEmitChangesEndsAtFinalValues(t *testing.T) {
+	rows := genAggRows(rand.New(rand.NewPCG(4, 9)), 400, 8)
+	for _, win := range []*WindowSpec{{Kind: Tumbling, Size: 10, Advance: 10}, {Kind: Sliding, Size: 12, Advance: 3}} {
+		for _, late := range []LateDataSpec{{Strategy: "drop"}, {Strategy: "include_in_next_window"}, {Strategy: "update_previous", AllowedLateness: 6}} {
+			for _, bs := range []int{1, 3, 64, len(rows)} {
+				t.Run(fmt.Sprintf("%s/%s/batch%d", win, late.Strategy, bs), func(t *testing.T) {
+					alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
+					defer alloc.AssertSize(t, 0)
+					last := func(changes bool) map[string]string {
+						op, err := NewAggregate(alloc, &rowSource{alloc: alloc, rows: rows, size: bs}, aggTestConfig(t, win, late, changes, nil))
+						if err != nil {
+							t.Fatal(err)
+						}
+						return lastPerWindow(t, op, late.Strategy == "update_previous")
+					}
+					final, changes := last(false), last(true)
+					if len(final) < 20 {
+						t.Fatalf("only %d group windows: the data closes too few windows", len(final))
+					}
+					for k, want := range final {
+						if got, ok := changes[k]; !ok {
+							t.Errorf("EMIT CHANGES never emitted group/window %s (final %s)", k, want)
+						} else if got != want {
+							t.Errorf("group/window %s: last change %s, final %s", k, got, want)
+						}
+					}
+					if len(changes) != len(final) {
+						t.Errorf("EMIT CHANGES emitted %d group windows, EMIT FINAL %d", len(changes), len(final))
+					}
+				})
+			}
+		}
+	}
+}
+
+// lastPerWindow drains a windowed aggregate of aggTestConfig's schema and
+// returns the last row emitted for each (key, window_start), without the
+// revision column. It fails the test when a batch follows a message with
+// FinalWatermark or a watermark goes back.
+func lastPerWindow(t *testing.T, op Operator, revision bool) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	wm := NoWatermark
+	eachMessage(t, op, func(m Message) {
+		if m.Batch != nil && wm == FinalWatermark {
+			t.Fatalf("a batch of %d rows after the final watermark", m.Batch.NumRows())
+		}
+		if m.Watermark < wm {
+			t.Fatalf("watermark goes back from %d to %d", wm, m.Watermark)
+		}
+		wm = m.Watermark
+		for i := 0; m.Batch != nil && i < int(m.Batch.NumRows()); i++ {
+			var row strings.Builder
+			for c := 2; c < int(m.Batch.NumCols()); c++ {
+				if c != 3 || !revision {
+					fmt.Fprintf(&row, " %s", m.Batch.Column(c).ValueStr(i))
+				}
+			}
+			out[m.Batch.Column(0).ValueStr(i)+"@"+m.Batch.Column(1).ValueStr(i)] = row.String()
+		}
+	})
+	return out
 }
