@@ -110,7 +110,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&svc.flightAddr, "flight-addr", "127.0.0.1:8815", "server: Arrow Flight (gRPC) export of streams; - disables")
 	fs.StringVar(&svc.token, "token", "", "server: bearer token the API and metrics require (default $FERRIS_TOKEN; empty: none)")
 	fs.StringVar(&svc.kafkaAddr, "kafka-addr", "127.0.0.1:9092", "dev: address of the in-process Kafka-compatible broker")
-	fs.StringVar(&svc.dataDir, "data-dir", ".", "server: folder relative paths of pipelines resolve against")
+	fs.StringVar(&svc.dataDir, "data-dir", ".", "server: folder relative paths of pipelines resolve against; SQL may not name paths outside it")
+	fs.Var(&svc.allowPaths, "allow-path", "server: another folder SQL may name paths under (repeatable)")
+	fs.StringVar(&svc.allowBrokers, "allow-brokers", "", "server: the only Kafka brokers SQL may name (host:port,...); empty: any")
 	analyze := fs.Bool("analyze", false, "explain: run the pipeline and report where time and memory went")
 	var ro runOptions
 	fs.StringVar(&ro.progress, "progress", "auto", "run: progress line on stderr: auto (when a terminal), always, never")

@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -78,5 +81,34 @@ func TestServerRegistersFilesAndStopsOnCancel(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("server did not stop after cancel")
+	}
+}
+
+// TestRunReadsAnyPathServerConfinesThem: ferris run keeps the local user's
+// reach (absolute paths anywhere); ferris server refuses a pipeline file
+// naming a path outside --data-dir unless --allow-path names its folder.
+func TestRunReadsAnyPathServerConfinesThem(t *testing.T) {
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	in := filepath.Join(elsewhere, "in.jsonl")
+	if err := os.WriteFile(in, []byte("{\"v\":\"a\"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sqlFile := filepath.Join(dir, "p.sql")
+	if err := os.WriteFile(sqlFile, []byte("CREATE STREAM s (v VARCHAR) WITH (connector = 'file', path = '"+in+"');\nSELECT v FROM s;\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := ferris(t, "run", "--progress", "never", sqlFile); code != 0 || out != "{\"v\":\"a\"}\n" {
+		t.Fatalf("run: exit %d, stdout %q, stderr %s", code, out, errOut)
+	}
+	server := []string{"server", "--http-addr", "127.0.0.1:0", "--metrics-addr", "-", "--flight-addr", "-", "--data-dir", dir}
+	code, _, errOut := ferris(t, append(server, sqlFile)...)
+	if code != 1 || !strings.Contains(errOut, "line 1, column 1: option path: \""+in+"\" is outside the data folder") {
+		t.Fatalf("server: exit %d, stderr %s", code, errOut)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // registered, then shut down at once
+	var stderr syncBuffer
+	if code := run(ctx, append(server, "--allow-path", elsewhere, sqlFile), io.Discard, &stderr); code != 0 || !strings.Contains(stderr.String(), "registered "+sqlFile) {
+		t.Fatalf("server --allow-path: exit %d, stderr %s", code, stderr.String())
 	}
 }
