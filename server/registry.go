@@ -304,6 +304,9 @@ func (r *Registry) build(pl *Pipeline) error {
 			return sinks.NewDeadLetterFile(path)
 		},
 	}
+	// The pipeline's own max_memory_mb bounds its queries and sources
+	// together, within the server's.
+	r.cfg.Resources.SetGroupLimit(env.QueryPrefix, pl.plan.Settings.MemoryLimitBytes())
 	topo, err := pl.plan.Build(env)
 	if err != nil {
 		_ = pl.dl.Close()

@@ -136,6 +136,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	settings := arrowexec.DefaultSettings()
+	if cmd == "server" || cmd == "dev" {
+		// Pipelines posted by clients are bounded by default.
+		settings.MaxMemoryMB = server.DefaultMemoryLimitMB()
+	}
 	if *configFile != "" {
 		if err := loadConfig(&settings, *configFile); err != nil {
 			fmt.Fprintf(stderr, "ferris: %v\n", err)
@@ -154,6 +158,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		fmt.Fprint(stdout, settings.String())
+		fmt.Fprintf(stdout, "# ferris server and dev: max_memory_mb defaults to %.0f%% of memory (%d here); a pipeline's SET max_memory_mb bounds it within that\n",
+			server.DefaultMemoryShare*100, server.DefaultMemoryLimitMB())
 		return 0
 	}
 	switch cmd {

@@ -9,10 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferrisstreams/ferris/server"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
@@ -110,5 +113,52 @@ func TestRunReadsAnyPathServerConfinesThem(t *testing.T) {
 	var stderr syncBuffer
 	if code := run(ctx, append(server, "--allow-path", elsewhere, sqlFile), io.Discard, &stderr); code != 0 || !strings.Contains(stderr.String(), "registered "+sqlFile) {
 		t.Fatalf("server --allow-path: exit %d, stderr %s", code, stderr.String())
+	}
+}
+
+// TestServerMemoryIsBoundedByDefault: ferris server starts with
+// max_memory_mb at its default share of the machine's memory, not
+// unlimited; --set still overrides it.
+func TestServerMemoryIsBoundedByDefault(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int64
+	}{
+		{nil, server.DefaultMemoryLimitMB() << 20},
+		{[]string{"--set", "max_memory_mb=64"}, 64 << 20},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		var stderr syncBuffer
+		code := make(chan int, 1)
+		go func() {
+			code <- run(ctx, append([]string{"server", "--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--flight-addr", "-",
+				"--data-dir", t.TempDir()}, tc.args...), io.Discard, &stderr)
+		}()
+		addr := regexp.MustCompile(`metrics on (http://\S+)`)
+		var metrics string
+		for deadline := time.Now().Add(20 * time.Second); metrics == ""; time.Sleep(10 * time.Millisecond) {
+			if m := addr.FindStringSubmatch(stderr.String()); m != nil {
+				metrics = m[1]
+			} else if time.Now().After(deadline) {
+				t.Fatalf("no metrics address announced: %s", stderr.String())
+			}
+		}
+		resp, err := http.Get(metrics)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cancel()
+		<-code
+		var got float64
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, "ferris_memory_limit_bytes "); ok {
+				got, _ = strconv.ParseFloat(v, 64)
+			}
+		}
+		if tc.want <= 0 || got != float64(tc.want) {
+			t.Fatalf("%v: ferris_memory_limit_bytes %v, want %d", tc.args, got, tc.want)
+		}
 	}
 }
