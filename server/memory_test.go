@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"fmt"
-	"io"
 	"testing"
 	"time"
 
@@ -11,8 +10,6 @@ import (
 
 	"github.com/ferrisstreams/ferris/arrowexec"
 	"github.com/ferrisstreams/ferris/arrowexec/resource"
-	"github.com/ferrisstreams/ferris/sinks"
-	"github.com/ferrisstreams/ferris/sources"
 )
 
 // TestPipelineMemoryLimit: SET max_memory_mb in a registered pipeline
@@ -27,12 +24,7 @@ func TestPipelineMemoryLimit(t *testing.T) {
 	settings.MemoryWaitMS = 0
 	r := NewRegistry(RegistryConfig{
 		Settings: settings, DataDir: t.TempDir(), Resources: mgr,
-		Connectors: func(io.Writer) *arrowexec.Connectors {
-			c := &arrowexec.Connectors{}
-			sources.Register(c)
-			sinks.Register(c)
-			return c
-		},
+		Connectors: testConnectors,
 	})
 	defer r.Shutdown(time.Second)
 	const query = `CREATE STREAM %s (id BIGINT, ticker VARCHAR) WITH (connector = 'generator', rows = '200000');

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,9 +14,6 @@ import (
 
 	"github.com/ferrisstreams/ferris/arrowexec"
 	"github.com/ferrisstreams/ferris/arrowexec/resource"
-	"github.com/ferrisstreams/ferris/sinks"
-	"github.com/ferrisstreams/ferris/sources"
-	kafkasrc "github.com/ferrisstreams/ferris/sources/kafka"
 )
 
 // TestSQLCannotReachOutsideTheDataDir: over the API, every path of SQL
@@ -116,13 +112,7 @@ func TestAllowedRootsAndBrokers(t *testing.T) {
 	r := NewRegistry(RegistryConfig{
 		Settings: arrowexec.DefaultSettings(), DataDir: dir, Resources: resource.NewManager(alloc, 0),
 		AllowPaths: []string{shared}, AllowBrokers: []string{"127.0.0.1:9092"},
-		Connectors: func(io.Writer) *arrowexec.Connectors {
-			c := &arrowexec.Connectors{}
-			sources.Register(c)
-			sinks.Register(c)
-			kafkasrc.Register(c, kafkasrc.Config{})
-			return c
-		},
+		Connectors: testConnectors,
 	})
 	defer r.Shutdown(0)
 	out := filepath.Join(shared, "out.jsonl")

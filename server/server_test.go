@@ -57,14 +57,7 @@ func startServerConfig(t *testing.T, edit func(*Config)) (*Server, string) {
 		HTTPAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", FlightAddr: "127.0.0.1:0", Grace: 5 * time.Second,
 		Registry: RegistryConfig{
 			Settings: settings, DataDir: dir, Resources: resource.NewManager(alloc, 0),
-			Connectors: func(stdout io.Writer) *arrowexec.Connectors {
-				c := &arrowexec.Connectors{}
-				sources.Register(c)
-				sinks.Register(c)
-				kafkasrc.Register(c, kafkasrc.Config{}) // tests name their brokers
-				c.RegisterSink("stdout", sinks.StdoutFactory(stdout))
-				return c
-			},
+			Connectors: testConnectors,
 		},
 	}
 	edit(&cfg)
@@ -79,6 +72,17 @@ func startServerConfig(t *testing.T, edit func(*Config)) (*Server, string) {
 		alloc.AssertSize(t, 0)
 	})
 	return s, dir
+}
+
+// testConnectors are the connectors of test servers: files, generators,
+// Kafka (tests name their brokers) and stdout.
+func testConnectors(stdout io.Writer) *arrowexec.Connectors {
+	c := &arrowexec.Connectors{}
+	sources.Register(c)
+	sinks.Register(c)
+	kafkasrc.Register(c, kafkasrc.Config{})
+	c.RegisterSink("stdout", sinks.StdoutFactory(stdout))
+	return c
 }
 
 type client struct {

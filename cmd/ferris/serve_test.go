@@ -36,6 +36,21 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// announced waits for a line of out matching pattern and returns the
+// pattern's first group (an address the command prints).
+func announced(t *testing.T, out *syncBuffer, pattern string) string {
+	t.Helper()
+	re := regexp.MustCompile(pattern)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			return m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not announced: %s", pattern, out.String())
+		}
+	}
+}
+
 func TestServerRegistersFilesAndStopsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr syncBuffer
@@ -44,16 +59,7 @@ func TestServerRegistersFilesAndStopsOnCancel(t *testing.T) {
 		code <- run(ctx, []string{"server", "--http-addr", "127.0.0.1:0", "--metrics-addr", "-", "--flight-addr", "127.0.0.1:0",
 			"--data-dir", "../../examples", "../../examples/big_trades.sql"}, &stdout, &stderr)
 	}()
-	addr := regexp.MustCompile(`HTTP API on (http://\S+)`)
-	var base string
-	for deadline := time.Now().Add(20 * time.Second); base == ""; {
-		if m := addr.FindStringSubmatch(stderr.String()); m != nil {
-			base = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no address announced: %s", stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	base := announced(t, &stderr, `HTTP API on (http://\S+)`)
 	var st struct {
 		State   string `json:"state"`
 		RowsOut int64  `json:"rows_out"`
@@ -134,16 +140,7 @@ func TestServerMemoryIsBoundedByDefault(t *testing.T) {
 			code <- run(ctx, append([]string{"server", "--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--flight-addr", "-",
 				"--data-dir", t.TempDir()}, tc.args...), io.Discard, &stderr)
 		}()
-		addr := regexp.MustCompile(`metrics on (http://\S+)`)
-		var metrics string
-		for deadline := time.Now().Add(20 * time.Second); metrics == ""; time.Sleep(10 * time.Millisecond) {
-			if m := addr.FindStringSubmatch(stderr.String()); m != nil {
-				metrics = m[1]
-			} else if time.Now().After(deadline) {
-				t.Fatalf("no metrics address announced: %s", stderr.String())
-			}
-		}
-		resp, err := http.Get(metrics)
+		resp, err := http.Get(announced(t, &stderr, `metrics on (http://\S+)`))
 		if err != nil {
 			t.Fatal(err)
 		}
