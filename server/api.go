@@ -232,6 +232,10 @@ func (a *API) rows(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer tap.Close()
+	// Rows flow as long as the stream does: lift the server's timeouts.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	fw := flushWriter{w: w}

@@ -84,8 +84,8 @@ func newSQLError(err error) *SQLError {
 // RegistryConfig configures a Registry.
 type RegistryConfig struct {
 	Settings arrowexec.Settings // engine settings every pipeline starts from
-	// DataDir is where relative paths of pipelines (files, dead letters)
-	// resolve.
+	// DataDir is where relative paths of pipelines (files, dead letters,
+	// state) resolve; paths in SQL outside it and AllowPaths are refused.
 	DataDir string
 	// Connectors registers the connectors a pipeline may use; stdout is
 	// where the stdout sink writes.
@@ -97,6 +97,10 @@ type RegistryConfig struct {
 	Tracer arrowexec.Tracer
 	// Logf, when set, receives the pipelines' notes (checkpoints).
 	Logf func(format string, args ...any)
+	// AllowPaths are folders besides DataDir that paths in SQL may name
+	// (see Confinement); AllowBrokers, when not empty, are the only
+	// brokers the option brokers may name.
+	AllowPaths, AllowBrokers []string
 }
 
 // Registry holds the running pipelines of a server. Each registered
@@ -108,7 +112,8 @@ type RegistryConfig struct {
 // "pipeline.select_N" when it has several), readable live through taps.
 // It is safe for concurrent use.
 type Registry struct {
-	cfg RegistryConfig
+	cfg     RegistryConfig
+	confine Confinement
 
 	mu        sync.Mutex
 	pipelines map[string]*Pipeline
@@ -144,14 +149,22 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 	if cfg.Resources == nil {
 		cfg.Resources = resource.NewManager(nil, cfg.Settings.MemoryLimitBytes())
 	}
-	return &Registry{cfg: cfg, pipelines: map[string]*Pipeline{}}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "."
+	}
+	if abs, err := filepath.Abs(cfg.DataDir); err == nil {
+		cfg.DataDir = abs
+	}
+	confine := Confinement{Roots: append([]string{cfg.DataDir}, cfg.AllowPaths...), Brokers: cfg.AllowBrokers}
+	return &Registry{cfg: cfg, confine: confine, pipelines: map[string]*Pipeline{}}
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,63}$`)
 
 // Register compiles and starts a pipeline. Its errors are ErrBadName,
-// ErrExists, a *SQLError for SQL that does not compile, or a connector
-// error from building it.
+// ErrExists, a *SQLError for SQL that does not compile or names a path or
+// broker it may not (see Confinement), or a connector error from building
+// it.
 func (r *Registry) Register(name, text string) (*Pipeline, error) {
 	return r.RegisterContext(context.Background(), name, text, "")
 }
@@ -241,6 +254,9 @@ func (r *Registry) register(ctx context.Context, name, text, correlationID strin
 		return nil, err
 	}
 	endPlan(nil)
+	if err := r.confine.check(p, stmts, r.cfg.Settings, borrowed); err != nil {
+		return nil, err
+	}
 	pl := &Pipeline{Name: name, SQL: text, Created: time.Now().UTC(), CorrelationID: correlationID,
 		plan: p, decls: decls, done: make(chan struct{}), streams: map[string]bool{}}
 	_, endBuild := r.span(ctx, "ferris.plan.build", nil)
@@ -288,6 +304,9 @@ func (r *Registry) build(pl *Pipeline) error {
 			return sinks.NewDeadLetterFile(path)
 		},
 	}
+	// The pipeline's own max_memory_mb bounds its queries and sources
+	// together, within the server's.
+	r.cfg.Resources.SetGroupLimit(env.QueryPrefix, pl.plan.Settings.MemoryLimitBytes())
 	topo, err := pl.plan.Build(env)
 	if err != nil {
 		_ = pl.dl.Close()

@@ -20,10 +20,14 @@ type Config struct {
 	MetricsAddr string // /metrics and /debug/pprof; default 127.0.0.1:9091; "-" disables
 	FlightAddr  string // Arrow Flight (gRPC) export of streams; default 127.0.0.1:8815; "-" disables
 	Token       string // bearer token for the API and metrics; empty: none
-	// MaxConnections bounds open API connections (max_connections); 0 takes
-	// the Registry settings' value.
+	// MaxConnections bounds the API requests served at once without the
+	// token (max_connections; health checks and requests with the token are
+	// not counted, see admit); 0 takes the Registry settings' value.
 	MaxConnections int
 	MaxBodyBytes   int64
+	// WriteTimeout bounds writing a response of the API (default 30s);
+	// streaming responses are not bounded.
+	WriteTimeout time.Duration
 	// Grace bounds the drain of a pipeline on DELETE and on shutdown.
 	Grace    time.Duration
 	Registry RegistryConfig
@@ -65,6 +69,9 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Grace <= 0 {
 		cfg.Grace = 10 * time.Second
 	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = writeTimeout
+	}
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
@@ -81,8 +88,9 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("HTTP API listener: %w", err)
 	}
 	s.HTTPAddr = l.Addr()
-	s.httpSrv = &http.Server{Handler: s.API.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go s.serve(s.httpSrv, LimitListener(l, cfg.MaxConnections, &s.active))
+	s.httpSrv = &http.Server{Handler: admit(s.API.Handler(), cfg.Token, cfg.MaxConnections), ConnState: TrackState,
+		ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, WriteTimeout: cfg.WriteTimeout, IdleTimeout: idleTimeout}
+	go s.serve(s.httpSrv, LimitListener(l, openConnections(cfg.MaxConnections), &s.active))
 	fmt.Fprintf(cfg.Log, "ferris: HTTP API on http://%s\n", s.HTTPAddr)
 
 	if cfg.MetricsAddr != "-" {
@@ -92,7 +100,9 @@ func Start(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("metrics listener: %w", err)
 		}
 		s.MetricsAddr = ml.Addr()
-		s.metricsSrv = &http.Server{Handler: s.metricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		// No write timeout: /debug/pprof/profile takes its time.
+		s.metricsSrv = &http.Server{Handler: s.metricsHandler(),
+			ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}
 		go s.serve(s.metricsSrv, ml)
 		fmt.Fprintf(cfg.Log, "ferris: metrics on http://%s/metrics\n", s.MetricsAddr)
 	}

@@ -35,6 +35,12 @@ func startServer(t *testing.T, token string, maxConns int) (*Server, string) {
 // startServerWith is startServer with tracing through tel (nil: none).
 func startServerWith(t *testing.T, token string, maxConns int, tel *Telemetry) (*Server, string) {
 	t.Helper()
+	return startServerConfig(t, func(c *Config) { c.Token, c.MaxConnections, c.Telemetry = token, maxConns, tel })
+}
+
+// startServerConfig is startServer with the configuration changed by edit.
+func startServerConfig(t *testing.T, edit func(*Config)) (*Server, string) {
+	t.Helper()
 	dir := t.TempDir()
 	lines := []string{
 		`{"ticker":"AAPL","price":191.34,"volume":1500}`,
@@ -47,21 +53,15 @@ func startServerWith(t *testing.T, token string, maxConns int, tel *Telemetry) (
 	}
 	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	settings := arrowexec.DefaultSettings()
-	s, err := Start(Config{
-		HTTPAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", FlightAddr: "127.0.0.1:0", Token: token, MaxConnections: maxConns,
-		Grace: 5 * time.Second, Telemetry: tel,
+	cfg := Config{
+		HTTPAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", FlightAddr: "127.0.0.1:0", Grace: 5 * time.Second,
 		Registry: RegistryConfig{
 			Settings: settings, DataDir: dir, Resources: resource.NewManager(alloc, 0),
-			Connectors: func(stdout io.Writer) *arrowexec.Connectors {
-				c := &arrowexec.Connectors{}
-				sources.Register(c)
-				sinks.Register(c)
-				kafkasrc.Register(c, kafkasrc.Config{}) // tests name their brokers
-				c.RegisterSink("stdout", sinks.StdoutFactory(stdout))
-				return c
-			},
+			Connectors: testConnectors,
 		},
-	})
+	}
+	edit(&cfg)
+	s, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +72,17 @@ func startServerWith(t *testing.T, token string, maxConns int, tel *Telemetry) (
 		alloc.AssertSize(t, 0)
 	})
 	return s, dir
+}
+
+// testConnectors are the connectors of test servers: files, generators,
+// Kafka (tests name their brokers) and stdout.
+func testConnectors(stdout io.Writer) *arrowexec.Connectors {
+	c := &arrowexec.Connectors{}
+	sources.Register(c)
+	sinks.Register(c)
+	kafkasrc.Register(c, kafkasrc.Config{})
+	c.RegisterSink("stdout", sinks.StdoutFactory(stdout))
+	return c
 }
 
 type client struct {
@@ -295,21 +306,29 @@ SELECT ticker, volume FROM ticks WHERE volume > 0;`))
 	}
 }
 
+// TestMaxConnections: max_connections bounds the requests served at once
+// without the token; a further one waits for a slot, while health checks
+// are served at once.
 func TestMaxConnections(t *testing.T) {
 	s, _ := startServer(t, "", 1)
+	c := client{t: t, base: "http://" + s.HTTPAddr.String()}
+	if code, body := c.do("POST", "/queries", register("live", `CREATE STREAM ticks (ticker VARCHAR, volume BIGINT)
+WITH (connector = 'generator', rows = '0', rate = '1000');
+SELECT ticker FROM ticks;`)); code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	// The first request streams rows and holds the one slot.
 	first, err := net.Dial("tcp", s.HTTPAddr.String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprint(first, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-	if _, err := http.ReadResponse(bufio.NewReader(first), nil); err != nil {
-		t.Fatal(err)
+	fmt.Fprint(first, "GET /streams/live/rows HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(first), nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("rows: %v %v", resp, err)
 	}
-	// The first connection stays open: a second one is not served until it
-	// closes.
 	done := make(chan int, 1)
 	go func() {
-		resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Get("http://" + s.HTTPAddr.String() + "/healthz")
+		resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Get(c.base + "/queries")
 		if err != nil {
 			done <- 0
 			return
@@ -319,16 +338,99 @@ func TestMaxConnections(t *testing.T) {
 	}()
 	select {
 	case code := <-done:
-		t.Fatalf("second connection served (%d) while the first is open", code)
+		t.Fatalf("second request served (%d) while the first holds the slot", code)
 	case <-time.After(300 * time.Millisecond):
+	}
+	healthy := (&http.Client{Timeout: time.Second})
+	if resp, err := healthy.Get(c.base + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz while the slot is taken: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	first.Close()
 	select {
 	case code := <-done:
 		if code != 200 {
-			t.Fatalf("second connection: %d", code)
+			t.Fatalf("second request: %d", code)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("second connection never served after the first closed")
+		t.Fatal("second request never served after the first closed")
+	}
+}
+
+// TestHealthzWithAThousandIdleConnections: idle keep-alive connections,
+// connections that send nothing and requests whose body never comes, a
+// thousand in all (max_connections' default), do not keep health checks and
+// clients with the token waiting.
+func TestHealthzWithAThousandIdleConnections(t *testing.T) {
+	s, _ := startServer(t, "tok", 0)
+	addr := s.HTTPAddr.String()
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range 1000 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		conns = append(conns, c)
+		switch i % 3 {
+		case 0: // one request, then idle keep-alive
+			fmt.Fprint(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatalf("connection %d: %v", i, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		case 1: // a body that never comes
+			fmt.Fprint(c, "POST /queries HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+		case 2: // nothing at all
+		}
+	}
+	cl := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for _, tc := range []struct{ path, token string }{{"/healthz", ""}, {"/readyz", ""}, {"/queries", "tok"}} {
+		req, _ := http.NewRequest("GET", "http://"+addr+tc.path, nil)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		start := time.Now()
+		resp, err := cl.Do(req)
+		if err != nil {
+			t.Fatalf("%s with 1000 idle connections: %v", tc.path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || time.Since(start) > time.Second {
+			t.Fatalf("%s: %d after %v", tc.path, resp.StatusCode, time.Since(start))
+		}
+	}
+}
+
+// TestLiveRowsOutlastTheWriteTimeout: the write timeout bounds ordinary
+// responses, not a stream of live rows.
+func TestLiveRowsOutlastTheWriteTimeout(t *testing.T) {
+	s, _ := startServerConfig(t, func(c *Config) { c.WriteTimeout = 100 * time.Millisecond })
+	c := client{t: t, base: "http://" + s.HTTPAddr.String()}
+	if code, body := c.do("POST", "/queries", register("live", `CREATE STREAM ticks (ticker VARCHAR, volume BIGINT)
+WITH (connector = 'generator', rows = '0', rate = '50', batch_size = '1', linger_ms = '0');
+SELECT ticker FROM ticks;`)); code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	start := time.Now()
+	resp, err := http.Get(c.base + "/streams/live/rows?limit=25")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	n := 0
+	for sc.Scan() {
+		n++
+	}
+	if n != 25 || time.Since(start) < 300*time.Millisecond {
+		t.Fatalf("%d rows in %v (%v), want 25 over about 500ms", n, time.Since(start), sc.Err())
 	}
 }

@@ -99,3 +99,48 @@ func TestReserveWaitsForMemory(t *testing.T) {
 		t.Fatalf("%d bytes still accounted", m.Used())
 	}
 }
+
+// TestGroupLimit: a group's limit (a pipeline's max_memory_mb) bounds its
+// queries together, allocations and reservations alike, within the global
+// limit; queries outside the group are unaffected, and memory returned to
+// the group can be taken again.
+func TestGroupLimit(t *testing.T) {
+	checked := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer checked.AssertSize(t, 0)
+	m := NewManager(checked, 10000)
+	early := m.Query("p/early") // created before the limit: joins the group
+	if err := early.Reserve(100); err != nil {
+		t.Fatal(err)
+	}
+	m.SetGroupLimit("p/", 1000)
+	a, b, other := m.Query("p/a"), m.Query("p/source:s"), m.Query("q/a")
+	if err := a.Reserve(500); err != nil {
+		t.Fatal(err)
+	}
+	buf := b.Allocate(300) // 900 of 1000 in the group
+	err := b.Reserve(200)
+	var le *LimitError
+	if !errors.As(err, &le) || !errors.Is(err, ErrMemoryLimit) || le.Setting != "max_memory_mb of p" || le.Limit != 1000 || le.Used != 900 {
+		t.Fatalf("past the group limit: %v", err)
+	}
+	if err := other.Reserve(5000); err != nil {
+		t.Fatal(err)
+	}
+	// The global limit still applies to the group: 900 + 5000 in use.
+	m.SetGroupLimit("p/", 0)
+	if err := a.Reserve(4200); !errors.As(err, &le) || le.Setting != "max_memory_mb" {
+		t.Fatalf("past the global limit: %v", err)
+	}
+	m.SetGroupLimit("p/", 1000)
+	b.Free(buf)
+	if err := b.Reserve(400); err != nil { // 600 in the group
+		t.Fatal(err)
+	}
+	a.Unreserve(500)
+	b.Unreserve(400)
+	early.Unreserve(100)
+	other.Unreserve(5000)
+	if m.Used() != 0 {
+		t.Fatalf("%d bytes still accounted", m.Used())
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,8 +31,9 @@ type LimitError struct {
 	Requested int64
 	Used      int64
 	Limit     int64
-	// Setting names the limit: "max_memory_mb" (global) or
-	// "max_query_memory_mb" (the query's own).
+	// Setting names the limit: "max_memory_mb" (global),
+	// "max_query_memory_mb" (the query's own) or "max_memory_mb of
+	// <group>" (a group's, see SetGroupLimit).
 	Setting string
 }
 
@@ -57,6 +59,14 @@ type Manager struct {
 
 	mu      sync.Mutex
 	queries map[string]*Allocator
+	groups  map[string]*group
+}
+
+// group is the shared limit of the queries whose names start with prefix.
+type group struct {
+	prefix string
+	limit  atomic.Int64 // bytes; 0: none
+	used   atomic.Int64 // allocated + reserved bytes of its queries
 }
 
 // NewManager returns a Manager allocating from base (memory.DefaultAllocator
@@ -65,7 +75,7 @@ func NewManager(base memory.Allocator, limitBytes int64) *Manager {
 	if base == nil {
 		base = memory.DefaultAllocator
 	}
-	return &Manager{base: base, limit: limitBytes, queries: map[string]*Allocator{}}
+	return &Manager{base: base, limit: limitBytes, queries: map[string]*Allocator{}, groups: map[string]*group{}}
 }
 
 // Limit is the global limit in bytes (0: unlimited).
@@ -92,9 +102,36 @@ func (m *Manager) Query(name string) *Allocator {
 	a, ok := m.queries[name]
 	if !ok {
 		a = &Allocator{m: m, name: name}
+		for _, g := range m.groups {
+			if strings.HasPrefix(name, g.prefix) {
+				a.group.Store(g)
+			}
+		}
 		m.queries[name] = a
 	}
 	return a
+}
+
+// SetGroupLimit bounds the memory (allocated plus reserved bytes) of all
+// the queries whose names start with prefix, together, to bytes (0: none),
+// within the global limit: e.g. a pipeline's queries and sources sharing a
+// name prefix. Call it before the group's queries allocate; calling it
+// again changes the limit. Prefixes must not be prefixes of each other.
+func (m *Manager) SetGroupLimit(prefix string, bytes int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g, ok := m.groups[prefix]
+	if !ok {
+		g = &group{prefix: prefix}
+		m.groups[prefix] = g
+		for name, a := range m.queries {
+			if strings.HasPrefix(name, prefix) {
+				a.group.Store(g)
+				g.used.Add(a.allocated.Load() + a.reserved.Load())
+			}
+		}
+	}
+	g.limit.Store(max(bytes, 0))
 }
 
 // Usage is a snapshot of one query's accounting.
@@ -143,6 +180,7 @@ type Allocator struct {
 	reserved  atomic.Int64
 	limit     atomic.Int64 // the query's own limit in bytes; 0: none
 	wait      atomic.Int64 // nanoseconds to wait for memory before failing
+	group     atomic.Pointer[group]
 }
 
 // SetLimit sets the query's own limit in bytes (max_query_memory_mb; 0:
@@ -194,7 +232,28 @@ func (a *Allocator) tryGrow(n int64) error {
 			return &LimitError{Query: a.name, Requested: n, Used: used, Limit: lim, Setting: "max_query_memory_mb"}
 		}
 	}
-	return a.m.grow(a.name, n, true)
+	g := a.group.Load()
+	if g != nil {
+		used := g.used.Add(n)
+		if lim := g.limit.Load(); lim > 0 && n > 0 && used > lim {
+			g.used.Add(-n)
+			return &LimitError{Query: a.name, Requested: n, Used: used - n, Limit: lim,
+				Setting: "max_memory_mb of " + strings.TrimSuffix(g.prefix, "/")}
+		}
+	}
+	err := a.m.grow(a.name, n, true)
+	if err != nil && g != nil {
+		g.used.Add(-n)
+	}
+	return err
+}
+
+// shrink returns n bytes to the query's group and the global count.
+func (a *Allocator) shrink(n int64) {
+	if g := a.group.Load(); g != nil {
+		g.used.Add(-n)
+	}
+	a.m.used.Add(-n)
 }
 
 var _ memory.Allocator = (*Allocator)(nil)
@@ -222,7 +281,7 @@ func (a *Allocator) Reallocate(size int, b []byte) []byte {
 func (a *Allocator) Free(b []byte) {
 	n := int64(len(b))
 	a.allocated.Add(-n)
-	a.m.used.Add(-n)
+	a.shrink(n)
 	a.m.base.Free(b)
 }
 
@@ -247,7 +306,7 @@ func (a *Allocator) Reserve(n int64) error {
 // Unreserve returns n reserved bytes.
 func (a *Allocator) Unreserve(n int64) {
 	a.reserved.Add(-n)
-	a.m.used.Add(-n)
+	a.shrink(n)
 }
 
 // Recover turns a *LimitError panic raised by Allocate into an error stored

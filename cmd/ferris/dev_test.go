@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -36,20 +35,8 @@ func TestDevBrokerIdlePartitionsAndWindowsOverKafka(t *testing.T) {
 			t.Errorf("ferris dev exit %d: %s", c, stderr.String())
 		}
 	}()
-	brokerRE := regexp.MustCompile(`dev broker on (\S+)`)
-	apiRE := regexp.MustCompile(`HTTP API on (http://\S+)`)
-	var broker, api string
-	for deadline := time.Now().Add(20 * time.Second); broker == "" || api == ""; time.Sleep(10 * time.Millisecond) {
-		if m := brokerRE.FindStringSubmatch(stderr.String()); m != nil {
-			broker = m[1]
-		}
-		if m := apiRE.FindStringSubmatch(stderr.String()); m != nil {
-			api = m[1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("addresses not announced: %s", stderr.String())
-		}
-	}
+	broker := announced(t, &stderr, `dev broker on (\S+)`)
+	api := announced(t, &stderr, `HTTP API on (http://\S+)`)
 
 	pipeline := func(name, topic, idle string) string {
 		return fmt.Sprintf(`CREATE STREAM %[1]s_trades (ticker VARCHAR, volume BIGINT, ts TIMESTAMP, _partition INT,

@@ -57,7 +57,11 @@ usage:
 flags:
   --set name=value   override an engine setting (repeatable); see 'ferris settings'
   --config FILE      read settings from FILE (lines of name = value)
-  --http-addr, --metrics-addr, --flight-addr ADDR, --token T, --data-dir DIR   for ferris server and dev
+  FERRIS_TOKEN=T     ferris server and dev: the bearer token the API, metrics and Flight require
+                     (the environment, not --token T: a flag shows in ps)
+  --http-addr, --metrics-addr, --flight-addr ADDR, --data-dir DIR   for ferris server and dev
+  --allow-path DIR   server, dev: another folder SQL may name paths under (repeatable)
+  --allow-brokers H:P,...  server, dev: the only Kafka brokers SQL may name
   --kafka-addr ADDR  for ferris dev (default 127.0.0.1:9092)
   --metrics-addr ADDR  ferris run: serve /metrics and /debug/pprof while it runs (default: none)
   --progress auto|always|never  ferris run: the progress line on stderr (auto: when it is a terminal)
@@ -108,9 +112,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&svc.httpAddr, "http-addr", "127.0.0.1:8080", "server: HTTP API address (port 0: any free port)")
 	fs.StringVar(&svc.metricsAddr, "metrics-addr", "127.0.0.1:9091", "server: /metrics and /debug/pprof address; - disables")
 	fs.StringVar(&svc.flightAddr, "flight-addr", "127.0.0.1:8815", "server: Arrow Flight (gRPC) export of streams; - disables")
-	fs.StringVar(&svc.token, "token", "", "server: bearer token the API and metrics require (default $FERRIS_TOKEN; empty: none)")
+	fs.StringVar(&svc.token, "token", "", "server: bearer token the API and metrics require; prefer $FERRIS_TOKEN, as a flag shows in ps (empty: none)")
 	fs.StringVar(&svc.kafkaAddr, "kafka-addr", "127.0.0.1:9092", "dev: address of the in-process Kafka-compatible broker")
-	fs.StringVar(&svc.dataDir, "data-dir", ".", "server: folder relative paths of pipelines resolve against")
+	fs.StringVar(&svc.dataDir, "data-dir", ".", "server: folder relative paths of pipelines resolve against; SQL may not name paths outside it")
+	fs.Var(&svc.allowPaths, "allow-path", "server: another folder SQL may name paths under (repeatable)")
+	fs.StringVar(&svc.allowBrokers, "allow-brokers", "", "server: the only Kafka brokers SQL may name (host:port,...); empty: any")
 	analyze := fs.Bool("analyze", false, "explain: run the pipeline and report where time and memory went")
 	var ro runOptions
 	fs.StringVar(&ro.progress, "progress", "auto", "run: progress line on stderr: auto (when a terminal), always, never")
@@ -130,6 +136,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	settings := arrowexec.DefaultSettings()
+	if cmd == "server" || cmd == "dev" {
+		// Pipelines posted by clients are bounded by default.
+		settings.MaxMemoryMB = server.DefaultMemoryLimitMB()
+	}
 	if *configFile != "" {
 		if err := loadConfig(&settings, *configFile); err != nil {
 			fmt.Fprintf(stderr, "ferris: %v\n", err)
@@ -148,6 +158,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		fmt.Fprint(stdout, settings.String())
+		fmt.Fprintf(stdout, "# ferris server and dev: max_memory_mb defaults to %.0f%% of memory (%d here); a pipeline's SET max_memory_mb bounds it within that\n",
+			server.DefaultMemoryShare*100, server.DefaultMemoryLimitMB())
 		return 0
 	}
 	switch cmd {

@@ -90,15 +90,7 @@ SELECT ticker, volume FROM trades WHERE volume > 0;`)
 	go func() {
 		code <- run(context.Background(), []string{"run", "--metrics-addr", "127.0.0.1:0", "--duration", "3s", path}, &stdout, &stderr)
 	}()
-	addr := regexp.MustCompile(`metrics on (http://\S+/metrics)`)
-	var url string
-	for deadline := time.Now().Add(10 * time.Second); url == ""; time.Sleep(10 * time.Millisecond) {
-		if m := addr.FindStringSubmatch(stderr.String()); m != nil {
-			url = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no metrics address announced: %s", stderr.String())
-		}
-	}
+	url := announced(t, &stderr, `metrics on (http://\S+/metrics)`)
 	var text string
 	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(text, `ferris_query_records_out_total{query="p"} 1`); time.Sleep(50 * time.Millisecond) {
 		resp, err := http.Get(url)

@@ -23,7 +23,15 @@ import (
 // serviceFlags are the flags of ferris server and ferris dev.
 type serviceFlags struct {
 	httpAddr, metricsAddr, flightAddr, kafkaAddr, token, dataDir string
+	allowPaths                                                   listFlag
+	allowBrokers                                                 string
 }
+
+// listFlag collects a repeated flag's values.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 // serve runs ferris server (or dev): the HTTP API, metrics and Arrow Flight
 // listeners, with the pipelines of files registered at start, until
@@ -41,6 +49,19 @@ func serve(ctx context.Context, cmd string, f serviceFlags, settings arrowexec.S
 		fmt.Fprintf(stderr, "ferris: %v\n", err)
 		return 2
 	}
+	allowPaths := make([]string, len(f.allowPaths))
+	for i, p := range f.allowPaths {
+		if allowPaths[i], err = filepath.Abs(p); err != nil {
+			fmt.Fprintf(stderr, "ferris: --allow-path: %v\n", err)
+			return 2
+		}
+	}
+	var allowBrokers []string
+	for _, b := range strings.Split(f.allowBrokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			allowBrokers = append(allowBrokers, b)
+		}
+	}
 	var kafka kafkasrc.Config
 	if cmd == "dev" {
 		broker, err := startDevBroker(f.kafkaAddr)
@@ -51,6 +72,9 @@ func serve(ctx context.Context, cmd string, f serviceFlags, settings arrowexec.S
 		defer broker.Close()
 		kafka.Brokers = broker.ListenAddrs()
 		kafka.AutoCreateTopics = true
+		if len(allowBrokers) > 0 {
+			allowBrokers = append(allowBrokers, kafka.Brokers...)
+		}
 		fmt.Fprintf(stderr, "ferris: Kafka-compatible dev broker on %s (topics are created on first use)\n", kafka.Brokers[0])
 	}
 	tel, stopTelemetry, err := startTelemetry(ctx, stderr)
@@ -62,7 +86,7 @@ func serve(ctx context.Context, cmd string, f serviceFlags, settings arrowexec.S
 	cfg := server.Config{
 		HTTPAddr: f.httpAddr, MetricsAddr: f.metricsAddr, FlightAddr: f.flightAddr, Token: f.token, Log: stderr, Telemetry: tel,
 		Registry: server.RegistryConfig{
-			Settings: settings, DataDir: dataDir,
+			Settings: settings, DataDir: dataDir, AllowPaths: allowPaths, AllowBrokers: allowBrokers,
 			Resources:  resource.NewManager(nil, settings.MemoryLimitBytes()),
 			Connectors: connectorsFor(kafka),
 			Logf:       func(format string, args ...any) { fmt.Fprintf(stderr, "ferris: "+format+"\n", args...) },
