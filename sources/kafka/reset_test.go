@@ -1,0 +1,159 @@
+package kafka
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferrisstreams/ferris/arrowexec"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes (a log).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestBrokerRestart: the broker a source reads from stops and starts again
+// on the same port without its data (as the in-memory broker of ferris dev
+// does). The source reconnects, reads the records produced after the
+// restart, each once, from the start of the new topic (start_offset
+// earliest: the old offsets are gone), logs and counts the reset, and
+// commits offsets of the new topic only.
+func TestBrokerRestart(t *testing.T) {
+	for _, group := range []string{"", "grp"} {
+		t.Run("group="+group, func(t *testing.T) { brokerRestart(t, group) })
+	}
+}
+
+func brokerRestart(t *testing.T, group string) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	start := func() *kfake.Cluster {
+		t.Helper()
+		var c *kfake.Cluster
+		for range 50 { // the old listener's port may take a moment to free
+			if c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(3, "t")); err == nil {
+				return c
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatal(err)
+		return nil
+	}
+	c := start()
+	mem := checkedAlloc(t)
+	extra := []string{"topic", "t", "linger_ms", "0"}
+	if group != "" {
+		extra = append(extra, "group_id", group)
+	}
+	src := newSource(t, c, mem, cpSchema, nil, extra...)
+	var log syncBuffer
+	src.spec.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	open(t, src)
+	defer src.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	produceIDs(t, c, "t", 0, 30)
+	if rows := readRows(ctx, t, src, 30); len(rows) != 30 {
+		t.Fatalf("before the restart: %d rows", len(rows))
+	}
+	if err := src.Commit(ctx, src.Mark()); err != nil {
+		t.Fatal(err)
+	}
+
+	c.Close()
+	c = start()
+	defer c.Close()
+	produceIDs(t, c, "t", 30, 36)
+	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer rcancel()
+	var ids []int64
+	var mark any
+	for len(ids) < 6 {
+		msg, err := src.Next(rctx)
+		if errors.Is(err, arrowexec.ErrTransient) {
+			continue // the engine retries these
+		}
+		if err != nil {
+			t.Fatalf("after the restart, with ids %v: %v\nlog:\n%s", ids, err, log.String())
+		}
+		mark = src.Mark()
+		if msg.Batch != nil {
+			for _, r := range cpRows(msg.Batch) {
+				ids = append(ids, r.id)
+			}
+			msg.Release()
+		}
+	}
+	slices.Sort(ids)
+	if !slices.Equal(ids, []int64{30, 31, 32, 33, 34, 35}) {
+		t.Errorf("after the restart: ids %v, want 30..35", ids)
+	}
+	if src.OffsetResets() == 0 {
+		t.Error("no offset reset counted")
+	}
+	if !strings.Contains(log.String(), "following start_offset earliest") {
+		t.Errorf("the reset was not logged:\n%s", log.String())
+	}
+	// Nothing more arrives (nothing is read twice).
+	qctx, qcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer qcancel()
+	for {
+		msg, err := src.Next(qctx)
+		if err != nil {
+			break
+		}
+		if msg.Batch != nil {
+			t.Errorf("read again: %v", cpRows(msg.Batch))
+			msg.Release()
+		}
+	}
+	if group == "" {
+		return
+	}
+	// The group commits offsets of the new topic: 2 records per partition.
+	if err := src.Commit(ctx, mark); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(3) {
+		if o, ok := offs.Lookup("t", p); !ok || o.At != 2 {
+			t.Errorf("group %s partition %d committed %+v, want 2", group, p, o)
+		}
+	}
+}
