@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
 
 	"github.com/ferrisstreams/ferris/arrowexec"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -32,7 +36,8 @@ import (
 // records of the new partitions.
 //
 // A group member the coordinator forgot (after its restart) rejoins by
-// itself: rejoining logs it instead of failing the source.
+// itself: rejoining logs it instead of failing the source. brokerLog logs
+// brokers that cannot be reached, and when they can be again.
 
 var _ arrowexec.OffsetResetReporter = (*source)(nil)
 
@@ -166,4 +171,34 @@ func (s *source) reconnect(ctx context.Context) error {
 		return arrowexec.Transient(s.errorf("reconnecting after topic %s was lost: %w", s.topic, err))
 	}
 	return nil
+}
+
+// brokerLog is a client hook logging a broker that cannot be reached (once,
+// until it can be again) and its return, so that an outage shows in the
+// log. It is safe for concurrent use.
+type brokerLog struct {
+	s    *source
+	mu   sync.Mutex
+	down map[string]bool
+}
+
+var _ kgo.HookBrokerConnect = (*brokerLog)(nil)
+
+// OnBrokerConnect implements kgo.HookBrokerConnect.
+func (h *brokerLog) OnBrokerConnect(m kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if errors.Is(err, context.Canceled) { // the client is closing
+		return
+	}
+	addr := net.JoinHostPort(m.Host, strconv.Itoa(int(m.Port)))
+	h.mu.Lock()
+	was := h.down[addr]
+	h.down[addr] = err != nil
+	h.mu.Unlock()
+	s := h.s
+	switch {
+	case err != nil && !was:
+		s.logger().Warn("kafka source: cannot reach broker "+addr+"; retrying", "stream", s.spec.Name, "topic", s.topic, "error", err)
+	case err == nil && was:
+		s.logger().Info("kafka source: reached broker "+addr+" again", "stream", s.spec.Name, "topic", s.topic)
+	}
 }

@@ -40,8 +40,8 @@ func (b *syncBuffer) String() string {
 // on the same port without its data (as the in-memory broker of ferris dev
 // does). The source reconnects, reads the records produced after the
 // restart, each once, from the start of the new topic (start_offset
-// earliest: the old offsets are gone), logs and counts the reset, and
-// commits offsets of the new topic only.
+// earliest: the old offsets are gone), logs the outage and the reset, counts
+// the reset, and commits offsets of the new topic only.
 func TestBrokerRestart(t *testing.T) {
 	for _, group := range []string{"", "grp"} {
 		t.Run("group="+group, func(t *testing.T) { brokerRestart(t, group) })
@@ -89,6 +89,15 @@ func brokerRestart(t *testing.T, group string) {
 	}
 
 	c.Close()
+	// The outage is logged while it lasts.
+	for !strings.Contains(log.String(), "cannot reach broker") {
+		wctx, wcancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		_, err := src.Next(wctx)
+		wcancel()
+		if ctx.Err() != nil {
+			t.Fatalf("the outage was not logged (%v):\n%s", err, log.String())
+		}
+	}
 	c = start()
 	defer c.Close()
 	produceIDs(t, c, "t", 30, 36)
@@ -119,7 +128,7 @@ func brokerRestart(t *testing.T, group string) {
 	if src.OffsetResets() == 0 {
 		t.Error("no offset reset counted")
 	}
-	if !strings.Contains(log.String(), "following start_offset earliest") {
+	if !strings.Contains(log.String(), "following start_offset earliest") || !strings.Contains(log.String(), "again") {
 		t.Errorf("the reset was not logged:\n%s", log.String())
 	}
 	// Nothing more arrives (nothing is read twice).

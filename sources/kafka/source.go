@@ -78,9 +78,10 @@ type source struct {
 	// Next: gone is set when the topic itself is gone or was recreated,
 	// lost holds partitions that now end below where this source read to.
 	// Both belong to the goroutine driving Next; resets counts them.
-	gone   bool
-	lost   map[int32]*kgo.ErrDataLoss
-	resets atomic.Int64
+	gone    bool
+	lost    map[int32]*kgo.ErrDataLoss
+	resets  atomic.Int64
+	brokers *brokerLog
 
 	// mu guards what the partition callbacks, Partitions, Mark and Commit
 	// share with Next.
@@ -202,6 +203,7 @@ func (s *source) connect(ctx context.Context) error {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),       // their offsets count towards the end of a bounded read
 		kgo.KeepRetryableFetchErrors(), // poll sees a lost topic (UNKNOWN_TOPIC_ID)
+		kgo.WithHooks(s.brokers),
 	)
 	if !pin {
 		opts = append(opts, kgo.ConsumeTopics(s.topic))
