@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/ferrisstreams/ferris/arrowexec"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // syncBuffer is a bytes.Buffer safe for concurrent writes (a log).
@@ -151,18 +149,5 @@ func brokerRestart(t *testing.T, group string) {
 	if err := src.Commit(ctx, mark); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p := range int32(3) {
-		if o, ok := offs.Lookup("t", p); !ok || o.At != 2 {
-			t.Errorf("group %s partition %d committed %+v, want 2", group, p, o)
-		}
-	}
+	checkCommitted(ctx, t, c, group, "t", 3, 2)
 }
