@@ -27,8 +27,12 @@ import (
 //     partition starts over at the group's committed offset, else at
 //     start_offset;
 //   - a partition ending below the offset the source read to
-//     (kgo.ErrDataLoss): rewind moves it to start_offset (its first offset
-//     for earliest; for latest its end, where the client put it).
+//     (kgo.ErrDataLoss; a position restored from a checkpoint taken before
+//     the topic was recreated, or a truncated log): rewind moves it to
+//     start_offset (its first offset for earliest; for latest its end,
+//     where the client put it). The source cannot tell a recreated
+//     partition from a truncated one, so with earliest a truncated
+//     partition is read again from its start: duplicates rather than loss.
 //
 // Either is logged (a warning naming the stream, topic and partitions) and
 // counted (OffsetResets). Rows returned before stay returned, and offsets

@@ -151,3 +151,59 @@ func brokerRestart(t *testing.T, group string) {
 	}
 	checkCommitted(ctx, t, c, group, "t", 3, 2)
 }
+
+// TestRestoredOffsetsGone: a source restored from a checkpoint taken before
+// the broker lost its data (restarted empty) finds its saved offsets past
+// the end of each partition. It follows start_offset earliest, reading the
+// records the new topic has, each once, and logs and counts the reset.
+func TestRestoredOffsetsGone(t *testing.T) {
+	for _, group := range []string{"", "grp"} {
+		t.Run("group="+group, func(t *testing.T) {
+			mem := checkedAlloc(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			extra := []string{"topic", "t", "linger_ms", "0"}
+			if group != "" {
+				extra = append(extra, "group_id", group)
+			}
+			old := newCluster(t, 3, "t")
+			produceIDs(t, old, "t", 0, 30)
+			src := newSource(t, old, mem, cpSchema, nil, extra...)
+			open(t, src)
+			readRows(ctx, t, src, 30)
+			pos, err := src.Position()
+			src.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := decodePos(t, pos); got[0] != 10 || got[1] != 10 || got[2] != 10 {
+				t.Fatalf("position %v, want 10 per partition", got)
+			}
+
+			c := newCluster(t, 3, "t") // the broker, back without its data
+			produceIDs(t, c, "t", 30, 36)
+			src = newSource(t, c, mem, cpSchema, nil, extra...)
+			var log syncBuffer
+			src.spec.Logger = slog.New(slog.NewTextHandler(&log, nil))
+			if err := src.Seek(pos); err != nil {
+				t.Fatal(err)
+			}
+			open(t, src)
+			defer src.Close()
+			var ids []int64
+			for _, r := range readRows(ctx, t, src, 6) {
+				ids = append(ids, r.id)
+			}
+			slices.Sort(ids)
+			if !slices.Equal(ids, []int64{30, 31, 32, 33, 34, 35}) {
+				t.Errorf("ids %v, want 30..35", ids)
+			}
+			if n := src.OffsetResets(); n != 3 {
+				t.Errorf("%d offset resets, want 3 (one per partition)", n)
+			}
+			if !strings.Contains(log.String(), "lost offsets of partition") {
+				t.Errorf("the reset was not logged:\n%s", log.String())
+			}
+		})
+	}
+}
