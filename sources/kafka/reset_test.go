@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/ferrisstreams/ferris/arrowexec"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // syncBuffer is a bytes.Buffer safe for concurrent writes (a log).
@@ -42,22 +44,24 @@ func (b *syncBuffer) String() string {
 // the reset, and commits offsets of the new topic only.
 func TestBrokerRestart(t *testing.T) {
 	for _, group := range []string{"", "grp"} {
-		t.Run("group="+group, func(t *testing.T) { brokerRestart(t, group) })
+		t.Run("group="+group, func(t *testing.T) { brokerRestart(t, group, false) })
+		// The topic is created again only a while after the restart.
+		t.Run("group="+group+",late_topic", func(t *testing.T) { brokerRestart(t, group, true) })
 	}
 }
 
-func brokerRestart(t *testing.T, group string) {
+func brokerRestart(t *testing.T, group string, lateTopic bool) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	start := func() *kfake.Cluster {
+	start := func(topics ...string) *kfake.Cluster {
 		t.Helper()
 		var c *kfake.Cluster
 		for range 50 { // the old listener's port may take a moment to free
-			if c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(3, "t")); err == nil {
+			if c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(3, topics...)); err == nil {
 				return c
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -65,7 +69,7 @@ func brokerRestart(t *testing.T, group string) {
 		t.Fatal(err)
 		return nil
 	}
-	c := start()
+	c := start("t")
 	mem := checkedAlloc(t)
 	extra := []string{"topic", "t", "linger_ms", "0"}
 	if group != "" {
@@ -96,7 +100,30 @@ func brokerRestart(t *testing.T, group string) {
 			t.Fatalf("the outage was not logged (%v):\n%s", err, log.String())
 		}
 	}
-	c = start()
+	if lateTopic {
+		c = start()
+		// Meanwhile the source fails to read on, with errors the engine
+		// retries.
+		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+			wctx, wcancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			_, err := src.Next(wctx)
+			wcancel()
+			if err != nil && !errors.Is(err, arrowexec.ErrTransient) && !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("while the topic is missing: %v", err)
+			}
+		}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = kadm.NewClient(cl).CreateTopic(ctx, 3, 1, nil, "t")
+		cl.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		c = start("t")
+	}
 	defer c.Close()
 	produceIDs(t, c, "t", 30, 36)
 	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
