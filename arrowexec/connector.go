@@ -3,6 +3,7 @@ package arrowexec
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
@@ -78,6 +79,9 @@ type SourceSpec struct {
 	// Tracer, when set, lets the source trace what it reads (the Kafka
 	// source links a span per batch to its records' traceparent headers).
 	Tracer Tracer
+	// Logger receives what the source notes while it runs (a Kafka source
+	// whose offsets the brokers lost); nil: slog.Default().
+	Logger *slog.Logger
 }
 
 // SinkSpec is everything a connector needs to open a sink.

@@ -125,6 +125,14 @@ type LagReporter interface {
 	Lag() map[int32]int64
 }
 
+// OffsetResetReporter is implemented by sources that may lose their
+// position when the brokers lose data (a Kafka source then follows its
+// start_offset): OffsetResets counts those resets. It is safe for
+// concurrent use.
+type OffsetResetReporter interface {
+	OffsetResets() int64
+}
+
 // RowTotaler is implemented by bounded sources that know how many rows
 // they will produce (a generator with rows = N); progress reports use it.
 // TotalRows returns -1 when the total is unknown. It is safe for

@@ -107,7 +107,7 @@ func (p *Pipeline) Build(env BuildEnv) (topo *arrowexec.Topology, err error) {
 		op, err := factory(arrowexec.SourceSpec{
 			Name: r.Name, Schema: r.Declared, Options: r.Options, BaseDir: env.BaseDir,
 			BatchSize: batch, Linger: linger, Alloc: alloc,
-			DeadLetter: dataErrors, Tracer: env.Tracer,
+			DeadLetter: dataErrors, Tracer: env.Tracer, Logger: env.Logger,
 		})
 		if err != nil {
 			return topo, at(r.At, fmt.Errorf("%s %s: %w", r.noun(), r.Name, err))

@@ -87,7 +87,7 @@ type Collector struct {
 	memory, reserved, limit, peak, connections                       *prometheus.Desc
 	rowsIn, rowsOut, batchesIn, batchesOut, late, deadLetter         *prometheus.Desc
 	watermark, watermarkLag, stateBytes, queryMemory, running        *prometheus.Desc
-	breaker, retries, kafkaLag, sinkLatency                          *prometheus.Desc
+	breaker, retries, kafkaLag, kafkaResets, sinkLatency             *prometheus.Desc
 	opRowsIn, opRowsOut, opBatches, opBusy, opStateBytes, opWaitSecs *prometheus.Desc
 	checkpoints, checkpointID, checkpointBytes, checkpointSecs       *prometheus.Desc
 }
@@ -130,6 +130,7 @@ func NewCollector(src MetricsSource, counters ServiceCounters) *Collector {
 		breaker:         d("ferris_query_circuit_breaker_state", "Worst circuit-breaker state of a pipeline's sources and sinks: 0 closed, 1 half-open, 2 open.", q, nil),
 		retries:         d("ferris_query_retries_total", "Retried reads, writes, flushes and commits of a pipeline's sources and sinks.", q, nil),
 		kafkaLag:        d("ferris_kafka_consumer_lag_records", "Records of a Kafka partition not yet read by a pipeline's source.", []string{"query", "stream", "partition"}, nil),
+		kafkaResets:     d("ferris_kafka_offset_resets_total", "Times a pipeline's Kafka source followed start_offset because the brokers lost its offsets (a topic recreated, a partition truncated).", []string{"query", "stream"}, nil),
 		sinkLatency:     d("ferris_sink_write_duration_seconds", "Time to write one batch to a query's sinks.", []string{"query", "sink"}, nil),
 		opRowsIn:        d("ferris_operator_records_in_total", "Rows an operator received from its inputs.", op, nil),
 		opRowsOut:       d("ferris_operator_records_out_total", "Rows an operator produced.", op, nil),
@@ -152,7 +153,7 @@ func (c *Collector) descs() []*prometheus.Desc {
 		c.memory, c.reserved, c.limit, c.peak, c.connections,
 		c.rowsIn, c.rowsOut, c.batchesIn, c.batchesOut, c.late, c.deadLetter,
 		c.watermark, c.watermarkLag, c.stateBytes, c.queryMemory, c.running,
-		c.breaker, c.retries, c.kafkaLag, c.sinkLatency,
+		c.breaker, c.retries, c.kafkaLag, c.kafkaResets, c.sinkLatency,
 		c.opRowsIn, c.opRowsOut, c.opBatches, c.opBusy, c.opStateBytes, c.opWaitSecs,
 		c.checkpoints, c.checkpointID, c.checkpointBytes, c.checkpointSecs}
 }
@@ -259,6 +260,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 				for part, lag := range lr.Lag() {
 					gauge(c.kafkaLag, float64(lag), name, s.Stream, strconv.Itoa(int(part)))
 				}
+			}
+			if rr, ok := arrowexec.SourceAs[arrowexec.OffsetResetReporter](s.Op); ok {
+				counter(c.kafkaResets, float64(rr.OffsetResets()), name, s.Stream)
 			}
 		}
 		var dur histSum

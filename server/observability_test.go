@@ -188,6 +188,7 @@ func TestMetricsExpositionIsCompleteAndPassesPromtool(t *testing.T) {
 		`ferris_operator_busy_seconds_total{operator="select_1/2:WindowAggregate",query="win"}`,
 		`ferris_operator_state_bytes{operator="select_1/2:WindowAggregate",query="win"}`,
 		`ferris_query_input_wait_seconds_total{query="live"}`,
+		`ferris_kafka_offset_resets_total{query="fromkafka",stream="kt"} 0`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %q", want)

@@ -9,7 +9,9 @@ import (
 	"io"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,7 +109,8 @@ type RegistryConfig struct {
 // pipeline (one or more statements) is compiled and runs as its own
 // topology. Source streams declared by a running pipeline may be read by
 // pipelines registered later: their declarations are included when those
-// compile (each reader gets its own connector instance). A bare SELECT's
+// compile (each reader gets its own connector instance and, for Kafka, its
+// own consumer group: readerDecl). A bare SELECT's
 // results are exported as a stream named after the pipeline (or
 // "pipeline.select_N" when it has several), readable live through taps.
 // It is safe for concurrent use.
@@ -241,7 +244,7 @@ func (r *Registry) register(ctx context.Context, name, text, correlationID strin
 	borrowed := map[string]bool{}
 	for _, pname := range r.namesLocked() {
 		for _, d := range r.pipelines[pname].decls {
-			all = append(all, d)
+			all = append(all, readerDecl(d, name))
 			borrowed[d.Name.Name] = true
 		}
 	}
@@ -280,6 +283,22 @@ func (r *Registry) register(ctx context.Context, name, text, correlationID strin
 	r.pipelines[name] = pl
 	r.start(pl)
 	return pl, nil
+}
+
+// readerDecl is the declaration of a stream borrowed from another pipeline
+// as pipeline reader compiles it: a consumer group (group_id) becomes the
+// reader's own, "<group_id>.<reader>", so that every reader sees every
+// record and commits its own offsets instead of sharing the partitions of
+// the declaring pipeline's group.
+func readerDecl(d *ast.CreateSource, reader string) *ast.CreateSource {
+	i := slices.IndexFunc(d.With, func(o ast.Option) bool { return o.Key.Name == "group_id" })
+	if i < 0 || strings.TrimSpace(d.With[i].Value) == "" {
+		return d
+	}
+	c := *d
+	c.With = slices.Clone(d.With)
+	c.With[i].Value = strings.TrimSpace(d.With[i].Value) + "." + reader
+	return &c
 }
 
 // build makes the topology of pl; bare SELECTs become exported streams.

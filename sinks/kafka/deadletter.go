@@ -89,8 +89,8 @@ func (d *DeadLetterTopic) client() (*kgo.Client, error) {
 
 // DeadLetter implements arrowexec.DeadLetter: it produces rec and waits for
 // its acknowledgement. A zero rec.Time is set to now. Errors are marked
-// with their class (kafkasrc.MarkError): a transient one is retried by the
-// engine's failure strategy.
+// with their class (markDelivery: a missing topic is permanent): a
+// transient one is retried by the engine's failure strategy.
 func (d *DeadLetterTopic) DeadLetter(ctx context.Context, rec arrowexec.DeadLetterRecord) error {
 	if rec.Time.IsZero() {
 		rec.Time = time.Now()
@@ -109,7 +109,7 @@ func (d *DeadLetterTopic) DeadLetter(ctx context.Context, rec arrowexec.DeadLett
 	}
 	r := &kgo.Record{Topic: d.topic, Key: []byte(rec.Source), Value: value}
 	if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
-		return fmt.Errorf("%s: %w", d.what, kafkasrc.MarkError(err))
+		return fmt.Errorf("%s: %w", d.what, markDelivery(d.topic, err))
 	}
 	d.count.Add(1)
 	return nil

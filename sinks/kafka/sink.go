@@ -19,6 +19,7 @@ import (
 	"github.com/ferrisstreams/ferris/arrowexec"
 	"github.com/ferrisstreams/ferris/sinks"
 	kafkasrc "github.com/ferrisstreams/ferris/sources/kafka"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -65,7 +66,8 @@ func Register(c *arrowexec.Connectors, cfg kafkasrc.Config) {
 //     never duplicate or reorder records) | leader (1) | none (0); the
 //     latter two disable idempotence.
 //   - delivery_timeout_ms (default 120000): a record not acknowledged by
-//     then fails, and Flush reports it.
+//     then fails, and Flush reports it. A record for a topic the brokers
+//     do not know fails by then too, permanently (markDelivery).
 //   - exactly_once = false (default) | true: write through Kafka
 //     transactions (txn.go); the sink returned is then a *txnSink, an
 //     arrowexec.TransactionalSink. transactional_id (default: derived from
@@ -305,7 +307,7 @@ func (s *sink) delivered(r *kgo.Record, err error) {
 	if err == nil {
 		return
 	}
-	err = kafkasrc.MarkError(err)
+	err = markDelivery(r.Topic, err)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.exactlyOnce {
@@ -335,6 +337,18 @@ func (s *sink) delivered(r *kgo.Record, err error) {
 	if s.err == nil {
 		s.err = s.errorf("delivery to topic %s partition %d failed: %w", r.Topic, r.Partition, err)
 	}
+}
+
+// markDelivery marks the error a record failed with by its class
+// (kafkasrc.MarkError), except that a topic the brokers do not know is a
+// permanent error naming it: the client gave up on it after its metadata
+// retries or the delivery timeout, and waiting does not create it (brokers
+// that create topics on first use, as the dev broker does, never say so).
+func markDelivery(topic string, err error) error {
+	if errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID) {
+		return arrowexec.Permanent(fmt.Errorf("topic %s does not exist (the brokers do not create it on first use): %w", topic, err))
+	}
+	return kafkasrc.MarkError(err)
 }
 
 // settle runs on the driving goroutine: it returns a permanent delivery

@@ -259,7 +259,9 @@ func TestDeliveryError(t *testing.T) {
 	}
 }
 
-// TestMissingTopic: records for a topic that does not exist fail.
+// TestMissingTopic: records for a topic that does not exist (the broker
+// does not create topics) fail permanently, naming the topic: retrying does
+// not create it.
 func TestMissingTopic(t *testing.T) {
 	c := newCluster(t, 1, "other")
 	mem := checkedAlloc(t)
@@ -277,10 +279,16 @@ func TestMissingTopic(t *testing.T) {
 	start := time.Now()
 	err := s.Flush(ctx)
 	t.Logf("after %v: %v", time.Since(start), err)
-	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "topic absent") {
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "topic absent does not exist") {
 		t.Errorf("Flush: %v", err)
 	}
-	s.Close()
+	if !errors.Is(err, arrowexec.ErrPermanent) {
+		t.Errorf("missing topic %v is not permanent", err)
+	}
+	start = time.Now()
+	if err := s.Close(); err == nil || time.Since(start) > time.Second {
+		t.Errorf("Close after %v: %v", time.Since(start), err)
+	}
 }
 
 func TestSinkOptionErrors(t *testing.T) {

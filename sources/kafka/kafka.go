@@ -100,6 +100,7 @@ func NewSource(cfg Config, spec arrowexec.SourceSpec) (arrowexec.Operator, error
 		dlName:    fmt.Sprintf("%s (kafka topic %s)", spec.Name, topic),
 		maxRecord: DefaultMaxRecordBytes,
 	}
+	s.brokers = &brokerLog{s: s, down: map[string]bool{}}
 	switch v := strings.ToLower(o["start_offset"]); v {
 	case "", "earliest":
 	case "latest":

@@ -74,6 +74,14 @@ type source struct {
 	// rebalanceWaiting is set when a group rebalance waits for this
 	// source to poll; Next then lets it through before emitting more.
 	rebalanceWaiting atomic.Bool
+	// Offsets the brokers lost (reset.go), noted by poll and handled by
+	// Next: gone is set when the topic itself is gone or was recreated,
+	// lost holds partitions that now end below where this source read to.
+	// Both belong to the goroutine driving Next; resets counts them.
+	gone    bool
+	lost    map[int32]*kgo.ErrDataLoss
+	resets  atomic.Int64
+	brokers *brokerLog
 
 	// mu guards what the partition callbacks, Partitions, Mark and Commit
 	// share with Next.
@@ -148,10 +156,40 @@ func (s *source) Open(ctx context.Context) error {
 	if s.closed.Load() {
 		return s.errorf("Open after Close")
 	}
+	if err := s.connect(ctx); err != nil {
+		return err
+	}
+	alloc := s.spec.Alloc
+	if alloc == nil {
+		alloc = memory.DefaultAllocator
+	}
+	if s.format == "raw" {
+		f := s.payloadSchema.Field(0)
+		s.payload = &rawDecoder{name: f.Name, nullable: f.Nullable, b: array.NewStringBuilder(alloc)}
+	} else {
+		d, err := sources.NewRecordDecoder(s.payloadSchema, s.format, ',', alloc)
+		if err != nil {
+			return s.errorf("%w", err)
+		}
+		s.payload = d
+	}
+	for _, i := range s.sysIdx {
+		s.sysB = append(s.sysB, array.NewBuilder(alloc, s.spec.Schema.Field(i).Type))
+	}
+	s.lastMsg = time.Now()
+	return nil
+}
+
+// connect creates the client over fresh bookkeeping (nothing read,
+// returned or committed yet), lists the partitions and, with a group,
+// starts joining it; partitions of a restored position (saved) start
+// there. Open calls it, and reconnect (reset.go) once the topic was lost.
+func (s *source) connect(ctx context.Context) error {
 	s.mu.Lock() // Lag may read them from another goroutine already
 	s.parts, s.assigned, s.end, s.floor = map[int32]*partState{}, map[int32]bool{}, map[int32]int64{}, map[int32]int64{}
 	s.returned, s.committed = map[int32]kgo.EpochOffset{}, map[int32]int64{}
 	s.starts = map[int32]kgo.EpochOffset{}
+	s.list, s.buffered, s.holding, s.ends = nil, 0, false, nil
 	// Without a group, a restored position pins every partition to an
 	// offset (AddConsumePartitions below) instead of following the topic.
 	pin := s.group == "" && s.saved != nil
@@ -163,7 +201,9 @@ func (s *source) Open(ctx context.Context) error {
 	opts := append(append([]kgo.Opt(nil), s.clientOpts...),
 		kgo.ConsumeResetOffset(reset),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(), // their offsets count towards the end of a bounded read
+		kgo.KeepControlRecords(),       // their offsets count towards the end of a bounded read
+		kgo.KeepRetryableFetchErrors(), // poll sees a lost topic (UNKNOWN_TOPIC_ID)
+		kgo.WithHooks(s.brokers),
 	)
 	if !pin {
 		opts = append(opts, kgo.ConsumeTopics(s.topic))
@@ -240,25 +280,6 @@ func (s *source) Open(ctx context.Context) error {
 	if pin {
 		cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{s.topic: pinned})
 	}
-
-	alloc := s.spec.Alloc
-	if alloc == nil {
-		alloc = memory.DefaultAllocator
-	}
-	if s.format == "raw" {
-		f := s.payloadSchema.Field(0)
-		s.payload = &rawDecoder{name: f.Name, nullable: f.Nullable, b: array.NewStringBuilder(alloc)}
-	} else {
-		d, err := sources.NewRecordDecoder(s.payloadSchema, s.format, ',', alloc)
-		if err != nil {
-			return s.errorf("%w", err)
-		}
-		s.payload = d
-	}
-	for _, i := range s.sysIdx {
-		s.sysB = append(s.sysB, array.NewBuilder(alloc, s.spec.Schema.Field(i).Type))
-	}
-	s.lastMsg = time.Now()
 	return nil
 }
 
@@ -311,6 +332,11 @@ func (s *source) Next(ctx context.Context) (arrowexec.Message, error) {
 		if err := ctx.Err(); err != nil {
 			return arrowexec.Message{}, err
 		}
+		if len(s.lost) > 0 {
+			if err := s.rewind(ctx); err != nil {
+				return arrowexec.Message{}, err
+			}
+		}
 		if s.rebalanceWaiting.Swap(false) {
 			// Let the rebalance run now rather than after the queued
 			// records are drained: revoked partitions' records are
@@ -328,6 +354,12 @@ func (s *source) Next(ctx context.Context) (arrowexec.Message, error) {
 			return msg, nil
 		}
 		if popped { // only bad or control records: look again
+			continue
+		}
+		if s.gone { // every queued record was returned: start again
+			if err := s.reconnect(ctx); err != nil {
+				return arrowexec.Message{}, err
+			}
 			continue
 		}
 		if s.finished() {
@@ -400,8 +432,13 @@ func (s *source) poll(ctx context.Context, until time.Time) error {
 			// the poll's own deadline
 		case errors.Is(err, kgo.ErrClientClosed):
 			ferr = s.errorf("client closed")
-		case errors.As(err, &lost), kerr.IsRetriable(err):
-			// the client resets or retries by itself
+		case errors.As(err, &lost):
+			s.noteLost(lost) // reset.go
+		case errors.Is(err, kerr.UnknownTopicID):
+			s.noteGone() // reset.go
+		case s.rejoining(err): // reset.go
+		case kerr.IsRetriable(err):
+			// the client retries by itself
 		default:
 			ferr = s.errorf("topic %s partition %d: %w", t, p, MarkError(err))
 		}
@@ -477,7 +514,7 @@ func (s *source) pickLocked(now time.Time) (int32, bool) {
 		if l == 0 {
 			continue
 		}
-		if l >= s.batchSize || now.Sub(st.since) >= s.linger || s.bounded && st.next >= s.end[p] {
+		if l >= s.batchSize || now.Sub(st.since) >= s.linger || s.bounded && st.next >= s.end[p] || s.gone {
 			best = p
 			break
 		}

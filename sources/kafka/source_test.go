@@ -730,18 +730,25 @@ func TestCommitAfterClose(t *testing.T) {
 	if err := src.Commit(ctx, mark); err != nil {
 		t.Fatal(err)
 	}
+	checkCommitted(ctx, t, c, "gc", "cc", 2, 5)
+}
+
+// checkCommitted checks that group committed offset want in each of the
+// first parts partitions of topic.
+func checkCommitted(ctx context.Context, t *testing.T, c *kfake.Cluster, group, topic string, parts int32, want int64) {
+	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, "gc")
+	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for p := range int32(2) {
-		if o, ok := offs.Lookup("cc", p); !ok || o.At != 5 {
-			t.Errorf("partition %d committed %+v, want 5", p, o)
+	for p := range parts {
+		if o, ok := offs.Lookup(topic, p); !ok || o.At != want {
+			t.Errorf("group %s partition %d committed %+v, want %d", group, p, o, want)
 		}
 	}
 }
