@@ -684,7 +684,7 @@ func (b *opBuilder) buildOver(n *Over) (arrowexec.Operator, error) {
 	return arrowexec.NewOver(b.alloc, in, arrowexec.OverConfig{
 		Query: b.node.Name, Source: sourceName(n.Input), Specs: n.Specs, Calls: n.Calls,
 		Window: n.Window, TimeCol: n.TimeCol, WMCol: n.WMCol, Ordered: n.Ordered,
-		Late: n.Late, DeadLetter: b.deadLetter, TopN: n.Prune, Schema: n.Schema(),
+		Late: n.Late, DeadLetter: b.lateSink(n.Input), TopN: n.Prune, Schema: n.Schema(),
 	})
 }
 

@@ -510,15 +510,40 @@ func (b *selectBinder) bindFrom(from ast.FromItem) (Node, *scope, error) {
 	return nil, nil, errorf(from.Position(), "unsupported FROM item %T", from)
 }
 
-// inheritedLateData is the late-data handling of the first source under n.
+// inheritedLateData is the late-data handling of the first source under n
+// that sets one (lateRelation).
 func inheritedLateData(n Node) (string, int64) {
-	if s, ok := n.(*Scan); ok {
-		return s.Relation.LateData, s.Relation.AllowedLatenessMS
-	}
-	for _, c := range n.Children() {
-		if l, a := inheritedLateData(c); l != "" || a != 0 {
-			return l, a
-		}
+	if r := lateRelation(n); r != nil {
+		return r.LateData, r.AllowedLatenessMS
 	}
 	return "", 0
+}
+
+// lateRelation is the stream whose late rows an operator over n sees: the
+// first stream scanned under n that sets late_data or allowed_lateness,
+// else the first stream scanned (nil: none).
+func lateRelation(n Node) *Relation {
+	var first *Relation
+	var walk func(n Node) *Relation
+	walk = func(n Node) *Relation {
+		if s, ok := n.(*Scan); ok {
+			if first == nil {
+				first = s.Relation
+			}
+			if s.Relation.LateData != "" || s.Relation.AllowedLatenessMS != 0 {
+				return s.Relation
+			}
+			return nil
+		}
+		for _, c := range n.Children() {
+			if r := walk(c); r != nil {
+				return r
+			}
+		}
+		return nil
+	}
+	if r := walk(n); r != nil {
+		return r
+	}
+	return first
 }
