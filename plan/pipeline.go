@@ -6,6 +6,7 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -86,6 +87,9 @@ func CompileStatements(stmts []ast.Statement, base arrowexec.Settings, overrides
 			errs = append(errs, fmt.Errorf("--set %s: %w", k, err))
 		}
 	}
+	if err := streamCycles(stmts); err != nil {
+		return nil, errors.Join(append(errs, err)...)
+	}
 	selects := 0
 	fusable := fusableRankings(stmts) // topn.go
 	fused := map[string]*ast.Select{}
@@ -121,6 +125,72 @@ func CompileStatements(stmts []ast.Statement, base arrowexec.Settings, overrides
 		return nil, errors.Join(errs...)
 	}
 	return p, nil
+}
+
+// streamCycles reports the derived streams and tables that read each other
+// in a cycle, one error per cycle naming it (s1 -> s2 -> s1) at the
+// reference in its first statement that starts it; nil when there is none.
+func streamCycles(stmts []ast.Statement) error {
+	type edge struct {
+		to string
+		at ast.Pos
+	}
+	deps := map[string][]edge{}
+	var order []string
+	for _, st := range stmts {
+		if c, ok := st.(*ast.CreateAs); ok {
+			order = append(order, c.Name.Name)
+			deps[c.Name.Name] = nil
+		}
+	}
+	for _, st := range stmts {
+		if c, ok := st.(*ast.CreateAs); ok {
+			tableRefs(c.Query, func(t *ast.TableRef) {
+				if _, derived := deps[t.Name.Name]; derived {
+					deps[c.Name.Name] = append(deps[c.Name.Name], edge{t.Name.Name, t.Name.At})
+				}
+			})
+		}
+	}
+	const (
+		unseen = iota
+		onPath
+		done
+	)
+	state := map[string]int{}
+	var path []edge // the walk from a root; path[i].to is its i-th stream
+	var errs []error
+	var visit func(name string)
+	visit = func(name string) {
+		state[name] = onPath
+		for _, e := range deps[name] {
+			switch state[e.to] {
+			case unseen:
+				path = append(path, e)
+				visit(e.to)
+				path = path[:len(path)-1]
+			case onPath:
+				i := len(path) - 1
+				for path[i].to != e.to {
+					i--
+				}
+				cycle := append(slices.Clone(path[i+1:]), e)
+				names := []string{e.to}
+				for _, c := range cycle {
+					names = append(names, c.to)
+				}
+				errs = append(errs, errorf(cycle[0].at, "streams read each other in a cycle: %s (a stream can read only streams defined before it)", strings.Join(names, " -> ")))
+			}
+		}
+		state[name] = done
+	}
+	for _, name := range order {
+		if state[name] == unseen {
+			path = []edge{{to: name}}
+			visit(name)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (p *Pipeline) declare(name ast.Ident) error {
