@@ -296,6 +296,7 @@ func (r *sltRunner) env(p *plan.Pipeline, alloc memory.Allocator, stdout *bytes.
 // run compiles the kept statements plus body and runs the pipeline at the
 // given batch size (0: default), returning the stdout rows.
 func (r *sltRunner) run(body string, batchSize int) ([]string, error) {
+	r.lastDead = nil
 	stmts, err := sql.Parse(body)
 	if err != nil {
 		return nil, err
