@@ -25,6 +25,9 @@ type Pipeline struct {
 	Settings  arrowexec.Settings
 	Relations []*Relation
 	Queries   []*Query
+	// Warnings are positioned errors (*Error) about what compiles but may
+	// not do what was meant (warn.go), in statement order.
+	Warnings []error
 }
 
 // Query is one continuous query.
@@ -107,10 +110,10 @@ func CompileStatements(stmts []ast.Statement, base arrowexec.Settings, overrides
 		case *ast.CreateSource:
 			err = p.addSource(s)
 		case *ast.CreateAs:
-			nq, nr := len(p.Queries), len(p.Relations)
+			nq, nr, nw := len(p.Queries), len(p.Relations), len(p.Warnings)
 			err = p.addQuery(s.Name.Name, s.At, reader(s.Query), s.With, true, s.Table)
 			if fusable[s.Name.Name] && (isStreamOrder(err) || err == nil && (ranksWholeInput(p.Queries[nq].Plan) || windowedRanking(s.Query))) {
-				p.Queries, p.Relations = p.Queries[:nq], p.Relations[:nr]
+				p.Queries, p.Relations, p.Warnings = p.Queries[:nq], p.Relations[:nr], p.Warnings[:nw]
 				fused[s.Name.Name], err = s.Query, nil
 			}
 		case *ast.SelectStatement:
@@ -359,6 +362,7 @@ func (p *Pipeline) addQuery(name string, pos ast.Pos, sel *ast.Select, with []as
 	} else if q.Sink == nil {
 		q.Sink = &SinkDef{Connector: "stdout", Options: arrowexec.Options{"connector": "stdout", "format": "json"}}
 	}
+	p.warnProcessingTime(q, sel)
 	p.Queries = append(p.Queries, q)
 	return nil
 }
