@@ -3,6 +3,7 @@ package plan
 import (
 	"slices"
 
+	"github.com/ferrisstreams/ferris/arrowexec"
 	"github.com/ferrisstreams/ferris/arrowexec/expr"
 )
 
@@ -210,6 +211,7 @@ func prune(n Node, needed []int) (Node, map[int]int) {
 		}
 		if n.TimeCol >= 0 {
 			need = union(need, []int{n.TimeCol, n.WMCol})
+			need = union(need, lateRowColumns(n.Late, n.Input))
 		}
 		in, m := prune(n.Input, need)
 		a := *n
@@ -248,6 +250,23 @@ func prune(n Node, needed []int) (Node, map[int]int) {
 		identity[c] = c
 	}
 	return n, identity
+}
+
+// lateRowColumns are the input columns an event-time operator keeps for
+// its late rows beyond those it reads: every column of input when late
+// rows may be dead-lettered (late_data dead_letter, or update_previous past
+// allowed_lateness), so that a dead-letter record holds the whole row and
+// can be replayed; none otherwise. Only streams dead-lettering late rows
+// give up projection pushdown for it.
+func lateRowColumns(late arrowexec.LateDataSpec, input Node) []int {
+	if late.Strategy != "dead_letter" && late.Strategy != "update_previous" {
+		return nil
+	}
+	all := make([]int, input.Schema().NumFields())
+	for i := range all {
+		all[i] = i
+	}
+	return all
 }
 
 func union(a, b []int) []int {

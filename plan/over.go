@@ -164,6 +164,9 @@ func (o *Over) prune(needed []int) (Node, map[int]int) {
 		}
 	}
 	childNeed = union(childNeed, o.columns())
+	if o.TimeCol >= 0 {
+		childNeed = union(childNeed, lateRowColumns(o.Late, o.Input))
+	}
 	in, m := prune(o.Input, childNeed)
 	n := o.clone()
 	n.Input = in
