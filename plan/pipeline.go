@@ -140,14 +140,21 @@ func streamCycles(stmts []ast.Statement) error {
 	}
 	deps := map[string][]edge{}
 	var order []string
+	sources := map[string]bool{} // a name defined twice is reported by declare
 	for _, st := range stmts {
-		if c, ok := st.(*ast.CreateAs); ok {
+		switch c := st.(type) {
+		case *ast.CreateAs:
 			order = append(order, c.Name.Name)
 			deps[c.Name.Name] = nil
+		case *ast.CreateSource:
+			sources[c.Name.Name] = true
 		}
 	}
+	for name := range sources {
+		delete(deps, name)
+	}
 	for _, st := range stmts {
-		if c, ok := st.(*ast.CreateAs); ok {
+		if c, ok := st.(*ast.CreateAs); ok && !sources[c.Name.Name] {
 			tableRefs(c.Query, func(t *ast.TableRef) {
 				if _, derived := deps[t.Name.Name]; derived {
 					deps[c.Name.Name] = append(deps[c.Name.Name], edge{t.Name.Name, t.Name.At})
@@ -188,7 +195,7 @@ func streamCycles(stmts []ast.Statement) error {
 		state[name] = done
 	}
 	for _, name := range order {
-		if state[name] == unseen {
+		if _, derived := deps[name]; derived && state[name] == unseen {
 			path = []edge{{to: name}}
 			visit(name)
 		}
