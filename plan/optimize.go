@@ -253,14 +253,18 @@ func prune(n Node, needed []int) (Node, map[int]int) {
 }
 
 // lateRowColumns are the input columns an event-time operator keeps for
-// its late rows beyond those it reads: every column of input when late
-// rows may be dead-lettered (late_data dead_letter, or update_previous past
-// allowed_lateness), so that a dead-letter record holds the whole row and
-// can be replayed; none otherwise. Only streams dead-lettering late rows
-// give up projection pushdown for it.
+// its late rows beyond those it reads, so that their dead-letter records
+// hold the whole record and can be replayed: when late rows may be
+// dead-lettered (late_data dead_letter, or update_previous past
+// allowed_lateness), the source's original records
+// (arrowexec.RawRecordColumn) if it keeps them, else every column of
+// input; none otherwise. Other streams keep their projection pushdown.
 func lateRowColumns(late arrowexec.LateDataSpec, input Node) []int {
 	if late.Strategy != "dead_letter" && late.Strategy != "update_previous" {
 		return nil
+	}
+	if idx := input.Schema().FieldIndices(arrowexec.RawRecordColumn); len(idx) > 0 {
+		return idx
 	}
 	all := make([]int, input.Schema().NumFields())
 	for i := range all {

@@ -104,7 +104,7 @@ func (p *Pipeline) Build(env BuildEnv) (topo *arrowexec.Topology, err error) {
 		alloc := env.Resources.Query(env.QueryPrefix + "source:" + r.Name)
 		dataErrors := fb.sourceErrors(r)
 		op, err := factory(arrowexec.SourceSpec{
-			Name: r.Name, Schema: r.Declared, Options: r.Options, BaseDir: env.BaseDir,
+			Name: r.Name, Schema: r.sourceSchema(), Options: r.Options, BaseDir: env.BaseDir,
 			BatchSize: batch, Linger: linger, Alloc: alloc,
 			DeadLetter: dataErrors, Tracer: env.Tracer,
 		})

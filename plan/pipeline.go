@@ -263,6 +263,7 @@ func (p *Pipeline) addSource(s *ast.CreateSource) error {
 			return err
 		}
 	}
+	r.RawRecords = keepsRawRecords(r, p.Settings.LateData)
 	finishSchema(r)
 	p.Relations = append(p.Relations, r)
 	return nil
