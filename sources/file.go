@@ -98,11 +98,12 @@ type textSource struct {
 	header    bool
 	delim     byte
 
-	cols    []column
-	decl    *arrow.Schema        // the columns decoded: spec.Schema without RawRecordColumn
-	keepRaw bool                 // spec.Schema ends with RawRecordColumn: each record's line goes there
-	raw     *array.StringBuilder // the lines of the batch being built (keepRaw)
-	dec     interface {
+	cols     []column
+	decl     *arrow.Schema        // the columns decoded: spec.Schema without RawRecordColumn
+	keepRaw  bool                 // spec.Schema ends with RawRecordColumn: each record's line goes there
+	raw      *array.StringBuilder // the lines of the batch being built (keepRaw)
+	rawBytes int                  // the bytes of the last batch's lines
+	dec      interface {
 		decode(ctx context.Context, line []byte) (*recordError, error)
 	}
 	in     chunkReader
@@ -207,6 +208,10 @@ func (s *textSource) Next(ctx context.Context) (arrowexec.Message, error) {
 	for i := range s.cols {
 		s.cols[i].builder.Reserve(min(s.batchSize, 1<<14))
 	}
+	if s.raw != nil {
+		s.raw.Reserve(min(s.batchSize, 1<<14))
+		s.raw.ReserveData(s.rawBytes) // as much as the last batch held
+	}
 	rows := 0
 	var deadline time.Time
 	for rows < s.batchSize {
@@ -270,6 +275,7 @@ func (s *textSource) Next(ctx context.Context) (arrowexec.Message, error) {
 	}
 	batch := buildBatch(s.cols, s.decl, rows)
 	if s.raw != nil {
+		s.rawBytes = s.raw.DataLen()
 		batch = appendColumn(batch, s.spec.Schema, s.raw)
 	}
 	return arrowexec.Message{Batch: batch, Watermark: arrowexec.NoWatermark}, nil
