@@ -46,7 +46,9 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected results of testd
 //	                       depends on batching, such as EMIT CHANGES)
 //	query error RE         like statement error, for a query
 //	deadletter             the dead-letter records of the previous query, as JSON
-//	                       without their time, must equal the lines after ----
+//	                       without their time (with "File": the dead_letter_path
+//	                       option, when not the default), must equal the lines
+//	                       after ----
 func TestSLT(t *testing.T) {
 	var files []string
 	err := filepath.WalkDir("testdata/slt", func(path string, d fs.DirEntry, err error) error {
@@ -278,7 +280,7 @@ func (r *sltRunner) compileAndBuild(stmts []ast.Statement) (*plan.Pipeline, erro
 	return p, nil
 }
 
-func (r *sltRunner) env(p *plan.Pipeline, alloc memory.Allocator, stdout *bytes.Buffer, dl arrowexec.DeadLetter) plan.BuildEnv {
+func (r *sltRunner) env(p *plan.Pipeline, alloc memory.Allocator, stdout *bytes.Buffer, dl *recordingDeadLetter) plan.BuildEnv {
 	conns := &arrowexec.Connectors{}
 	sources.Register(conns)
 	sinks.Register(conns)
@@ -287,13 +289,14 @@ func (r *sltRunner) env(p *plan.Pipeline, alloc memory.Allocator, stdout *bytes.
 		Connectors: conns,
 		Resources:  resource.NewManager(alloc, p.Settings.MemoryLimitBytes()),
 		BaseDir:    r.dir,
-		DeadLetter: func(string) arrowexec.DeadLetter { return dl },
+		DeadLetter: func(path string) arrowexec.DeadLetter { return dl.file(path) },
 	}
 }
 
 // run compiles the kept statements plus body and runs the pipeline at the
 // given batch size (0: default), returning the stdout rows.
 func (r *sltRunner) run(body string, batchSize int) ([]string, error) {
+	r.lastDead = nil
 	stmts, err := sql.Parse(body)
 	if err != nil {
 		return nil, err
@@ -329,17 +332,32 @@ func (r *sltRunner) run(body string, batchSize int) ([]string, error) {
 	return rows, sc.Err()
 }
 
-// recordingDeadLetter keeps dead-letter records in memory.
+// recordingDeadLetter keeps dead-letter records in memory, with the
+// dead_letter_path they were sent to.
 type recordingDeadLetter struct {
-	mu   sync.Mutex
-	recs []arrowexec.DeadLetterRecord
+	mu    sync.Mutex
+	recs  []arrowexec.DeadLetterRecord
+	files []string
 }
 
-func (d *recordingDeadLetter) DeadLetter(_ context.Context, rec arrowexec.DeadLetterRecord) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.recs = append(d.recs, rec)
-	return nil
+// file is the sink of one dead_letter_path ("": the default); nil d gives nil.
+func (d *recordingDeadLetter) file(path string) arrowexec.DeadLetter {
+	if d == nil {
+		return nil
+	}
+	return deadLetterFunc(func(_ context.Context, rec arrowexec.DeadLetterRecord) error {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.recs = append(d.recs, rec)
+		d.files = append(d.files, path)
+		return nil
+	})
+}
+
+type deadLetterFunc func(context.Context, arrowexec.DeadLetterRecord) error
+
+func (f deadLetterFunc) DeadLetter(ctx context.Context, rec arrowexec.DeadLetterRecord) error {
+	return f(ctx, rec)
 }
 
 // lines renders the records sorted, without their time and with the test
@@ -348,11 +366,11 @@ func (d *recordingDeadLetter) lines(dir string) []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out []string
-	for _, rec := range d.recs {
-		rec.Time = time.Time{}
+	for i, rec := range d.recs {
 		b, _ := json.Marshal(struct {
+			File                                 string `json:",omitempty"`
 			Source, Position, Field, Reason, Raw string
-		}{rec.Source, rec.Position, rec.Field, rec.Reason, rec.Raw})
+		}{d.files[i], rec.Source, rec.Position, rec.Field, rec.Reason, rec.Raw})
 		out = append(out, strings.ReplaceAll(string(b), dir+string(filepath.Separator), ""))
 	}
 	slices.Sort(out)

@@ -77,7 +77,7 @@ func deadLetterLate(ctx context.Context, cfg *AggregateConfig, batch arrow.Recor
 	}
 	return cfg.DeadLetter.DeadLetter(ctx, DeadLetterRecord{
 		Time: time.Now().UTC(), Query: cfg.Query, Source: cfg.Source,
-		Field: batch.Schema().Field(max(cfg.TimeCol, 0)).Name, Reason: reason, Raw: RowJSON(batch, i),
+		Field: batch.Schema().Field(max(cfg.TimeCol, 0)).Name, Reason: reason, Raw: LateRaw(batch, i),
 	})
 }
 

@@ -2,7 +2,6 @@ package arrowexec
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -23,29 +22,19 @@ import (
 func (u *unary) unaryInput() Operator { return u.input }
 
 // SetDataErrors gives the Filter and Project operators of the tree under
-// root (through single-input operators, joins and instrumentation) the
-// bad-row handler h. Build-time only.
+// root (every operator reachable through operatorInputs: single-input
+// operators, joins, subquery joins and instrumentation) the bad-row handler
+// h. Build-time only.
 func SetDataErrors(root Operator, h DeadLetter) {
-	var walk func(op Operator)
-	walk = func(op Operator) {
-		switch o := op.(type) {
-		case nil:
-		case *Instrumented:
-			walk(o.in)
-		case *FilterOp:
-			o.bad = h
-			walk(o.input)
-		case *ProjectOp:
-			o.bad = h
-			walk(o.input)
-		case *JoinOp:
-			walk(o.inputs[0])
-			walk(o.inputs[1])
-		case interface{ unaryInput() Operator }:
-			walk(o.unaryInput())
-		}
+	switch o := root.(type) {
+	case *FilterOp:
+		o.bad = h
+	case *ProjectOp:
+		o.bad = h
 	}
-	walk(root)
+	for _, in := range operatorInputs(root) {
+		SetDataErrors(in, h)
+	}
 }
 
 // salvage processes msg (which it does not release) row by row to find the
@@ -73,13 +62,8 @@ func (u *unary) salvage(ctx context.Context, msg Message, process func(Message) 
 		}
 		bad++
 		keep.UnsafeAppend(false)
-		var field string
-		var oe *OperatorError
-		if errors.As(err, &oe) {
-			field = oe.Operator
-		}
 		rec := DeadLetterRecord{Time: time.Now().UTC(), Position: fmt.Sprintf("row %d of %d", i+1, n),
-			Field: field, Reason: err.Error(), Raw: RowJSON(b, i)}
+			Reason: err.Error(), Raw: RowJSON(b, i)}
 		if herr := u.bad.DeadLetter(ctx, rec); herr != nil {
 			return Message{}, herr
 		}

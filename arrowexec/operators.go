@@ -112,9 +112,9 @@ func (f *FilterOp) Next(ctx context.Context) (Message, error) {
 	defer msg.Release()
 	out, err := f.filter(msg)
 	if err != nil && f.bad != nil && Classify(err) == ClassData {
-		return f.salvage(ctx, msg, f.filter)
+		out, err = f.salvage(ctx, msg, f.filter)
 	}
-	return out, err
+	return out, WithOperator("Filter", err)
 }
 
 // filter filters one message (not released).
@@ -193,9 +193,9 @@ func (p *ProjectOp) Next(ctx context.Context) (Message, error) {
 	defer msg.Release()
 	out, err := p.project(msg)
 	if err != nil && p.bad != nil && Classify(err) == ClassData {
-		return p.salvage(ctx, msg, p.project)
+		out, err = p.salvage(ctx, msg, p.project)
 	}
-	return out, err
+	return out, WithOperator("Project", err)
 }
 
 // project projects one message (not released).

@@ -186,10 +186,7 @@ var _ Operator = (*OverOp)(nil)
 func NewOver(alloc memory.Allocator, input Operator, cfg OverConfig) (*OverOp, error) {
 	in := input.Schema()
 	o := &OverOp{unary: unary{input: input, alloc: alloc}, cfg: cfg, wm: NoWatermark, outWm: NoWatermark}
-	o.nVis = in.NumFields()
-	if n := in.NumFields(); n > 0 && in.Field(n-1).Name == RowWatermarkColumn {
-		o.nVis--
-	}
+	o.nVis = VisibleColumns(in)
 	if w := cfg.Window; w != nil {
 		if w.Kind == Session {
 			return nil, errors.New("window functions over SESSION windows are not supported yet")
@@ -727,7 +724,7 @@ func (o *OverOp) deadLetterOrdered(ctx context.Context, batch arrow.RecordBatch,
 	}
 	return o.cfg.DeadLetter.DeadLetter(ctx, DeadLetterRecord{
 		Time: time.Now().UTC(), Query: o.cfg.Query, Source: o.cfg.Source,
-		Field: batch.Schema().Field(o.cfg.TimeCol).Name, Reason: reason, Raw: RowJSON(batch, i),
+		Field: batch.Schema().Field(o.cfg.TimeCol).Name, Reason: reason, Raw: LateRaw(batch, i),
 	})
 }
 

@@ -10,7 +10,7 @@ import (
 )
 
 // RowJSON renders row i of batch as a JSON object for dead-letter records:
-// keys in schema order, hidden columns (RowWatermarkColumn) left out,
+// keys in schema order, hidden columns (RowWatermarkColumn, RawRecordColumn) left out,
 // numbers and booleans bare, everything else as its SQL text in quotes.
 // It is for diagnostics, not a hot path.
 func RowJSON(batch arrow.RecordBatch, i int) string {
@@ -18,7 +18,7 @@ func RowJSON(batch arrow.RecordBatch, i int) string {
 	b.WriteByte('{')
 	first := true
 	for c, f := range batch.Schema().Fields() {
-		if f.Name == RowWatermarkColumn {
+		if f.Name == RowWatermarkColumn || f.Name == RawRecordColumn {
 			continue
 		}
 		if !first {
@@ -39,6 +39,17 @@ func RowJSON(batch arrow.RecordBatch, i int) string {
 	}
 	b.WriteByte('}')
 	return b.String()
+}
+
+// LateRaw is the raw field of row i of batch's dead-letter record: the
+// original record when the source kept it (RawRecordColumn), else RowJSON.
+func LateRaw(batch arrow.RecordBatch, i int) string {
+	if idx := batch.Schema().FieldIndices(RawRecordColumn); len(idx) > 0 {
+		if col := batch.Column(idx[0]); !col.IsNull(i) {
+			return kernels.Text(col, i)
+		}
+	}
+	return RowJSON(batch, i)
 }
 
 func isBareJSON(t arrow.DataType) bool {

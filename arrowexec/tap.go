@@ -88,11 +88,10 @@ func (t *Topology) tapsOnce() {
 	})
 }
 
-// visibleSchema drops a trailing RowWatermarkColumn.
+// visibleSchema drops the hidden columns (VisibleColumns).
 func visibleSchema(s *arrow.Schema) *arrow.Schema {
-	n := s.NumFields()
-	if n > 0 && s.Field(n-1).Name == RowWatermarkColumn {
-		return arrow.NewSchema(s.Fields()[:n-1], nil)
+	if n := VisibleColumns(s); n < s.NumFields() {
+		return arrow.NewSchema(s.Fields()[:n], nil)
 	}
 	return s
 }

@@ -96,10 +96,7 @@ var _ Stateful = (*TopNOp)(nil)
 func NewTopN(alloc memory.Allocator, input Operator, cfg TopNConfig) (*TopNOp, error) {
 	in := input.Schema()
 	o := &TopNOp{unary: unary{input: input, alloc: alloc}, cfg: cfg, wm: NoWatermark}
-	o.nVis = in.NumFields()
-	if n := in.NumFields(); n > 0 && in.Field(n-1).Name == RowWatermarkColumn {
-		o.nVis--
-	}
+	o.nVis = VisibleColumns(in)
 	switch {
 	case cfg.N < 1:
 		return nil, fmt.Errorf("top-N: N must be at least 1, not %d", cfg.N)

@@ -22,6 +22,25 @@ import (
 // results do not depend on how rows were cut into batches.
 const RowWatermarkColumn = "_wm"
 
+// RawRecordColumn is the hidden column (VARCHAR, before RowWatermarkColumn)
+// in which a source whose late rows may be dead-lettered keeps each row's
+// original record (a JSON or CSV line), so that a late row's dead-letter
+// record holds its bytes (LateRaw). Sources of other streams never add it.
+const RawRecordColumn = "_raw"
+
+// VisibleColumns is the number of leading columns of s that are not hidden
+// (a trailing RowWatermarkColumn, and RawRecordColumn before it).
+func VisibleColumns(s *arrow.Schema) int {
+	n := s.NumFields()
+	if n > 0 && s.Field(n-1).Name == RowWatermarkColumn {
+		n--
+	}
+	if n > 0 && s.Field(n-1).Name == RawRecordColumn {
+		n--
+	}
+	return n
+}
+
 // WatermarkStrategy says how a source's watermark follows its event times.
 type WatermarkStrategy int
 

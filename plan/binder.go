@@ -1,7 +1,9 @@
 package plan
 
 import (
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -40,6 +42,9 @@ type scope struct {
 	// subq maps the subquery expressions planned as joins (subquery.go)
 	// to the columns holding their results.
 	subq map[ast.Expr]expr.Expr
+	// lazy is set inside CASE, whose branches run only for some rows: a
+	// constant there that cannot be computed fails no query.
+	lazy bool
 }
 
 func (s *scope) names() []string {
@@ -115,7 +120,72 @@ var windowFunctionNames = map[string]bool{
 }
 
 // bindExpr turns an AST expression into a typed, compiled expression.
+// A constant part that cannot be computed (CAST('abc' AS INT), a string
+// compared with a TIMESTAMP that is not one) is an error at its operand,
+// unless it sits in a CASE branch that may never run.
 func bindExpr(e ast.Expr, sc *scope) (expr.Expr, error) {
+	out, err := bindNode(e, sc)
+	if err != nil || sc.lazy {
+		return out, err
+	}
+	if _, isLit := e.(*ast.Literal); isLit {
+		return out, nil
+	}
+	folded, err := expr.Fold(out) // folded here, parents fold in constant time
+	if err != nil {
+		return nil, at(constantOperand(e, err), err)
+	}
+	return folded, nil
+}
+
+// constantOperand is where the error err of folding e points: the literal
+// operand of e whose text err quotes, else e's only constant operand, else
+// e itself.
+func constantOperand(e ast.Expr, err error) ast.Pos {
+	var consts []ast.Expr
+	ast.Inspect(e, func(x ast.Expr) bool {
+		if x == e {
+			return true
+		}
+		if isConstantAST(x) {
+			consts = append(consts, x)
+		}
+		return false
+	})
+	for _, c := range consts {
+		if l, ok := c.(*ast.Literal); ok && strings.Contains(err.Error(), strconv.Quote(l.Value)) {
+			return l.At
+		}
+	}
+	if len(consts) == 1 {
+		return consts[0].Position()
+	}
+	if b, ok := e.(*ast.Binary); ok {
+		return b.OpAt
+	}
+	return e.Position()
+}
+
+// isConstantAST reports whether e reads no column, subquery, aggregate or
+// window function.
+func isConstantAST(e ast.Expr) bool {
+	constant := true
+	ast.Inspect(e, func(x ast.Expr) bool {
+		switch x := x.(type) {
+		case *ast.ColumnRef, *ast.InSubquery, *ast.Exists, *ast.Subquery:
+			constant = false
+		case *ast.FuncCall:
+			if x.Over != nil || aggregateNames[x.Name] || windowFunctionNames[x.Name] {
+				constant = false
+			}
+		}
+		return constant
+	})
+	return constant
+}
+
+// bindNode binds e (bindExpr, without its constant check).
+func bindNode(e ast.Expr, sc *scope) (expr.Expr, error) {
 	if sc.agg != nil {
 		if out, ok, err := sc.agg.bind(e, sc); ok {
 			return out, err
@@ -155,6 +225,9 @@ func bindExpr(e ast.Expr, sc *scope) (expr.Expr, error) {
 	case *ast.Case:
 		var operand, els expr.Expr
 		var err error
+		lazy := *sc
+		lazy.lazy = true
+		sc := &lazy
 		if e.Operand != nil {
 			if operand, err = bindExpr(e.Operand, sc); err != nil {
 				return nil, err
@@ -273,6 +346,13 @@ func bindCall(f *ast.FuncCall, sc *scope) (expr.Expr, error) {
 		return nil, errorf(f.At, "%s(*) is only valid for COUNT", upper)
 	case f.Distinct:
 		return nil, errorf(f.At, "DISTINCT is only valid in aggregate functions")
+	}
+	if scalars := expr.FuncNames(); !slices.Contains(scalars, strings.ToLower(f.Name)) {
+		// before the arguments: under GROUP BY they would fail first, as
+		// columns outside an aggregate
+		names := append(scalars, slices.Collect(maps.Keys(aggregateNames))...)
+		names = append(names, slices.Collect(maps.Keys(windowFunctionNames))...)
+		return nil, errorf(f.At, "unknown function %q%s", f.Name, suggest(f.Name, names))
 	}
 	args, err := bindExprs(f.Args, sc)
 	if err != nil {

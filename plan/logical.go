@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -46,6 +47,19 @@ type Relation struct {
 	// AllowedLatenessMS how long closed windows accept updates.
 	LateData          string
 	AllowedLatenessMS int64
+	// RawRecords is set when the source keeps each record's original line
+	// in the hidden arrowexec.RawRecordColumn (before the row watermark),
+	// for the dead-letter records of late rows (keepsRawRecords).
+	RawRecords bool
+}
+
+// sourceSchema is the schema the source connector produces: Declared, then
+// arrowexec.RawRecordColumn when RawRecords.
+func (r *Relation) sourceSchema() *arrow.Schema {
+	if !r.RawRecords {
+		return r.Declared
+	}
+	return arrow.NewSchema(append(slices.Clone(r.Declared.Fields()), arrow.Field{Name: arrowexec.RawRecordColumn, Type: arrow.BinaryTypes.String, Nullable: true}), nil)
 }
 
 // EventTimeSpec is how a source stream's watermark is generated.
@@ -76,13 +90,10 @@ func wmIndex(s *arrow.Schema) int {
 	return -1
 }
 
-// visibleFields are a schema's fields without the hidden row watermark.
+// visibleFields are a schema's fields without the hidden ones (the row
+// watermark, a source's raw records: arrowexec.VisibleColumns).
 func visibleFields(s *arrow.Schema) []arrow.Field {
-	f := s.Fields()
-	if wmIndex(s) >= 0 {
-		f = f[:len(f)-1]
-	}
-	return f
+	return s.Fields()[:arrowexec.VisibleColumns(s)]
 }
 
 // noun is how errors name the relation: "stream" or "table".

@@ -3,6 +3,7 @@ package plan
 import (
 	"slices"
 
+	"github.com/ferrisstreams/ferris/arrowexec"
 	"github.com/ferrisstreams/ferris/arrowexec/expr"
 )
 
@@ -210,6 +211,7 @@ func prune(n Node, needed []int) (Node, map[int]int) {
 		}
 		if n.TimeCol >= 0 {
 			need = union(need, []int{n.TimeCol, n.WMCol})
+			need = union(need, lateRowColumns(n.Late, n.Input))
 		}
 		in, m := prune(n.Input, need)
 		a := *n
@@ -248,6 +250,27 @@ func prune(n Node, needed []int) (Node, map[int]int) {
 		identity[c] = c
 	}
 	return n, identity
+}
+
+// lateRowColumns are the input columns an event-time operator keeps for
+// its late rows beyond those it reads, so that their dead-letter records
+// hold the whole record and can be replayed: when late rows may be
+// dead-lettered (late_data dead_letter, or update_previous past
+// allowed_lateness), the source's original records
+// (arrowexec.RawRecordColumn) if it keeps them, else every column of
+// input; none otherwise. Other streams keep their projection pushdown.
+func lateRowColumns(late arrowexec.LateDataSpec, input Node) []int {
+	if late.Strategy != "dead_letter" && late.Strategy != "update_previous" {
+		return nil
+	}
+	if idx := input.Schema().FieldIndices(arrowexec.RawRecordColumn); len(idx) > 0 {
+		return idx
+	}
+	all := make([]int, input.Schema().NumFields())
+	for i := range all {
+		all[i] = i
+	}
+	return all
 }
 
 func union(a, b []int) []int {

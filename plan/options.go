@@ -179,13 +179,14 @@ func validateSourceOptions(r *Relation, with []ast.Option) error {
 
 // finishSchema sets the stream schema of a source relation: the declared
 // columns, the event-time column as TIMESTAMP (a BIGINT one holds epoch
-// milliseconds or seconds), and the hidden row-watermark column.
+// milliseconds or seconds), and the hidden raw-record (RawRecords) and
+// row-watermark columns.
 func finishSchema(r *Relation) {
 	if r.EventTime == "" {
 		r.Schema = r.Declared
 		return
 	}
-	fields := append([]arrow.Field(nil), r.Declared.Fields()...)
+	fields := append([]arrow.Field(nil), r.sourceSchema().Fields()...)
 	for i, f := range fields {
 		if f.Name == r.EventTime {
 			fields[i].Type = sqltypes.Timestamp
@@ -193,6 +194,23 @@ func finishSchema(r *Relation) {
 	}
 	fields = append(fields, arrow.Field{Name: arrowexec.RowWatermarkColumn, Type: arrow.PrimitiveTypes.Int64})
 	r.Schema = arrow.NewSchema(fields, nil)
+}
+
+// keepsRawRecords reports whether the source of r keeps each record's
+// original bytes (Relation.RawRecords): when its late rows may be
+// dead-lettered (late_data, else the setting, is dead_letter or
+// update_previous) and it reads JSON or CSV, from a file (a line) or Kafka
+// (a message value). That copy of each record is the price of a replayable
+// dead-letter record; streams whose late rows are not dead-lettered never
+// pay it.
+func keepsRawRecords(r *Relation, settingLateData string) bool {
+	late := r.LateData
+	if late == "" {
+		late = strings.ToLower(settingLateData)
+	}
+	conn, format := r.Options["connector"], strings.ToLower(r.Options["format"])
+	return r.EventTime != "" && (late == "dead_letter" || late == "update_previous") &&
+		(conn == "file" || conn == "kafka") && (format == "" || format == "json" || format == "csv")
 }
 
 func validateSinkOptions(with []ast.Option) error { return checkOptions(nil, with) }

@@ -164,6 +164,9 @@ func (o *Over) prune(needed []int) (Node, map[int]int) {
 		}
 	}
 	childNeed = union(childNeed, o.columns())
+	if o.TimeCol >= 0 {
+		childNeed = union(childNeed, lateRowColumns(o.Late, o.Input))
+	}
 	in, m := prune(o.Input, childNeed)
 	n := o.clone()
 	n.Input = in
@@ -684,7 +687,7 @@ func (b *opBuilder) buildOver(n *Over) (arrowexec.Operator, error) {
 	return arrowexec.NewOver(b.alloc, in, arrowexec.OverConfig{
 		Query: b.node.Name, Source: sourceName(n.Input), Specs: n.Specs, Calls: n.Calls,
 		Window: n.Window, TimeCol: n.TimeCol, WMCol: n.WMCol, Ordered: n.Ordered,
-		Late: n.Late, DeadLetter: b.deadLetter, TopN: n.Prune, Schema: n.Schema(),
+		Late: n.Late, DeadLetter: b.lateSink(n.Input), TopN: n.Prune, Schema: n.Schema(),
 	})
 }
 

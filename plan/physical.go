@@ -53,13 +53,12 @@ func (p *Pipeline) Build(env BuildEnv) (topo *arrowexec.Topology, err error) {
 		}
 	}()
 	fb := p.newFaults(env, topo) // fault.go: retries, breakers, failure strategies, dead letters
-	deadLetter := fb.deadLetter
 	read := map[string]bool{}
 	for _, q := range p.Queries {
 		node := &arrowexec.QueryNode{Name: q.Name, Output: q.Output, Line: q.At.Line, Column: q.At.Col}
 		topo.Queries = append(topo.Queries, node)
 		alloc := env.Resources.Query(env.QueryPrefix + q.Name)
-		b := &opBuilder{pipe: p, alloc: alloc, depth: p.Settings.ChannelDepth, node: node, deadLetter: deadLetter(nil), instrumented: env.Instrument}
+		b := &opBuilder{pipe: p, alloc: alloc, depth: p.Settings.ChannelDepth, node: node, faults: fb, query: q, instrumented: env.Instrument}
 		if node.Root, err = b.build(q.Plan); err != nil {
 			return topo, at(q.At, fmt.Errorf("query %s: %w", q.Name, err))
 		}
@@ -105,7 +104,7 @@ func (p *Pipeline) Build(env BuildEnv) (topo *arrowexec.Topology, err error) {
 		alloc := env.Resources.Query(env.QueryPrefix + "source:" + r.Name)
 		dataErrors := fb.sourceErrors(r)
 		op, err := factory(arrowexec.SourceSpec{
-			Name: r.Name, Schema: r.Declared, Options: r.Options, BaseDir: env.BaseDir,
+			Name: r.Name, Schema: r.sourceSchema(), Options: r.Options, BaseDir: env.BaseDir,
 			BatchSize: batch, Linger: linger, Alloc: alloc,
 			DeadLetter: dataErrors, Tracer: env.Tracer, Logger: env.Logger,
 		})
@@ -142,7 +141,8 @@ type opBuilder struct {
 	alloc        *resource.Allocator
 	depth        int
 	node         *arrowexec.QueryNode
-	deadLetter   arrowexec.DeadLetter
+	faults       *faults
+	query        *Query
 	instrumented bool
 	// carry holds, for a Filter under a Project, what it passes on
 	carry map[*Filter]filterCarry
@@ -200,7 +200,7 @@ func (b *opBuilder) build(n Node) (op arrowexec.Operator, err error) {
 		cfg := arrowexec.AggregateConfig{
 			Query: b.node.Name, Source: sourceName(n.Input), Keys: n.Keys, Window: n.Window,
 			TimeCol: n.TimeCol, WMCol: n.WMCol, EmitChanges: n.EmitChanges,
-			Late: n.Late, DeadLetter: b.deadLetter, Schema: n.Schema(),
+			Late: n.Late, DeadLetter: b.lateSink(n.Input), Schema: n.Schema(),
 		}
 		for _, c := range n.Aggs {
 			cfg.Specs = append(cfg.Specs, c.Spec)
@@ -224,6 +224,18 @@ func (b *opBuilder) build(n Node) (op arrowexec.Operator, err error) {
 		return b.buildOver(n)
 	}
 	return nil, errors.New("no physical operator for " + n.describe())
+}
+
+// lateSink is the dead-letter sink of the late rows an operator over input
+// sees: the one of the stream they come from (lateRelation) when it names
+// one (dead_letter_path or dead_letter_topic), else the query's, else the
+// pipeline's.
+func (b *opBuilder) lateSink(input Node) arrowexec.DeadLetter {
+	opts := b.query.Options
+	if r := lateRelation(input); r != nil && (r.Options["dead_letter_path"] != "" || r.Options["dead_letter_topic"] != "") {
+		opts = r.Options
+	}
+	return b.faults.deadLetter(opts)
 }
 
 // physicalTree describes the operators Build creates for a plan.

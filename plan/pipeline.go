@@ -6,6 +6,7 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -24,6 +25,9 @@ type Pipeline struct {
 	Settings  arrowexec.Settings
 	Relations []*Relation
 	Queries   []*Query
+	// Warnings are positioned errors (*Error) about what compiles but may
+	// not do what was meant (warn.go), in statement order.
+	Warnings []error
 }
 
 // Query is one continuous query.
@@ -86,6 +90,9 @@ func CompileStatements(stmts []ast.Statement, base arrowexec.Settings, overrides
 			errs = append(errs, fmt.Errorf("--set %s: %w", k, err))
 		}
 	}
+	if err := streamCycles(stmts); err != nil {
+		return nil, errors.Join(append(errs, err)...)
+	}
 	selects := 0
 	fusable := fusableRankings(stmts) // topn.go
 	fused := map[string]*ast.Select{}
@@ -103,10 +110,10 @@ func CompileStatements(stmts []ast.Statement, base arrowexec.Settings, overrides
 		case *ast.CreateSource:
 			err = p.addSource(s)
 		case *ast.CreateAs:
-			nq, nr := len(p.Queries), len(p.Relations)
+			nq, nr, nw := len(p.Queries), len(p.Relations), len(p.Warnings)
 			err = p.addQuery(s.Name.Name, s.At, reader(s.Query), s.With, true, s.Table)
 			if fusable[s.Name.Name] && (isStreamOrder(err) || err == nil && (ranksWholeInput(p.Queries[nq].Plan) || windowedRanking(s.Query))) {
-				p.Queries, p.Relations = p.Queries[:nq], p.Relations[:nr]
+				p.Queries, p.Relations, p.Warnings = p.Queries[:nq], p.Relations[:nr], p.Warnings[:nw]
 				fused[s.Name.Name], err = s.Query, nil
 			}
 		case *ast.SelectStatement:
@@ -121,6 +128,79 @@ func CompileStatements(stmts []ast.Statement, base arrowexec.Settings, overrides
 		return nil, errors.Join(errs...)
 	}
 	return p, nil
+}
+
+// streamCycles reports the derived streams and tables that read each other
+// in a cycle, one error per cycle naming it (s1 -> s2 -> s1) at the
+// reference in its first statement that starts it; nil when there is none.
+func streamCycles(stmts []ast.Statement) error {
+	type edge struct {
+		to string
+		at ast.Pos
+	}
+	deps := map[string][]edge{}
+	var order []string
+	sources := map[string]bool{} // a name defined twice is reported by declare
+	for _, st := range stmts {
+		switch c := st.(type) {
+		case *ast.CreateAs:
+			order = append(order, c.Name.Name)
+			deps[c.Name.Name] = nil
+		case *ast.CreateSource:
+			sources[c.Name.Name] = true
+		}
+	}
+	for name := range sources {
+		delete(deps, name)
+	}
+	for _, st := range stmts {
+		if c, ok := st.(*ast.CreateAs); ok && !sources[c.Name.Name] {
+			tableRefs(c.Query, func(t *ast.TableRef) {
+				if _, derived := deps[t.Name.Name]; derived {
+					deps[c.Name.Name] = append(deps[c.Name.Name], edge{t.Name.Name, t.Name.At})
+				}
+			})
+		}
+	}
+	const (
+		unseen = iota
+		onPath
+		done
+	)
+	state := map[string]int{}
+	var path []edge // the walk from a root; path[i].to is its i-th stream
+	var errs []error
+	var visit func(name string)
+	visit = func(name string) {
+		state[name] = onPath
+		for _, e := range deps[name] {
+			switch state[e.to] {
+			case unseen:
+				path = append(path, e)
+				visit(e.to)
+				path = path[:len(path)-1]
+			case onPath:
+				i := len(path) - 1
+				for path[i].to != e.to {
+					i--
+				}
+				cycle := append(slices.Clone(path[i+1:]), e)
+				names := []string{e.to}
+				for _, c := range cycle {
+					names = append(names, c.to)
+				}
+				errs = append(errs, errorf(cycle[0].at, "streams read each other in a cycle: %s (a stream can read only streams defined before it)", strings.Join(names, " -> ")))
+			}
+		}
+		state[name] = done
+	}
+	for _, name := range order {
+		if _, derived := deps[name]; derived && state[name] == unseen {
+			path = []edge{{to: name}}
+			visit(name)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (p *Pipeline) declare(name ast.Ident) error {
@@ -183,6 +263,7 @@ func (p *Pipeline) addSource(s *ast.CreateSource) error {
 			return err
 		}
 	}
+	r.RawRecords = keepsRawRecords(r, p.Settings.LateData)
 	finishSchema(r)
 	p.Relations = append(p.Relations, r)
 	return nil
@@ -289,6 +370,7 @@ func (p *Pipeline) addQuery(name string, pos ast.Pos, sel *ast.Select, with []as
 	} else if q.Sink == nil {
 		q.Sink = &SinkDef{Connector: "stdout", Options: arrowexec.Options{"connector": "stdout", "format": "json"}}
 	}
+	p.warnProcessingTime(q, sel)
 	p.Queries = append(p.Queries, q)
 	return nil
 }
@@ -510,15 +592,40 @@ func (b *selectBinder) bindFrom(from ast.FromItem) (Node, *scope, error) {
 	return nil, nil, errorf(from.Position(), "unsupported FROM item %T", from)
 }
 
-// inheritedLateData is the late-data handling of the first source under n.
+// inheritedLateData is the late-data handling of the first source under n
+// that sets one (lateRelation).
 func inheritedLateData(n Node) (string, int64) {
-	if s, ok := n.(*Scan); ok {
-		return s.Relation.LateData, s.Relation.AllowedLatenessMS
-	}
-	for _, c := range n.Children() {
-		if l, a := inheritedLateData(c); l != "" || a != 0 {
-			return l, a
-		}
+	if r := lateRelation(n); r != nil {
+		return r.LateData, r.AllowedLatenessMS
 	}
 	return "", 0
+}
+
+// lateRelation is the stream whose late rows an operator over n sees: the
+// first stream scanned under n that sets late_data or allowed_lateness,
+// else the first stream scanned (nil: none).
+func lateRelation(n Node) *Relation {
+	var first *Relation
+	var walk func(n Node) *Relation
+	walk = func(n Node) *Relation {
+		if s, ok := n.(*Scan); ok {
+			if first == nil {
+				first = s.Relation
+			}
+			if s.Relation.LateData != "" || s.Relation.AllowedLatenessMS != 0 {
+				return s.Relation
+			}
+			return nil
+		}
+		for _, c := range n.Children() {
+			if r := walk(c); r != nil {
+				return r
+			}
+		}
+		return nil
+	}
+	if r := walk(n); r != nil {
+		return r
+	}
+	return first
 }

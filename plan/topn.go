@@ -263,50 +263,57 @@ func fuseReader(sel *ast.Select, name string, fused *ast.Select) *ast.Select {
 // countRefs counts the mentions of the stream name in sel: in FROM,
 // joins, derived tables, subqueries and UNIONs.
 func countRefs(sel *ast.Select, name string) int {
-	if sel == nil {
-		return 0
-	}
 	n := 0
-	var from func(f ast.FromItem)
-	from = func(f ast.FromItem) {
-		switch x := f.(type) {
-		case *ast.TableRef:
-			if x.Name.Name == name {
-				n++
+	tableRefs(sel, func(t *ast.TableRef) {
+		if t.Name.Name == name {
+			n++
+		}
+	})
+	return n
+}
+
+// tableRefs calls f on every stream or table reference of sel, in text
+// order: in FROM, joins, derived tables, subqueries and UNIONs.
+func tableRefs(sel *ast.Select, f func(*ast.TableRef)) {
+	if sel == nil {
+		return
+	}
+	exprs := func(e ast.Expr) {
+		ast.Inspect(e, func(x ast.Expr) bool {
+			switch s := x.(type) {
+			case *ast.InSubquery:
+				tableRefs(s.Query, f)
+			case *ast.Exists:
+				tableRefs(s.Query, f)
+			case *ast.Subquery:
+				tableRefs(s.Query, f)
 			}
+			return true
+		})
+	}
+	var from func(fi ast.FromItem)
+	from = func(fi ast.FromItem) {
+		switch x := fi.(type) {
+		case *ast.TableRef:
+			f(x)
 		case *ast.SubqueryRef:
-			n += countRefs(x.Query, name)
+			tableRefs(x.Query, f)
 		case *ast.Join:
 			from(x.Left)
 			from(x.Right)
-			n += exprRefs(x.On, name)
+			exprs(x.On)
 		}
+	}
+	for _, it := range sel.Items {
+		exprs(it.Expr)
 	}
 	from(sel.From)
-	for _, it := range sel.Items {
-		n += exprRefs(it.Expr, name)
-	}
-	n += exprRefs(sel.Where, name) + exprRefs(sel.Having, name)
+	exprs(sel.Where)
 	for _, g := range sel.GroupBy {
-		n += exprRefs(g, name)
+		exprs(g)
 	}
-	return n + countRefs(sel.Union, name)
-}
-
-func exprRefs(e ast.Expr, name string) int {
-	n := 0
-	ast.Inspect(e, func(x ast.Expr) bool {
-		switch s := x.(type) {
-		case *ast.InSubquery:
-			n += countRefs(s.Query, name)
-		case *ast.Exists:
-			n += countRefs(s.Query, name)
-		case *ast.Subquery:
-			n += countRefs(s.Query, name)
-		}
-		return true
-	})
-	return n
+	exprs(sel.Having)
+	tableRefs(sel.Union, f)
 }
 
 // isStreamOrder reports whether err is the refusal to order an unbounded

@@ -1,11 +1,13 @@
 package sources
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/ferrisstreams/ferris/arrowexec"
 	"github.com/ferrisstreams/ferris/kernels/sqltypes"
 )
 
@@ -105,6 +107,46 @@ func TestCSVHeaderErrors(t *testing.T) {
 		_, err := drain(t, openFile(t, mem, schema, "csv", in, nil), 0)
 		if err == nil {
 			t.Errorf("input %q: expected a header error", in)
+		}
+	}
+}
+
+// TestRawRecordColumn: a schema ending with arrowexec.RawRecordColumn gets
+// each good record's original bytes there (a CSV record over two lines
+// whole; JSON keys the schema does not declare kept), at every batch size;
+// bad records are dead-lettered as usual and have no row.
+func TestRawRecordColumn(t *testing.T) {
+	for _, batch := range []int{1, 3, 100} {
+		for _, tc := range []struct {
+			format, content string
+			want            []string
+		}{
+			{"json", `{"a":1,"b":"x","extra":[1,{"y":2}]}
+{"a":"bad","b":"y"}
+{"b":"z","a":2}
+`, []string{`1|"x"|"{\"a\":1,\"b\":\"x\",\"extra\":[1,{\"y\":2}]}"`, `2|"z"|"{\"b\":\"z\",\"a\":2}"`}},
+			{"csv", `a,b
+1,"two
+lines"
+bad,y
+3,  z
+`, []string{`1|"two\nlines"|"1,\"two\nlines\""`, `3|"  z"|"3,  z"`}},
+		} {
+			mem := checkedAlloc(t)
+			schema := arrow.NewSchema([]arrow.Field{field("a", arrow.PrimitiveTypes.Int64, true), field("b", arrow.BinaryTypes.String, true),
+				field(arrowexec.RawRecordColumn, arrow.BinaryTypes.String, true)}, nil)
+			dl := &recorder{}
+			src := openFile(t, mem, schema, tc.format, tc.content, dl, "batch_size", strconv.Itoa(batch))
+			rows, err := drain(t, src, batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(rows, tc.want) {
+				t.Errorf("%s batch %d: rows\n%s\nwant\n%s", tc.format, batch, strings.Join(rows, "\n"), strings.Join(tc.want, "\n"))
+			}
+			if len(dl.recs) != 1 || dl.recs[0].Field != "a" {
+				t.Errorf("%s: dead letters %+v, want the bad record", tc.format, dl.recs)
+			}
 		}
 	}
 }

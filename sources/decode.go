@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
@@ -32,6 +33,7 @@ type RecordDecoder struct {
 	json   *jsonDecoder
 	csv    *csvDecoder
 	rows   int
+	raw    *array.StringBuilder // the records themselves, when the schema ends with arrowexec.RawRecordColumn
 }
 
 // RecordError says why a record could not be decoded: the column (empty
@@ -53,7 +55,11 @@ func (e *RecordError) Error() string {
 // "csv") into columns of schema. delim is the CSV field delimiter (ignored
 // for json). Every column type of the SQL dialect is supported; anything
 // else is an error naming the column. The caller must Release the decoder.
+//
+// A schema ending with arrowexec.RawRecordColumn gets each record, as it
+// was given, in that column.
 func NewRecordDecoder(schema *arrow.Schema, format string, delim byte, alloc memory.Allocator) (*RecordDecoder, error) {
+	schema, keepRaw := withoutRaw(schema)
 	cols, err := newColumns(schema)
 	if err != nil {
 		return nil, err
@@ -77,12 +83,16 @@ func NewRecordDecoder(schema *arrow.Schema, format string, delim byte, alloc mem
 		return nil, fmt.Errorf("record format %q not supported (json, csv)", format)
 	}
 	initBuilders(cols, schema, alloc)
+	if keepRaw {
+		d.raw = array.NewStringBuilder(alloc)
+	}
 	return d, nil
 }
 
 // Append decodes rec and appends it as one row, or returns why it could
 // not (and appends nothing). rec is not retained.
 func (d *RecordDecoder) Append(rec []byte) *RecordError {
+	value := rec
 	if n := len(rec); n > 0 && rec[n-1] == '\n' {
 		rec = rec[:n-1]
 		if n > 1 && rec[n-2] == '\r' {
@@ -100,6 +110,9 @@ func (d *RecordDecoder) Append(rec []byte) *RecordError {
 		return &RecordError{Field: rerr.field, Reason: rerr.reason}
 	}
 	d.rows++
+	if d.raw != nil {
+		d.raw.BinaryBuilder.Append(value)
+	}
 	return nil
 }
 
@@ -111,15 +124,21 @@ func (d *RecordDecoder) Reserve(n int) {
 	for i := range d.cols {
 		d.cols[i].builder.Reserve(n)
 	}
+	if d.raw != nil {
+		d.raw.Reserve(n)
+	}
 }
 
 // NewArrays returns the rows appended so far as one array per column of the
 // schema, in order, and starts over with empty builders. The arrays belong
 // to the caller, who must Release them.
 func (d *RecordDecoder) NewArrays() []arrow.Array {
-	arrs := make([]arrow.Array, len(d.cols))
+	arrs := make([]arrow.Array, len(d.cols), len(d.cols)+1)
 	for i := range d.cols {
 		arrs[i] = d.cols[i].builder.NewArray()
+	}
+	if d.raw != nil {
+		arrs = append(arrs, d.raw.NewArray())
 	}
 	d.rows = 0
 	return arrs
@@ -127,7 +146,13 @@ func (d *RecordDecoder) NewArrays() []arrow.Array {
 
 // Release frees the builders; the decoder must not be used afterwards. It
 // is idempotent.
-func (d *RecordDecoder) Release() { releaseBuilders(d.cols) }
+func (d *RecordDecoder) Release() {
+	releaseBuilders(d.cols)
+	if d.raw != nil {
+		d.raw.Release()
+		d.raw = nil
+	}
+}
 
 // eofReader is an input that is always at its end.
 type eofReader struct{}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/ferrisstreams/ferris/arrowexec"
 )
 
@@ -61,12 +62,13 @@ func NewFile(spec arrowexec.SourceSpec) (arrowexec.Operator, error) {
 		if format == "csv" && (len(delim) != 1 || delim[0] == '"' || delim[0] == '\n' || delim[0] == '\r') {
 			return nil, o.errorf("option delimiter must be one byte other than a quote or newline, found %q", delim)
 		}
-		cols, err := newColumns(spec.Schema)
+		decl, keepRaw := withoutRaw(spec.Schema)
+		cols, err := newColumns(decl)
 		if err != nil {
 			return nil, o.errorf("%w", err)
 		}
 		return &textSource{fileBase: base, format: format, linger: linger, maxRecord: int(maxRec),
-			header: header, delim: delim[0], cols: cols}, nil
+			header: header, delim: delim[0], cols: cols, decl: decl, keepRaw: keepRaw}, nil
 	case "arrow", "parquet":
 		if err := checkDeclared(spec.Schema); err != nil {
 			return nil, o.errorf("%w", err)
@@ -96,8 +98,12 @@ type textSource struct {
 	header    bool
 	delim     byte
 
-	cols []column
-	dec  interface {
+	cols     []column
+	decl     *arrow.Schema        // the columns decoded: spec.Schema without RawRecordColumn
+	keepRaw  bool                 // spec.Schema ends with RawRecordColumn: each record's line goes there
+	raw      *array.StringBuilder // the lines of the batch being built (keepRaw)
+	rawBytes int                  // the bytes of the last batch's lines
+	dec      interface {
 		decode(ctx context.Context, line []byte) (*recordError, error)
 	}
 	in     chunkReader
@@ -178,7 +184,10 @@ func (s *textSource) Open(ctx context.Context) error {
 		}
 		s.lr.reset(p.Offset, p.Line)
 	}
-	initBuilders(s.cols, s.spec.Schema, s.spec.Alloc)
+	initBuilders(s.cols, s.decl, s.spec.Alloc)
+	if s.keepRaw {
+		s.raw = array.NewStringBuilder(s.spec.Alloc)
+	}
 	return nil
 }
 
@@ -198,6 +207,10 @@ func (s *textSource) Next(ctx context.Context) (arrowexec.Message, error) {
 	}
 	for i := range s.cols {
 		s.cols[i].builder.Reserve(min(s.batchSize, 1<<14))
+	}
+	if s.raw != nil {
+		s.raw.Reserve(min(s.batchSize, 1<<14))
+		s.raw.ReserveData(s.rawBytes) // as much as the last batch held
 	}
 	rows := 0
 	var deadline time.Time
@@ -246,6 +259,12 @@ func (s *textSource) Next(ctx context.Context) (arrowexec.Message, error) {
 			}
 			continue
 		}
+		if s.raw != nil {
+			if d, ok := s.dec.(*csvDecoder); ok && d.joined {
+				line = d.rec
+			}
+			s.raw.BinaryBuilder.Append(line)
+		}
 		rows++
 		if rows == 1 && s.async {
 			deadline = time.Now().Add(s.linger)
@@ -254,7 +273,31 @@ func (s *textSource) Next(ctx context.Context) (arrowexec.Message, error) {
 	if rows == 0 {
 		return arrowexec.Message{}, io.EOF
 	}
-	return arrowexec.Message{Batch: buildBatch(s.cols, s.spec.Schema, rows), Watermark: arrowexec.NoWatermark}, nil
+	batch := buildBatch(s.cols, s.decl, rows)
+	if s.raw != nil {
+		s.rawBytes = s.raw.DataLen()
+		batch = appendColumn(batch, s.spec.Schema, s.raw)
+	}
+	return arrowexec.Message{Batch: batch, Watermark: arrowexec.NoWatermark}, nil
+}
+
+// withoutRaw returns schema without a trailing arrowexec.RawRecordColumn,
+// and whether it had one.
+func withoutRaw(schema *arrow.Schema) (*arrow.Schema, bool) {
+	n := schema.NumFields()
+	if n == 0 || schema.Field(n-1).Name != arrowexec.RawRecordColumn {
+		return schema, false
+	}
+	return arrow.NewSchema(schema.Fields()[:n-1], nil), true
+}
+
+// appendColumn returns batch (released) with the array of b appended, as
+// schema.
+func appendColumn(batch arrow.RecordBatch, schema *arrow.Schema, b array.Builder) arrow.RecordBatch {
+	col := b.NewArray()
+	defer col.Release()
+	defer batch.Release()
+	return array.NewRecordBatch(schema, append(batch.Columns()[:len(batch.Columns()):len(batch.Columns())], col), batch.NumRows())
 }
 
 // bad hands a bad record to the dead-letter sink, or turns it into the
@@ -285,6 +328,9 @@ func (s *textSource) Close() error {
 	}
 	s.closed = true
 	releaseBuilders(s.cols)
+	if s.raw != nil {
+		s.raw.Release()
+	}
 	if s.in != nil {
 		if err := s.in.close(); err != nil && !errors.Is(err, os.ErrClosed) {
 			return s.o.errorf("%w", err)

@@ -3,6 +3,7 @@ package expr
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -61,6 +62,17 @@ func Func(name string, args []Expr) (Expr, error) {
 		return nil, fmt.Errorf("unknown function %q", name)
 	}
 	return f(lname, args)
+}
+
+// FuncNames returns the names (lower case) of the scalar functions Func
+// knows, sorted.
+func FuncNames() []string {
+	names := make([]string, 0, len(functions))
+	for n := range functions {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
 }
 
 type builder func(name string, args []Expr) (Expr, error)

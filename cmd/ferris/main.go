@@ -208,6 +208,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		printErrors(stderr, path, err)
 		return 1
 	}
+	if cmd == "validate" || executes {
+		for _, w := range p.Warnings {
+			printErrors(stderr, path, w)
+		}
+	}
 	switch cmd {
 	case "explain":
 		if *analyze {

@@ -321,3 +321,42 @@ func TestFinancialPipelineExample(t *testing.T) {
 		}
 	}
 }
+
+// A windowed query over a stream without event time runs on processing
+// time: validate and run warn about it, plainly for a file, whose output is
+// then not reproducible. An event-time stream gets no warning.
+func TestWarnsOfProcessingTimeWindows(t *testing.T) {
+	dir := t.TempDir()
+	sql := `CREATE STREAM trades (ticker VARCHAR, volume BIGINT, ts TIMESTAMP)
+WITH (connector = 'file', path = 'trades.jsonl', format = 'json');
+SELECT ticker, SUM(volume) AS v FROM trades GROUP BY ticker WINDOW TUMBLING (10s);
+CREATE STREAM gen (ticker VARCHAR, volume BIGINT) WITH (connector = 'generator', rows = '0');
+CREATE STREAM d AS SELECT ticker, volume FROM gen;
+CREATE STREAM counts AS SELECT ticker, COUNT(*) AS n FROM d GROUP BY ticker WINDOW TUMBLING (10s);
+CREATE STREAM timed (ticker VARCHAR, ts TIMESTAMP, WATERMARK FOR ts AS ts)
+WITH (connector = 'file', path = 'trades.jsonl', format = 'json');
+SELECT ticker, COUNT(*) AS n FROM timed GROUP BY ticker WINDOW TUMBLING (10s);
+`
+	path := filepath.Join(dir, "p.sql")
+	os.WriteFile(path, []byte(sql), 0o644)
+	os.WriteFile(filepath.Join(dir, "trades.jsonl"), []byte(`{"ticker":"A","volume":1,"ts":"2024-01-01T00:00:00Z"}`+"\n"), 0o644)
+	fileWarning := path + `: line 3, column 61: warning: query select_1 windows stream "trades" by processing time: it has no event time, so a window holds the rows read from file trades.jsonl during its wall-clock interval; the output depends on how fast they are read and is not reproducible.`
+	code, out, errOut := ferris(t, "validate", path)
+	if code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("validate: exit %d %s %s", code, out, errOut)
+	}
+	for _, want := range []string{fileWarning,
+		path + `: line 6, column 77: warning: query counts windows stream "d" by processing time (the wall clock as rows arrive): it has no event time.`} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("validate: missing %q in:\n%s", want, errOut)
+		}
+	}
+	if n := strings.Count(errOut, "warning:"); n != 2 {
+		t.Errorf("validate: %d warnings, want 2 (none for the event-time stream):\n%s", n, errOut)
+	}
+	os.WriteFile(path, []byte(strings.Join(strings.Split(sql, "\n")[:3], "\n")), 0o644)
+	code, _, errOut = ferris(t, "run", path)
+	if code != 0 || !strings.Contains(errOut, fileWarning) {
+		t.Errorf("run: exit %d, want the warning in stderr:\n%s", code, errOut)
+	}
+}

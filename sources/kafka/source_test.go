@@ -752,3 +752,33 @@ func checkCommitted(ctx context.Context, t *testing.T, c *kfake.Cluster, group, 
 		}
 	}
 }
+
+// TestRawRecordColumn: a schema ending with arrowexec.RawRecordColumn gets
+// each good message value there as it was sent (keys the schema does not
+// declare kept); a bad value is dead-lettered and has no row.
+func TestRawRecordColumn(t *testing.T) {
+	c := newCluster(t, 1, "t")
+	values := []string{`{"id":1,"note":"kept","nested":{"x":[1]}}`, `{"id":"bad"}`, "{\"id\":2}\n"}
+	var recs []*kgo.Record
+	for _, v := range values {
+		recs = append(recs, &kgo.Record{Topic: "t", Value: []byte(v), Timestamp: ts0})
+	}
+	produce(t, c, recs...)
+	mem := checkedAlloc(t)
+	schema := arrow.NewSchema([]arrow.Field{field("id", sqltypes.BigInt, true), field(arrowexec.RawRecordColumn, sqltypes.Varchar, true)}, nil)
+	dl := &recorder{}
+	src := newSource(t, c, mem, schema, dl, "topic", "t", "end_offset", "latest")
+	defer src.Close()
+	open(t, src)
+	res, err := drain(t, src, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`1|` + values[0], `2|` + values[2]} // the value as sent, its newline too
+	if !slices.Equal(res.rows, want) {
+		t.Errorf("rows\n%s\nwant\n%s", strings.Join(res.rows, "\n"), strings.Join(want, "\n"))
+	}
+	if len(dl.recs) != 1 || dl.recs[0].Raw != values[1] {
+		t.Errorf("dead letters %+v, want the bad value", dl.recs)
+	}
+}
