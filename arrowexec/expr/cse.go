@@ -154,6 +154,7 @@ func (k *keyer) id(e Expr) int {
 		k.ids[e] = -1
 		return -1
 	}
+	fmt.Fprintf(&k.b, "|%d", len(ch)) // the children's ids follow: unambiguous
 	for _, c := range ch {
 		fmt.Fprintf(&k.b, ",%d", c)
 	}
