@@ -101,6 +101,21 @@ type CheckpointStats struct {
 	LastNanos         atomic.Int64 // time from trigger to written
 	RestoredID        atomic.Int64 // checkpoint this run started from (0: none)
 	RestoreNanos      atomic.Int64 // time to read and load it
+	lastFailure       atomic.Pointer[string]
+}
+
+// fail records why a checkpoint could not be taken or written.
+func (s *CheckpointStats) fail(why string) { s.lastFailure.Store(&why) }
+
+// AllFailed returns an error when checkpoints were attempted during the
+// run and every one failed (not merely cut short by the end of the run),
+// naming the last failure; nil otherwise.
+func (s *CheckpointStats) AllFailed() error {
+	why := s.lastFailure.Load()
+	if why == nil || s.Completed.Load() > 0 {
+		return nil
+	}
+	return fmt.Errorf("no checkpoint could be written (%d failed); the last: %s", s.Failed.Load(), *why)
 }
 
 // checkpointer coordinates one run's checkpoints.
@@ -125,6 +140,7 @@ type checkpointer struct {
 	ended    map[*SourceNode]sourceEnd // sources at their end: final position
 	finished map[*QueryNode][]int64    // queries ended cleanly: final sink positions
 	disabled string                    // why no further checkpoint can complete
+	failedID int64                     // the last checkpoint that could not be written
 	// progress is closed (and replaced) when a checkpoint is written or
 	// checkpoints stop: finalCheckpoint waits on it.
 	progress chan struct{}
@@ -313,7 +329,7 @@ func (c *checkpointer) finalCheckpoint(ctx context.Context, wait time.Duration) 
 	defer timeout.Stop()
 	for {
 		c.mu.Lock()
-		off, progress := c.disabled != "", c.progress
+		off, progress := c.disabled != "" || c.failedID >= want, c.progress
 		c.mu.Unlock()
 		if off || c.t.CheckpointStats.LastID.Load() >= want {
 			return
@@ -520,6 +536,7 @@ func (c *checkpointer) disable(why string) {
 		c.notify()
 		if !strings.HasSuffix(why, errStopped.Error()) {
 			c.logf("checkpoints stopped: %s", why)
+			c.t.CheckpointStats.fail(why)
 		}
 	}
 	if run := c.cur; run != nil {
@@ -564,7 +581,12 @@ func (c *checkpointer) complete(ctx context.Context) {
 		st.Failed.Add(1)
 		if ctx.Err() == nil { // not the end of the run
 			c.logf("checkpoint %d not written: %v", run.id, err)
+			st.fail(fmt.Sprintf("checkpoint %d not written: %v", run.id, err))
 		}
+		c.mu.Lock()
+		c.failedID = run.id
+		c.notify() // a final checkpoint that failed ends finalCheckpoint's wait
+		c.mu.Unlock()
 		return
 	}
 	st.Completed.Add(1)

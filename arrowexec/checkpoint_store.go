@@ -251,13 +251,17 @@ func (l *loadedCheckpoint) release() {
 }
 
 // loadLatestCheckpoint reads the newest checkpoint in dir, of id at most
-// newest, that is intact, logging the damaged ones it skips; nil when there
-// is none.
+// newest, that is intact, logging the damaged ones it skips (and a warning
+// naming them when every one is damaged); nil when there is none.
 func loadLatestCheckpoint(dir string, alloc memory.Allocator, newest int64, logf func(string, ...any)) (*loadedCheckpoint, error) {
 	ids, err := listCheckpoints(dir)
 	if err != nil {
 		return nil, err
 	}
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	var damaged []int64
 	for _, id := range ids {
 		if id > newest {
 			continue
@@ -266,11 +270,26 @@ func loadLatestCheckpoint(dir string, alloc memory.Allocator, newest int64, logf
 		if err == nil {
 			return ck, nil
 		}
-		if logf != nil {
-			logf("checkpoint %d is damaged, trying the one before: %v", id, err)
-		}
+		damaged = append(damaged, id)
+		logf("checkpoint %d is damaged, trying the one before: %v", id, err)
+	}
+	if len(damaged) > 0 {
+		logf("warning: every checkpoint in %s is damaged (%s): starting from scratch", dir, joinIDs(damaged))
 	}
 	return nil, nil
+}
+
+// joinIDs writes ids as "3, 2", the first five and a count of the rest.
+func joinIDs(ids []int64) string {
+	var s []string
+	for i, id := range ids {
+		if i == 5 {
+			s = append(s, fmt.Sprintf("and %d more", len(ids)-i))
+			break
+		}
+		s = append(s, strconv.FormatInt(id, 10))
+	}
+	return strings.Join(s, ", ")
 }
 
 // loadCheckpoint reads and verifies one checkpoint directory.

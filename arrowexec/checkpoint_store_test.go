@@ -2,6 +2,7 @@ package arrowexec
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -154,5 +155,30 @@ func TestCheckpointStoreIgnoresTemporaries(t *testing.T) {
 	}
 	if ck, err := loadLatestCheckpoint(dir, alloc, math.MaxInt64, nil); ck != nil || err != nil {
 		t.Fatalf("after removing: %v, %v", ck, err)
+	}
+}
+
+// TestCheckpointStoreWarnsWhenAllDamaged: when every checkpoint is
+// damaged, loading starts from scratch with a warning naming them.
+func TestCheckpointStoreWarnsWhenAllDamaged(t *testing.T) {
+	alloc := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer alloc.AssertSize(t, 0)
+	dir := t.TempDir()
+	for id := int64(1); id <= 3; id++ {
+		writeTestCheckpoint(t, dir, alloc, id)
+	}
+	for _, id := range []int64{2, 3} {
+		if err := os.Remove(filepath.Join(checkpointDir(dir, id), manifestFile)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs []string
+	ck, err := loadLatestCheckpoint(dir, alloc, math.MaxInt64, func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) })
+	if err != nil || ck != nil {
+		t.Fatalf("load: %v, %v; want nothing", ck, err)
+	}
+	want := "warning: every checkpoint in " + dir + " is damaged (3, 2): starting from scratch"
+	if len(logs) == 0 || logs[len(logs)-1] != want {
+		t.Fatalf("logged %q, want last %q", logs, want)
 	}
 }

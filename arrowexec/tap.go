@@ -26,6 +26,14 @@ type tapStream struct {
 	schema  *arrow.Schema // visible columns (hidden ones stripped)
 	readers []*Inlet
 	ended   bool
+	pos     StreamPosition
+}
+
+// StreamPosition is how far a stream has gone: the rows it has carried so
+// far and its current watermark (NoWatermark before the first).
+type StreamPosition struct {
+	Rows      int64
+	Watermark Watermark
 }
 
 // Tap subscribes to a stream of a running (or about to run) topology from
@@ -35,19 +43,26 @@ type tapStream struct {
 // Inlet to unsubscribe. Tap is safe for concurrent use; it is meant for
 // live exports (Arrow Flight, HTTP), which must never stall the pipeline.
 func (t *Topology) Tap(stream string, depth int) (*Inlet, error) {
+	in, _, err := t.TapAt(stream, depth)
+	return in, err
+}
+
+// TapAt is Tap, also returning the stream's position when the tap
+// starts: the rows that passed before it, which it will not see.
+func (t *Topology) TapAt(stream string, depth int) (*Inlet, StreamPosition, error) {
 	t.tapsOnce()
 	t.taps.mu.Lock()
 	defer t.taps.mu.Unlock()
 	s, ok := t.taps.streams[stream]
 	if !ok {
-		return nil, fmt.Errorf("unknown stream %q (known: %v)", stream, sortedKeys(t.taps.streams))
+		return nil, StreamPosition{}, fmt.Errorf("unknown stream %q (known: %v)", stream, sortedKeys(t.taps.streams))
 	}
 	if s.ended {
-		return nil, fmt.Errorf("stream %q: %w", stream, ErrStreamEnded)
+		return nil, s.pos, fmt.Errorf("stream %q: %w", stream, ErrStreamEnded)
 	}
 	in := NewInlet(s.schema, max(depth, 1))
 	s.readers = append(s.readers, in)
-	return in, nil
+	return in, s.pos, nil
 }
 
 // StreamSchema returns the visible schema of a stream of the topology.
@@ -78,11 +93,11 @@ func (t *Topology) tapsOnce() {
 		t.sourceStats = map[string]*SourceStats{}
 		for _, s := range t.Sources {
 			t.sourceStats[s.Stream] = &SourceStats{}
-			t.taps.streams[s.Stream] = &tapStream{schema: visibleSchema(s.Op.Schema())}
+			t.taps.streams[s.Stream] = &tapStream{schema: visibleSchema(s.Op.Schema()), pos: StreamPosition{Watermark: NoWatermark}}
 		}
 		for _, q := range t.Queries {
 			if q.Output != "" && q.Root != nil {
-				t.taps.streams[q.Output] = &tapStream{schema: visibleSchema(q.Root.Schema())}
+				t.taps.streams[q.Output] = &tapStream{schema: visibleSchema(q.Root.Schema()), pos: StreamPosition{Watermark: NoWatermark}}
 			}
 		}
 	})
@@ -97,13 +112,18 @@ func visibleSchema(s *arrow.Schema) *arrow.Schema {
 }
 
 // toTaps hands a copy of msg (without hidden columns) to every tap of the
-// stream without blocking; a tap whose buffer is full is failed and removed.
-// msg stays the caller's.
+// stream without blocking, and advances the stream's position; a tap whose
+// buffer is full is failed and removed. msg stays the caller's.
 func (t *Topology) toTaps(stream string, msg Message) {
 	t.taps.mu.Lock()
 	defer t.taps.mu.Unlock()
 	s := t.taps.streams[stream]
-	if s == nil || len(s.readers) == 0 {
+	if s == nil {
+		return
+	}
+	s.pos.Rows += msg.Rows()
+	s.pos.Watermark = max(s.pos.Watermark, msg.Watermark)
+	if len(s.readers) == 0 {
 		return
 	}
 	kept := s.readers[:0]

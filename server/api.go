@@ -226,7 +226,7 @@ func (a *API) rows(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, err)
 		return
 	}
-	tap, err := p.Topology().Tap(name, 64)
+	tap, pos, err := p.Topology().TapAt(name, 64)
 	if err != nil {
 		writeError(w, http.StatusGone, err)
 		return
@@ -236,6 +236,10 @@ func (a *API) rows(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
+	// A live tail: the rows that passed before the reader came are gone;
+	// say how many, and where the stream's watermark is.
+	w.Header().Set("Ferris-Rows-Before", strconv.FormatInt(pos.Rows, 10))
+	w.Header().Set("Ferris-Watermark", arrowexec.FormatWatermark(pos.Watermark))
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	fw := flushWriter{w: w}

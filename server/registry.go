@@ -123,6 +123,10 @@ type Registry struct {
 	closed    bool
 	wg        sync.WaitGroup
 
+	// compiling, when set (by tests), is called while a registration
+	// compiles its pipeline.
+	compiling func()
+
 	// Counters for metrics: pipelines registered, registrations refused,
 	// pipelines that failed.
 	registered, rejected, failed atomic.Int64
@@ -212,15 +216,9 @@ func (r *Registry) register(ctx context.Context, name, text, correlationID strin
 		return nil, err
 	}
 	endParse(nil)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return nil, errors.New("server is shutting down")
-	}
-	if _, ok := r.pipelines[name]; ok {
-		return nil, fmt.Errorf("pipeline %q %w", name, ErrExists)
-	}
-	// Source streams of other pipelines are visible, unless redeclared.
+	// Compiling a large statement takes a while: it runs without the lock,
+	// over a snapshot of the other pipelines' declarations, and the result
+	// is registered only if nothing it relied on changed meanwhile.
 	own := map[string]bool{}
 	var decls []*ast.CreateSource
 	for _, st := range stmts {
@@ -232,24 +230,25 @@ func (r *Registry) register(ctx context.Context, name, text, correlationID strin
 			own[s.Name.Name] = true
 		}
 	}
-	for _, pname := range r.namesLocked() {
-		op := r.pipelines[pname]
-		for _, d := range op.decls {
-			if own[d.Name.Name] {
-				return nil, fmt.Errorf("stream %q is already declared by pipeline %q (read it without declaring it again): %w", d.Name.Name, pname, ErrExists)
-			}
-		}
+	r.mu.Lock()
+	lenders, err := r.checkNewLocked(name, own)
+	r.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
 	var all []ast.Statement
 	borrowed := map[string]bool{}
-	for _, pname := range r.namesLocked() {
-		for _, d := range r.pipelines[pname].decls {
+	for _, op := range lenders {
+		for _, d := range op.decls {
 			all = append(all, readerDecl(d, name))
 			borrowed[d.Name.Name] = true
 		}
 	}
 	all = append(all, stmts...)
 	_, endPlan := r.span(ctx, "ferris.plan.compile", nil)
+	if r.compiling != nil {
+		r.compiling()
+	}
 	p, err := plan.CompileStatements(all, r.cfg.Settings, nil)
 	if err != nil {
 		err := newSQLError(err)
@@ -268,6 +267,16 @@ func (r *Registry) register(ctx context.Context, name, text, correlationID strin
 		return nil, err
 	}
 	endBuild(nil)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now, err := r.checkNewLocked(name, own)
+	if err == nil && !slices.Equal(now, lenders) {
+		err = fmt.Errorf("the pipelines declaring streams changed while %q compiled; register it again: %w", name, ErrExists)
+	}
+	if err != nil {
+		pl.topo.Discard()
+		return nil, err
+	}
 	for _, s := range pl.topo.Streams() {
 		if borrowed[s] {
 			continue
@@ -299,6 +308,31 @@ func readerDecl(d *ast.CreateSource, reader string) *ast.CreateSource {
 	c.With = slices.Clone(d.With)
 	c.With[i].Value = strings.TrimSpace(d.With[i].Value) + "." + reader
 	return &c
+}
+
+// checkNewLocked checks that a pipeline name, defining the streams own,
+// may be registered now, and returns the pipelines whose declared source
+// streams it can read, in name order. r.mu is held.
+func (r *Registry) checkNewLocked(name string, own map[string]bool) ([]*Pipeline, error) {
+	if r.closed {
+		return nil, errors.New("server is shutting down")
+	}
+	if _, ok := r.pipelines[name]; ok {
+		return nil, fmt.Errorf("pipeline %q %w", name, ErrExists)
+	}
+	var lenders []*Pipeline
+	for _, pname := range r.namesLocked() {
+		op := r.pipelines[pname]
+		for _, d := range op.decls {
+			if own[d.Name.Name] {
+				return nil, fmt.Errorf("stream %q is already declared by pipeline %q (read it without declaring it again): %w", d.Name.Name, pname, ErrExists)
+			}
+		}
+		if len(op.decls) > 0 {
+			lenders = append(lenders, op)
+		}
+	}
+	return lenders, nil
 }
 
 // build makes the topology of pl; bare SELECTs become exported streams.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -33,20 +34,26 @@ type span struct {
 var errUnterminated = errors.New("unterminated quoted field")
 
 // init maps fields to columns: by header names when header is true (the
-// first line is read here), else by position.
+// first line is read here), else by position. A header must name every
+// declared column (in any order, case-insensitively; other columns are
+// ignored). An input without lines has no header and no rows, as an empty
+// JSON input has no rows.
 func (d *csvDecoder) init(ctx context.Context, header bool) error {
-	if !header {
+	byPosition := func() error {
 		d.fieldCol = make([]int, len(d.cols))
 		for i := range d.fieldCol {
 			d.fieldCol[i] = i
 		}
 		return nil
 	}
+	if !header {
+		return byPosition()
+	}
 	var line []byte
 	for {
 		l, tooLong, err := d.lr.next(ctx, time.Time{})
 		if err == io.EOF {
-			return errors.New("csv header missing: the file is empty")
+			return byPosition() // empty: zero rows follow
 		}
 		if err != nil {
 			return err
@@ -78,16 +85,19 @@ func (d *csvDecoder) init(ctx context.Context, header bool) error {
 	for k := range d.fieldCol {
 		d.fieldCol[k] = -1
 	}
+	var missing []string
 	for ci := range d.cols {
 		c := &d.cols[ci]
 		k := indexName(names, c.name)
 		if k < 0 {
-			if !c.nullable {
-				return fmt.Errorf("csv header has no column %s (NOT NULL); header: %v", c.name, names)
-			}
+			missing = append(missing, c.name)
 			continue
 		}
 		d.fieldCol[k] = ci
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("csv header does not name the declared columns %s; header: %s (set header = 'false' to read fields by position)",
+			strings.Join(missing, ", "), strings.Join(names, ", "))
 	}
 	return nil
 }

@@ -27,12 +27,12 @@ func TestCSV(t *testing.T) {
 		wantBad []string // "line N field: reason substring"
 	}{
 		{
-			name: "header maps by name, extra columns ignored, missing nullable column is NULL",
-			input: "volume,extra,TICKER,price,ts\n" +
-				"100,x,AAPL,191.345,2024-01-01T00:00:05Z\n" +
+			name: "header maps by name in any order and case, extra columns ignored",
+			input: "volume,extra,TICKER,price,ts,Note\n" +
+				"100,x,AAPL,191.345,2024-01-01T00:00:05Z,\n" +
 				"\n" +
-				" 7 ,y,\"MS,FT\",,\r\n" +
-				"8,z,\"say \"\"hi\"\"\",1,1704067205000\n",
+				" 7 ,y,\"MS,FT\",,,\r\n" +
+				"8,z,\"say \"\"hi\"\"\",1,1704067205000,\n",
 			want: []string{
 				`"AAPL"|191.35|100|2024-01-01T00:00:05.000Z|null`,
 				`"MS,FT"|null|7|null|null`,
@@ -50,16 +50,16 @@ func TestCSV(t *testing.T) {
 		},
 		{
 			name:  "quoted line breaks",
-			input: "ticker,note\nA,\"line1\nline2\"\nB,x\n",
+			input: "ticker,note,price,volume,ts\nA,\"line1\nline2\",,,\nB,x,,,\n",
 			want:  []string{`"A"|null|null|null|"line1\nline2"`, `"B"|null|null|null|"x"`},
 		},
 		{
 			name:  "bad records",
-			input: "ticker,volume,price\nA,1,2\nB,abc,2\nC,1\n,1,1\nD,1,\"2\"x\nE,9223372036854775808,1\nF,1,123456789.1\nG,2,3\nH,1,\"unterminated\n",
+			input: "ticker,volume,price,ts,note\nA,1,2,,\nB,abc,2,,\nC,1\n,1,1,,\nD,1,\"2\"x,,\nE,9223372036854775808,1,,\nF,1,123456789.1,,\nG,2,3,,\nH,1,\"unterminated\n",
 			want:  []string{`"A"|2.00|1|null|null`, `"G"|3.00|2|null|null`},
 			wantBad: []string{
 				`line 3 volume: expected BIGINT, found "abc"`,
-				`line 4 : expected 3 fields, found 2`,
+				`line 4 : expected 5 fields, found 2`,
 				`line 5 ticker: missing value for NOT NULL column ticker`,
 				`line 6 : unexpected 'x' after a closing quote`,
 				`line 7 volume: out of range for BIGINT`,
@@ -100,13 +100,38 @@ func TestCSV(t *testing.T) {
 	}
 }
 
+// TestCSVHeaderErrors: a header that does not name every declared column
+// is refused, naming the missing columns and the header, whether or not
+// the columns are nullable.
 func TestCSVHeaderErrors(t *testing.T) {
-	schema := arrow.NewSchema([]arrow.Field{field("ticker", sqltypes.Varchar, false)}, nil)
-	for _, in := range []string{"", "a,b\n1,2\n"} {
+	schema := arrow.NewSchema([]arrow.Field{field("ticker", sqltypes.Varchar, false),
+		field("price", dec(10, 2), true), field("volume", sqltypes.BigInt, true)}, nil)
+	for in, want := range map[string]string{
+		"a,b\n1,2\n":                   "does not name the declared columns ticker, price, volume; header: a, b",
+		"ticker,prise,VOLUME\nA,1,2\n": "does not name the declared columns price; header: ticker, prise, VOLUME",
+	} {
 		mem := checkedAlloc(t)
 		_, err := drain(t, openFile(t, mem, schema, "csv", in, nil), 0)
-		if err == nil {
-			t.Errorf("input %q: expected a header error", in)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("input %q: got %v, want an error containing %q", in, err, want)
+		}
+	}
+}
+
+// TestEmptyCSVAndJSONHaveNoRows: an empty input (or blank lines only) is
+// zero rows in CSV, with or without a header, as in JSON.
+func TestEmptyCSVAndJSONHaveNoRows(t *testing.T) {
+	schema := arrow.NewSchema([]arrow.Field{field("ticker", sqltypes.Varchar, false)}, nil)
+	for _, in := range []string{"", "\n\n"} {
+		for _, c := range []struct {
+			format string
+			opts   []string
+		}{{"csv", nil}, {"csv", []string{"header", "false"}}, {"json", nil}} {
+			mem := checkedAlloc(t)
+			rows, err := drain(t, openFile(t, mem, schema, c.format, in, nil, c.opts...), 0)
+			if err != nil || len(rows) != 0 {
+				t.Errorf("%s %v input %q: %d rows, error %v; want no rows and no error", c.format, c.opts, in, len(rows), err)
+			}
 		}
 	}
 }

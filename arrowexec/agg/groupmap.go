@@ -38,6 +38,10 @@ type groupMap struct {
 	s    *scratch
 	sink uint64 // defeats dead-code elimination in warm
 
+	// seed is the hash seed of the keys (see hash.go); it may change only
+	// while the map is empty.
+	seed uint64
+
 	// collide, set only by tests, keeps just the top 3 bits of every hash
 	// so that tags collide and the multi-round paths run.
 	collide bool
@@ -91,19 +95,19 @@ func (m *groupMap) hash(keys []arrow.Array, rows []int32, prefix []uint32, h []u
 	first := true
 	if m.withPrefix {
 		for k := range h {
-			h[k] = hash64(uint64(prefix[k]))
+			h[k] = hash64(uint64(prefix[k]), m.seed)
 		}
 		first = false
 	}
 	for _, a := range keys {
 		if first {
-			hashColumn(a, rows, h)
+			hashColumn(a, rows, h, m.seed)
 			first = false
 			continue
 		}
 		m.s.tmp = growTo(m.s.tmp, len(h), 0)
 		t := m.s.tmp[:len(h)]
-		hashColumn(a, rows, t)
+		hashColumn(a, rows, t, m.seed)
 		for k, v := range t {
 			h[k] = combine(h[k], v)
 		}

@@ -1,7 +1,9 @@
 package agg
 
 import (
+	"crypto/rand"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/bits"
 
@@ -11,10 +13,13 @@ import (
 	"github.com/ferrisstreams/ferris/kernels"
 )
 
-// Hashing. Every hash here is deterministic (fixed constants, no random
-// seed), so HyperLogLog estimates are reproducible run to run. The mixer is
-// the 64x64->128 bit multiply-fold of wyhash; its high bits, which the hash
-// table and HyperLogLog use, depend on every input bit.
+// Hashing. The mixer is the 64x64->128 bit multiply-fold of wyhash; its
+// high bits, which the hash table and HyperLogLog use, depend on every
+// input bit. Every hash takes a seed that enters before mixing: group
+// tables and DISTINCT sets hash their keys (which come from outside, e.g.
+// Kafka) with a random per-process seed, so keys cannot be crafted to
+// collide; HyperLogLog hashes with seed 0, so its estimates (and saved
+// registers) are the same run to run.
 
 const (
 	k0 = 0xa0761d6478bd642f
@@ -33,18 +38,18 @@ func mum(a, b uint64) uint64 {
 }
 
 // hash64 hashes one 64-bit value.
-func hash64(v uint64) uint64 { return mum(v^k0, k1) ^ mum(v^k2, k3) }
+func hash64(v, seed uint64) uint64 { return mum(v^seed^k0, k1) ^ mum(v^k2, seed^k3) }
 
 // hash128 hashes one 128-bit value (a DECIMAL).
-func hash128(lo, hi uint64) uint64 { return mum(lo^k0, hi^k1) ^ mum(hi^k2, lo^k3) }
+func hash128(lo, hi, seed uint64) uint64 { return mum(lo^seed^k0, hi^k1) ^ mum(hi^k2, lo^seed^k3) }
 
 // combine folds the hash of the next key column into h.
 func combine(h, v uint64) uint64 { return mum(h^k2, v^k3) }
 
 // hashBytes hashes a byte string.
-func hashBytes(b []byte) uint64 {
+func hashBytes(b []byte, seed uint64) uint64 {
 	n := len(b)
-	h := uint64(n)*k0 ^ k1
+	h := uint64(n)*k0 ^ k1 ^ seed
 	for len(b) >= 16 {
 		h = mum(binary.LittleEndian.Uint64(b)^k1^h, binary.LittleEndian.Uint64(b[8:])^k2)
 		b = b[16:]
@@ -63,6 +68,18 @@ func hashBytes(b []byte) uint64 {
 	return mum(mum(a^k1, c^h)^k3, uint64(n)^k0)
 }
 
+// processSeed is the hash seed of tables made by NewTable: random, chosen
+// once per process.
+var processSeed = randomSeed()
+
+func randomSeed() uint64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("agg: no random hash seed: %v", err))
+	}
+	return binary.LittleEndian.Uint64(b[:])
+}
+
 // canonNaN is the bit pattern all NaNs are hashed, stored and compared as.
 var canonNaN = math.Float64bits(math.NaN())
 
@@ -75,30 +92,30 @@ func floatKey(v float64) uint64 {
 	return math.Float64bits(v + 0) // -0 + 0 == +0
 }
 
-// hashColumn writes the hash of each row of a (rows nil: all rows, else
-// those rows) into h. NULLs hash to nullHash.
-func hashColumn(a arrow.Array, rows []int32, h []uint64) {
+// hashColumn writes the hash under seed of each row of a (rows nil: all
+// rows, else those rows) into h. NULLs hash to nullHash.
+func hashColumn(a arrow.Array, rows []int32, h []uint64, seed uint64) {
 	switch kindOf(a.DataType()) {
 	case kInt32:
-		hashFixed(kernels.Values[int32](a), rows, h)
+		hashFixed(kernels.Values[int32](a), rows, h, seed)
 	case kInt64:
-		hashFixed(kernels.Values[int64](a), rows, h)
+		hashFixed(kernels.Values[int64](a), rows, h, seed)
 	case kFloat64:
 		vals := kernels.Values[float64](a)
 		for k := range h {
-			h[k] = hash64(floatKey(vals[rowOf(rows, k)]))
+			h[k] = hash64(floatKey(vals[rowOf(rows, k)]), seed)
 		}
 	case kDecimal:
 		vals := kernels.Values[decimal128.Num](a)
 		for k := range h {
 			d := vals[rowOf(rows, k)]
-			h[k] = hash128(d.LowBits(), uint64(d.HighBits()))
+			h[k] = hash128(d.LowBits(), uint64(d.HighBits()), seed)
 		}
 	case kString:
 		offs, data := strCol(a)
 		for k := range h {
 			r := rowOf(rows, k)
-			h[k] = hashBytes(data[offs[r]:offs[r+1]])
+			h[k] = hashBytes(data[offs[r]:offs[r+1]], seed)
 		}
 	case kBool:
 		bm, off := boolCol(a)
@@ -107,7 +124,7 @@ func hashColumn(a arrow.Array, rows []int32, h []uint64) {
 			if bit(bm, off+rowOf(rows, k)) {
 				v = 1
 			}
-			h[k] = hash64(v)
+			h[k] = hash64(v, seed)
 		}
 	default: // NULL type
 		for k := range h {
@@ -124,16 +141,16 @@ func hashColumn(a arrow.Array, rows []int32, h []uint64) {
 	}
 }
 
-func hashFixed[T int32 | int64](vals []T, rows []int32, h []uint64) {
+func hashFixed[T int32 | int64](vals []T, rows []int32, h []uint64, seed uint64) {
 	if rows == nil {
 		vals = vals[:len(h)]
 		for k, x := range vals {
-			h[k] = hash64(uint64(x))
+			h[k] = hash64(uint64(x), seed)
 		}
 		return
 	}
 	rows = rows[:len(h)]
 	for k, r := range rows {
-		h[k] = hash64(uint64(vals[r]))
+		h[k] = hash64(uint64(vals[r]), seed)
 	}
 }

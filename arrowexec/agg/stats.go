@@ -147,7 +147,7 @@ func (a *hll) bytes() int64    { return sizeOf(a.regs) }
 func (a *hll) update(in *input) error {
 	in.scr.aggU64 = growTo(in.scr.aggU64, len(in.ids), 0)
 	h := in.scr.aggU64[:len(in.ids)]
-	hashColumn(in.arr, in.rows, h)
+	hashColumn(in.arr, in.rows, h, 0) // unseeded: estimates and saved registers are reproducible
 	regs := a.regs
 	for k, g := range in.ids {
 		x := h[k]

@@ -45,7 +45,18 @@ type Table struct {
 // global group) and the aggregates specs. Output arrays are allocated from
 // alloc. It fails if a key type or a spec is not supported (see
 // ResultType).
+//
+// Keys are hashed with a random seed chosen once per process, so that
+// keys from outside cannot be crafted to collide. Saved states hold keys,
+// not hashes: LoadState rehashes them, so a state loads into a table of
+// any seed.
 func NewTable(alloc memory.Allocator, keyTypes []arrow.DataType, specs []Spec) (*Table, error) {
+	return NewTableSeeded(alloc, keyTypes, specs, processSeed)
+}
+
+// NewTableSeeded is NewTable hashing keys with seed. Tables of different
+// seeds give the same results.
+func NewTableSeeded(alloc memory.Allocator, keyTypes []arrow.DataType, specs []Spec, seed uint64) (*Table, error) {
 	t := &Table{alloc: alloc, keyTypes: keyTypes, specs: specs}
 	if len(keyTypes) > 0 {
 		cols := make([]keyCol, len(keyTypes))
@@ -57,6 +68,7 @@ func NewTable(alloc memory.Allocator, keyTypes []arrow.DataType, specs []Spec) (
 			cols[i] = c
 		}
 		t.groups = newGroupMap(cols, false, false)
+		t.groups.seed = seed
 	}
 	for _, s := range specs {
 		a, err := newAggregator(alloc, s)
@@ -67,6 +79,11 @@ func NewTable(alloc memory.Allocator, keyTypes []arrow.DataType, specs []Spec) (
 		t.usePick = t.usePick || needsPick(a)
 		_, d := a.(*distinct)
 		t.distinct = t.distinct || d
+	}
+	for _, a := range t.aggs {
+		if d, ok := a.(*distinct); ok && d.owner {
+			d.s.set.seed = seed
+		}
 	}
 	shareDistinct(t.aggs)
 	t.account()

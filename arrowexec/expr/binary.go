@@ -39,20 +39,47 @@ func (o *opExpr) withChildren(ch []Expr) Expr {
 }
 
 func (o *opExpr) String() string {
-	parts := make([]string, len(o.args))
-	for i, a := range o.args {
-		parts[i] = a.String()
+	var b strings.Builder
+	o.writeString(&b)
+	return b.String()
+}
+
+// writeString writes String's text to b: a deep chain (a long OR) is
+// rendered in time linear in its text, not quadratic.
+func (o *opExpr) writeString(b *strings.Builder) {
+	arg := func(e Expr) {
+		if x, ok := e.(*opExpr); ok {
+			x.writeString(b)
+		} else {
+			b.WriteString(e.String())
+		}
 	}
 	switch {
-	case o.infix && len(parts) == 2:
-		return "(" + parts[0] + " " + o.name + " " + parts[1] + ")"
-	case o.infix && len(parts) == 1:
+	case o.infix && len(o.args) == 2:
+		b.WriteString("(")
+		arg(o.args[0])
+		b.WriteString(" " + o.name + " ")
+		arg(o.args[1])
+		b.WriteString(")")
+		return
+	case o.infix && len(o.args) == 1:
 		if o.name == "NOT" {
-			return "(NOT " + parts[0] + ")"
+			b.WriteString("(NOT ")
+		} else {
+			b.WriteString("(" + o.name)
 		}
-		return "(" + o.name + parts[0] + ")"
+		arg(o.args[0])
+		b.WriteString(")")
+		return
 	}
-	return o.name + "(" + strings.Join(parts, ", ") + ")"
+	b.WriteString(o.name + "(")
+	for i, a := range o.args {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		arg(a)
+	}
+	b.WriteString(")")
 }
 
 func (o *opExpr) Eval(ctx *Context, batch arrow.RecordBatch) (arrow.Array, error) {

@@ -63,6 +63,9 @@ func InList(x Expr, list []Expr, not bool) (Expr, error) {
 			return &evalOnce{x: x, over: in}, nil
 		}
 	}
+	if in := newInSet(x, list, not); in != nil {
+		return in, nil
+	}
 	var out Expr
 	for _, e := range list {
 		eq, err := Binary("=", x, e)
@@ -79,6 +82,133 @@ func InList(x Expr, list []Expr, not bool) (Expr, error) {
 		return Unary("NOT", out)
 	}
 	return out, nil
+}
+
+// inSetExpr is x [NOT] IN (constants) for an integer, temporal or VARCHAR
+// x whose constants need no cast of x: one hash lookup per row instead of
+// one comparison per constant. Its values are those of the OR of the
+// equalities (see InList).
+type inSetExpr struct {
+	x   Expr
+	not bool
+	set *inSet
+}
+
+// inSet is the constants of an IN list, converted to x's type.
+type inSet struct {
+	ints    map[int64]struct{}
+	strs    map[string]struct{}
+	hasNull bool       // some constant is NULL
+	lits    []*litExpr // the constants of x's type, in list order
+	list    string     // the constants as SQL, for String
+	key     string     // the constants' values, for Key
+}
+
+// newInSet returns the hash-set form of x [NOT] IN (list), or nil when
+// the list is not all constants x compares with without being cast.
+func newInSet(x Expr, list []Expr, not bool) Expr {
+	id := x.Type().ID()
+	switch id {
+	case arrow.INT32, arrow.INT64, arrow.DATE32, arrow.TIMESTAMP, arrow.STRING:
+	default:
+		return nil
+	}
+	set := &inSet{}
+	if id == arrow.STRING {
+		set.strs = make(map[string]struct{}, len(list))
+	} else {
+		set.ints = make(map[int64]struct{}, len(list))
+	}
+	var text, key strings.Builder
+	for i, e := range list {
+		if _, ok := e.(*litExpr); !ok {
+			return nil
+		}
+		l, r, err := comparable("=", x, e)
+		if err != nil || l != x {
+			return nil // an error InList reports, or x would be cast
+		}
+		lit, ok := r.(*litExpr)
+		if !ok || !arrow.TypeEqual(lit.typ, x.Type()) {
+			return nil
+		}
+		if i > 0 {
+			text.WriteString(", ")
+		}
+		text.WriteString(e.String())
+		fmt.Fprintf(&key, "%#v;", lit.val)
+		set.lits = append(set.lits, lit)
+		switch v := lit.val.(type) {
+		case nil:
+			set.hasNull = true
+		case string:
+			set.strs[v] = struct{}{}
+		case int32:
+			set.ints[int64(v)] = struct{}{}
+		case int64:
+			set.ints[v] = struct{}{}
+		default:
+			return nil
+		}
+	}
+	set.list, set.key = text.String(), key.String()
+	return &inSetExpr{x: x, not: not, set: set}
+}
+
+var _ node = (*inSetExpr)(nil)
+
+func (e *inSetExpr) Type() arrow.DataType { return sqltypes.Boolean }
+func (e *inSetExpr) children() []Expr     { return []Expr{e.x} }
+func (e *inSetExpr) withChildren(ch []Expr) Expr {
+	return &inSetExpr{x: ch[0], not: e.not, set: e.set}
+}
+
+func (e *inSetExpr) String() string {
+	op := " IN ("
+	if e.not {
+		op = " NOT IN ("
+	}
+	return "(" + e.x.String() + op + e.set.list + "))"
+}
+
+func (e *inSetExpr) Eval(ctx *Context, batch arrow.RecordBatch) (arrow.Array, error) {
+	x, err := e.x.Eval(ctx, batch)
+	if err != nil {
+		return nil, err
+	}
+	defer x.Release()
+	n := x.Len()
+	b := array.NewBooleanBuilder(ctx.Alloc)
+	defer b.Release()
+	b.Reserve(n)
+	var member func(i int) bool
+	switch xs := x.(type) {
+	case *array.String:
+		member = func(i int) bool { _, ok := e.set.strs[xs.Value(i)]; return ok }
+	case *array.Int32:
+		member = func(i int) bool { _, ok := e.set.ints[int64(xs.Value(i))]; return ok }
+	case *array.Date32:
+		member = func(i int) bool { _, ok := e.set.ints[int64(xs.Value(i))]; return ok }
+	case *array.Int64:
+		member = func(i int) bool { _, ok := e.set.ints[xs.Value(i)]; return ok }
+	case *array.Timestamp:
+		member = func(i int) bool { _, ok := e.set.ints[int64(xs.Value(i))]; return ok }
+	default:
+		return nil, fmt.Errorf("IN: unexpected %s values", x.DataType())
+	}
+	for i := range n {
+		switch {
+		case x.IsNull(i):
+			b.AppendNull()
+		case member(i):
+			b.UnsafeAppend(!e.not)
+		case e.set.hasNull:
+			b.AppendNull()
+		default:
+			b.UnsafeAppend(e.not)
+		}
+	}
+	return b.NewArray(), nil
 }
 
 // evalOnce evaluates over, an expression of column 0 only, on the values

@@ -2,6 +2,7 @@ package expr
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -31,6 +32,8 @@ import (
 // Key returns a structural description of e: two expressions with equal
 // keys compute the same values over the same batch. It is "" for trees
 // holding a node this package does not know (such trees are never shared).
+// Its length grows with the tree; the functions of this file compare
+// sub-trees through a keyer instead, in time linear in the tree.
 func Key(e Expr) string {
 	var b strings.Builder
 	if !writeKey(&b, e) {
@@ -40,36 +43,26 @@ func Key(e Expr) string {
 }
 
 func writeKey(b *strings.Builder, e Expr) bool {
-	if e == nil {
-		b.WriteString("nil")
-		return true
+	if !writeNodeKey(b, e) {
+		return false
 	}
-	fmt.Fprintf(b, "%T<%s>", e, e.Type())
-	switch x := e.(type) {
-	case *colExpr:
-		fmt.Fprintf(b, "#%d", x.index)
-		return true
-	case *litExpr:
-		fmt.Fprintf(b, "%T:%#v", x.val, x.val)
-		return true
-	case *opExpr:
-		fmt.Fprintf(b, "%q,%v,%v,%v", x.name, x.infix, x.bcast, x.volatile)
-	case *castExpr:
-	case *caseExpr:
-		fmt.Fprintf(b, "%v,%d,%d", x.coalesce, len(x.conds), len(x.vals))
-	case *likeExpr:
-		fmt.Fprintf(b, "%v,%v", x.not, x.ci)
-	case *evalOnce:
+	if _, ok := e.(*evalOnce); ok {
 		b.WriteString("[")
-		if !writeKey(b, x.over) {
+		if !writeKey(b, e.(*evalOnce).over) {
 			return false
 		}
 		b.WriteString("]")
-	default:
-		return false
+	}
+	n, ok := e.(node)
+	if !ok || e == nil {
+		return true
+	}
+	switch e.(type) {
+	case *colExpr, *litExpr:
+		return true
 	}
 	b.WriteString("(")
-	for i, c := range e.(node).children() {
+	for i, c := range n.children() {
 		if i > 0 {
 			b.WriteString(",")
 		}
@@ -79,6 +72,104 @@ func writeKey(b *strings.Builder, e Expr) bool {
 	}
 	b.WriteString(")")
 	return true
+}
+
+// writeNodeKey writes what distinguishes e itself from other nodes (not its
+// children); false for a node this package does not know.
+func writeNodeKey(b *strings.Builder, e Expr) bool {
+	if e == nil {
+		b.WriteString("nil")
+		return true
+	}
+	fmt.Fprintf(b, "%T<%s>", e, e.Type())
+	switch x := e.(type) {
+	case *colExpr:
+		fmt.Fprintf(b, "#%d", x.index)
+	case *litExpr:
+		fmt.Fprintf(b, "%T:%#v", x.val, x.val)
+	case *opExpr:
+		fmt.Fprintf(b, "%q,%v,%v,%v", x.name, x.infix, x.bcast, x.volatile)
+	case *castExpr:
+	case *caseExpr:
+		fmt.Fprintf(b, "%v,%d,%d", x.coalesce, len(x.conds), len(x.vals))
+	case *likeExpr:
+		fmt.Fprintf(b, "%v,%v", x.not, x.ci)
+	case *inSetExpr:
+		fmt.Fprintf(b, "%v,%s", x.not, x.set.key)
+	case *evalOnce:
+	default:
+		return false
+	}
+	return true
+}
+
+// keyer hash-conses sub-trees: structurally equal trees (equal Key) get
+// the same id, computed bottom-up once per node from the node's own
+// description and its children's ids, so numbering a tree takes time
+// linear in its size however deep it is. Ids are remembered per node
+// (nodes are immutable); -1 marks trees Key would give "".
+type keyer struct {
+	ids    map[Expr]int
+	intern map[string]int
+	b      strings.Builder
+}
+
+func newKeyer() *keyer { return &keyer{ids: map[Expr]int{}, intern: map[string]int{}} }
+
+// id returns the id of e's structure, or -1.
+func (k *keyer) id(e Expr) int {
+	if e == nil {
+		return k.internKey("nil")
+	}
+	if id, ok := k.ids[e]; ok {
+		return id
+	}
+	n, isNode := e.(node)
+	if !isNode {
+		return -1 // not ours: maybe not comparable, never shared
+	}
+	var ch []int
+	switch e.(type) {
+	case *colExpr, *litExpr:
+	default:
+		for _, c := range n.children() {
+			ci := k.id(c)
+			if ci < 0 {
+				k.ids[e] = -1
+				return -1
+			}
+			ch = append(ch, ci)
+		}
+	}
+	if o, ok := e.(*evalOnce); ok {
+		oi := k.id(o.over)
+		if oi < 0 {
+			k.ids[e] = -1
+			return -1
+		}
+		ch = append(ch, oi)
+	}
+	k.b.Reset()
+	if !writeNodeKey(&k.b, e) {
+		k.ids[e] = -1
+		return -1
+	}
+	fmt.Fprintf(&k.b, "|%d", len(ch)) // the children's ids follow: unambiguous
+	for _, c := range ch {
+		fmt.Fprintf(&k.b, ",%d", c)
+	}
+	id := k.internKey(k.b.String())
+	k.ids[e] = id
+	return id
+}
+
+func (k *keyer) internKey(s string) int {
+	id, ok := k.intern[s]
+	if !ok {
+		id = len(k.intern)
+		k.intern[s] = id
+	}
+	return id
 }
 
 // eagerChildren reports, for each child of n, whether n evaluates it on
@@ -113,10 +204,11 @@ type occurrence struct {
 }
 
 // collect counts the shareable sub-trees of roots (which are evaluated on
-// every row): every node other than a column or a literal.
-func collect(roots []Expr) (map[string]*occurrence, []string) {
-	m := map[string]*occurrence{}
-	var order []string // first-seen order, for determinism
+// every row): every node other than a column or a literal. It returns them
+// by keyer id, and the ids in first-seen order.
+func (k *keyer) collect(roots []Expr) (map[int]*occurrence, []int) {
+	m := map[int]*occurrence{}
+	var order []int // first-seen order, for determinism
 	var visit func(e Expr, eager bool) int
 	visit = func(e Expr, eager bool) int {
 		n, ok := e.(node)
@@ -135,15 +227,15 @@ func collect(roots []Expr) (map[string]*occurrence, []string) {
 		case *colExpr, *litExpr:
 			return size
 		}
-		k := Key(e)
-		if k == "" {
+		id := k.id(e)
+		if id < 0 {
 			return size
 		}
-		o := m[k]
+		o := m[id]
 		if o == nil {
 			o = &occurrence{e: e, size: size}
-			m[k] = o
-			order = append(order, k)
+			m[id] = o
+			order = append(order, id)
 		}
 		o.count++
 		o.eager = o.eager || eager
@@ -155,14 +247,14 @@ func collect(roots []Expr) (map[string]*occurrence, []string) {
 	return m, order
 }
 
-// Replace returns e with every sub-tree whose key is in repl replaced by
+// replace returns e with every sub-tree whose id is in repl replaced by
 // repl's expression (outermost first).
-func Replace(e Expr, repl map[string]Expr) Expr {
+func (k *keyer) replace(e Expr, repl map[int]Expr) Expr {
 	if e == nil || len(repl) == 0 {
 		return e
 	}
 	if _, isCol := e.(*colExpr); !isCol {
-		if r, ok := repl[Key(e)]; ok {
+		if r, ok := repl[k.id(e)]; ok {
 			return r
 		}
 	}
@@ -177,7 +269,7 @@ func Replace(e Expr, repl map[string]Expr) Expr {
 	nc := make([]Expr, len(ch))
 	changed := false
 	for i, c := range ch {
-		nc[i] = Replace(c, repl)
+		nc[i] = k.replace(c, repl)
 		changed = changed || nc[i] != c
 	}
 	if !changed {
@@ -189,26 +281,33 @@ func Replace(e Expr, repl map[string]Expr) Expr {
 // EagerSubtrees returns the distinct shareable sub-trees of e (neither
 // columns nor literals) that e evaluates on every row, outermost first.
 func EagerSubtrees(e Expr) []Expr {
-	m, order := collect([]Expr{e})
-	var out []Expr
-	for _, k := range order {
-		if o := m[k]; o.eager {
-			out = append(out, o.e)
+	subs, _ := newKeyer().eagerSubtrees(e)
+	return subs
+}
+
+// eagerSubtrees is EagerSubtrees, with the keyer ids of the sub-trees.
+func (k *keyer) eagerSubtrees(e Expr) ([]Expr, []int) {
+	m, order := k.collect([]Expr{e})
+	var occ []*occurrence
+	var ids []int
+	for _, id := range order {
+		if o := m[id]; o.eager {
+			occ = append(occ, o)
+			ids = append(ids, id)
 		}
 	}
 	// outermost first: larger trees before the trees they contain
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && size(out[j]) > size(out[j-1]); j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
+	idx := make([]int, len(occ))
+	for i := range idx {
+		idx[i] = i
 	}
-	return out
-}
-
-func size(e Expr) int {
-	n := 0
-	walk(e, func(Expr) { n++ })
-	return n
+	sort.SliceStable(idx, func(a, b int) bool { return occ[idx[a]].size > occ[idx[b]].size })
+	out := make([]Expr, len(idx))
+	outIDs := make([]int, len(idx))
+	for i, j := range idx {
+		out[i], outIDs[i] = occ[j].e, ids[j]
+	}
+	return out, outIDs
 }
 
 // Program evaluates a list of expressions over batches of ncols columns,
@@ -222,31 +321,37 @@ type Program struct {
 	ncols  int
 }
 
+// maxShared bounds the sub-expressions a Program shares: each costs a pass
+// over the expressions to find, so a statement with thousands of repeated
+// sub-trees is not planned in quadratic time.
+const maxShared = 64
+
 // NewProgram prepares exprs for evaluation over batches of ncols columns.
 func NewProgram(exprs []Expr, ncols int) *Program {
 	p := &Program{orig: exprs, ncols: ncols}
 	roots := append([]Expr(nil), exprs...)
 	var defs []Expr
-	for {
-		m, order := collect(append(append([]Expr(nil), roots...), defs...))
+	k := newKeyer()
+	for len(defs) < maxShared {
+		m, order := k.collect(append(append([]Expr(nil), roots...), defs...))
 		var best *occurrence
-		bestKey := ""
-		for _, k := range order {
-			o := m[k]
+		bestID := -1
+		for _, id := range order {
+			o := m[id]
 			if o.count >= 2 && o.eager && (best == nil || o.size > best.size) {
-				best, bestKey = o, k
+				best, bestID = o, id
 			}
 		}
 		if best == nil {
 			break
 		}
 		col := Col(ncols+len(defs), best.e.String(), best.e.Type())
-		repl := map[string]Expr{bestKey: col}
+		repl := map[int]Expr{bestID: col}
 		for i, r := range roots {
-			roots[i] = Replace(r, repl)
+			roots[i] = k.replace(r, repl)
 		}
 		for i, d := range defs {
-			defs[i] = Replace(d, repl)
+			defs[i] = k.replace(d, repl)
 		}
 		defs = append(defs, best.e)
 	}
@@ -256,14 +361,14 @@ func NewProgram(exprs []Expr, ncols int) *Program {
 	}
 	// defs[j] reads only later defs (hoisted later, hence smaller):
 	// evaluate them last to first
-	k := len(defs)
-	mapping := make(map[int]int, k)
+	nd := len(defs)
+	mapping := make(map[int]int, nd)
 	for j := range defs {
-		mapping[ncols+j] = ncols + k - 1 - j
+		mapping[ncols+j] = ncols + nd - 1 - j
 	}
-	p.shared = make([]Expr, k)
+	p.shared = make([]Expr, nd)
 	for j, d := range defs {
-		p.shared[k-1-j] = Remap(d, mapping)
+		p.shared[nd-1-j] = Remap(d, mapping)
 	}
 	p.exprs = make([]Expr, len(roots))
 	for i, r := range roots {
@@ -349,18 +454,7 @@ func (p *Program) Widen(ctx *Context, batch arrow.RecordBatch) (arrow.RecordBatc
 // comparisons: it calls a function, matches LIKE, casts or branches. Such a
 // value is worth carrying from one operator to the next rather than
 // computed again; cheaper ones cost less to recompute than to copy.
-func Costly(e Expr) bool {
-	costly := false
-	walk(e, func(x Expr) {
-		switch x := x.(type) {
-		case *opExpr:
-			costly = costly || !x.infix && !strings.HasPrefix(x.name, "IS ")
-		case *likeExpr, *castExpr, *caseExpr:
-			costly = true
-		}
-	})
-	return costly
-}
+func Costly(e Expr) bool { return costlyMemo(e, map[Expr]bool{}) }
 
 // Carry finds the costly sub-expressions that pred evaluates on every row
 // and that exprs also compute, outermost first, and returns them with
@@ -369,23 +463,52 @@ func Costly(e Expr) bool {
 // (exprs reading its output, whose first ncols columns are its input's).
 func Carry(pred Expr, exprs []Expr, ncols int) (carry []Expr, rewritten []Expr) {
 	rewritten = append([]Expr(nil), exprs...)
-	for _, s := range EagerSubtrees(pred) {
-		if !Costly(s) {
-			continue
-		}
-		k := Key(s)
-		found := false
+	k := newKeyer()
+	subs, ids := k.eagerSubtrees(pred)
+	var present map[int]bool
+	find := func() {
+		present = map[int]bool{}
 		for _, e := range rewritten {
-			walk(e, func(x Expr) { found = found || Key(x) == k })
+			walk(e, func(x Expr) { present[k.id(x)] = true })
 		}
-		if !found {
+	}
+	find()
+	costly := map[Expr]bool{}
+	for i, s := range subs {
+		if len(carry) == maxShared || !present[ids[i]] || !costlyMemo(s, costly) {
 			continue
 		}
-		repl := map[string]Expr{k: Col(ncols+len(carry), s.String(), s.Type())}
+		repl := map[int]Expr{ids[i]: Col(ncols+len(carry), s.String(), s.Type())}
 		for i, e := range rewritten {
-			rewritten[i] = Replace(e, repl)
+			rewritten[i] = k.replace(e, repl)
 		}
 		carry = append(carry, s)
+		find()
 	}
 	return carry, rewritten
+}
+
+// costlyMemo is Costly remembering the answer for every node of e in memo,
+// so that asking it of each sub-tree of a tree takes linear time.
+func costlyMemo(e Expr, memo map[Expr]bool) bool {
+	if e == nil {
+		return false
+	}
+	if c, ok := memo[e]; ok {
+		return c
+	}
+	c := false
+	switch x := e.(type) {
+	case *opExpr:
+		c = !x.infix && !strings.HasPrefix(x.name, "IS ")
+	case *likeExpr, *castExpr, *caseExpr, *inSetExpr:
+		c = true
+	}
+	if n, ok := e.(node); ok {
+		for _, ch := range n.children() {
+			c = costlyMemo(ch, memo) || c
+		}
+		memo[e] = c // only our nodes: others may not be comparable
+	}
+	return c
 }

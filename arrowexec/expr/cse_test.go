@@ -218,3 +218,112 @@ func slicesEqual(a, b []int) bool {
 	}
 	return true
 }
+
+// randomTree builds a random expression from a small grammar, so that
+// separately built trees are often structurally equal.
+func randomTree(t *testing.T, rng *rand.Rand, depth int) Expr {
+	must := mustExpr(t)
+	if depth == 0 || rng.IntN(4) == 0 {
+		switch rng.IntN(5) {
+		case 0:
+			return col("i")
+		case 1:
+			return col("j")
+		case 2:
+			return Lit(int32(rng.IntN(2)), sqltypes.Int)
+		case 3:
+			return Lit(int64(1), sqltypes.BigInt)
+		}
+		return Lit(nil, sqltypes.Int)
+	}
+	a, b := randomTree(t, rng, depth-1), randomTree(t, rng, depth-1)
+	switch rng.IntN(6) {
+	case 0:
+		return must(Binary("+", a, b))
+	case 1:
+		return must(Binary("-", a, b))
+	case 2:
+		return must(Case(nil, []Expr{must(Binary("<", a, b))}, []Expr{a}, b))
+	case 3:
+		return must(Func("COALESCE", []Expr{a, b}))
+	case 4:
+		in := must(InList(a, []Expr{Lit(int32(1), sqltypes.Int), Lit(int32(rng.IntN(2)), sqltypes.Int)}, rng.IntN(2) == 0))
+		return must(Case(nil, []Expr{in}, []Expr{a}, b))
+	}
+	return must(Func("ABS", []Expr{a}))
+}
+
+// TestKeyerIDsMatchKeys: the keyer gives two trees the same id exactly
+// when their structural keys are equal, whatever objects they are built
+// from; the sub-trees shared by NewProgram and Carry rest on it.
+func TestKeyerIDsMatchKeys(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	var trees []Expr
+	for range 300 {
+		e := randomTree(t, rng, 4)
+		walk(e, func(x Expr) { trees = append(trees, x) })
+	}
+	k := newKeyer()
+	keys := make([]string, len(trees))
+	ids := make([]int, len(trees))
+	for i, e := range trees {
+		keys[i], ids[i] = Key(e), k.id(e)
+	}
+	equalPairs := 0
+	for i := 0; i < len(trees); i += 3 {
+		for j := i + 1; j < len(trees); j += 2 {
+			a, b := trees[i], trees[j]
+			sameKey := keys[i] == keys[j]
+			if sameID := ids[i] == ids[j]; sameKey != sameID {
+				t.Fatalf("%s and %s: equal keys %v, equal ids %v", a, b, sameKey, sameID)
+			}
+			if sameKey && a != b {
+				equalPairs++
+			}
+		}
+	}
+	if equalPairs < 100 {
+		t.Fatalf("only %d equal pairs of distinct objects: the test compares too little", equalPairs)
+	}
+}
+
+// TestProgramSharesDeepChain: in a long OR chain whose terms repeat, the
+// repeated term is shared and the results equal evaluating the chain
+// unshared; a chain this deep took minutes when sub-trees were compared
+// by their full keys.
+func TestProgramSharesDeepChain(t *testing.T) {
+	must := mustExpr(t)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	var rows atomic.Int64
+	term := func(k int) Expr {
+		return must(Binary("=", counted(t, col("s"), &rows), Lit(strings.Repeat("a", k%5), sqltypes.Varchar)))
+	}
+	chain := term(0)
+	for k := 1; k < 1000; k++ {
+		chain = must(Binary("OR", chain, term(k)))
+	}
+	p := NewProgram([]Expr{chain}, len(testCols))
+	found := false
+	for _, e := range p.Shared() {
+		found = found || e.String() == "COUNTED(s)"
+	}
+	if !found {
+		t.Fatalf("shared %d sub-expressions, want COUNTED(s) among them", len(p.Shared()))
+	}
+	batch, _ := randomBatch(mem, rand.New(rand.NewPCG(1, 2)), 40, 1)
+	defer batch.Release()
+	ctx := &Context{Alloc: mem}
+	rows.Store(0)
+	got, err := p.Eval(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows.Load() != 40 {
+		t.Errorf("COUNTED(s) evaluated on %d rows, want 40 (once per row)", rows.Load())
+	}
+	want := evalPlain(t, ctx, batch, []Expr{chain})
+	sameArrays(t, "deep chain", got, want)
+	releaseAll(got)
+	releaseAll(want)
+}

@@ -305,40 +305,53 @@ func volatile(e Expr) bool {
 // and COALESCE, which are left unevaluated when folding them fails so that
 // a branch that is never selected cannot fail the query.
 func Fold(e Expr) (Expr, error) {
+	f, _, err := fold(e)
+	return f, err
+}
+
+// fold is Fold, also reporting whether the result is volatile (see
+// volatile), decided from the children's answers so that folding a deep
+// tree takes linear time.
+func fold(e Expr) (Expr, bool, error) {
 	if e == nil {
-		return nil, nil
+		return nil, false, nil
 	}
 	n, ok := e.(node)
 	if !ok {
-		return e, nil
+		return e, false, nil
 	}
 	if _, isLit := e.(*litExpr); isLit {
-		return e, nil
+		return e, false, nil
+	}
+	_, vol := e.(*colExpr)
+	if f, isFunc := e.(*funcExpr); isFunc && f.volatile {
+		vol = true
 	}
 	ch := n.children()
 	if len(ch) > 0 {
 		_, lazy := e.(lazyNode)
 		nc := make([]Expr, len(ch))
 		for i, c := range ch {
-			f, err := Fold(c)
+			f, v, err := fold(c)
 			if err != nil {
 				if !lazy {
-					return nil, err
+					return nil, false, err
 				}
-				f = c
+				f, v = c, volatile(c)
 			}
 			nc[i] = f
+			vol = vol || v
 		}
 		e = n.withChildren(nc)
 	}
-	if volatile(e) {
-		return e, nil
+	if vol {
+		return e, true, nil
 	}
 	v, err := evalConst(e)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return Lit(v, e.Type()), nil
+	return Lit(v, e.Type()), false, nil
 }
 
 // lazyNode marks nodes whose children are evaluated only for some rows.

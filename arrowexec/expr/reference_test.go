@@ -76,6 +76,24 @@ func refEval(e Expr, row []any) (any, error) {
 			return nil, err
 		}
 		return refEval(x.over, []any{v})
+	case *inSetExpr:
+		v, err := refEval(x.x, row)
+		if err != nil || v == nil {
+			return nil, err
+		}
+		var out any = false
+		for _, l := range x.set.lits {
+			switch {
+			case l.val == nil:
+				out = nil
+			case refCompare(v, l.val, x.x.Type(), l.typ) == 0:
+				return !x.not, nil
+			}
+		}
+		if out == nil {
+			return nil, nil
+		}
+		return x.not, nil
 	case *unitHint:
 		if op, ok := x.Expr.(*opExpr); ok {
 			return refOp(op, row, x.unit)

@@ -300,3 +300,25 @@ func firstDiff(a, b []string) int {
 	}
 	return min(len(a), len(b))
 }
+
+// TestRunFailsWhenEveryCheckpointFailed: a run with checkpoints
+// configured, none of which could be written (state_dir is a dangling
+// symbolic link, so its folder cannot be made), exits non-zero naming the
+// failure. The run is stopped by --duration, so nothing else fails.
+func TestRunFailsWhenEveryCheckpointFailed(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Symlink(filepath.Join(dir, "missing", "target"), filepath.Join(dir, "state")); err != nil {
+		t.Fatal(err)
+	}
+	sql := filepath.Join(dir, "p.sql")
+	if err := os.WriteFile(sql, []byte(`CREATE STREAM trades (ticker VARCHAR, volume BIGINT)
+WITH (connector = 'generator', rows = '1000000', rate = '1000', batch_size = '20');
+CREATE STREAM out AS SELECT ticker, volume FROM trades WITH (connector = 'file', path = 'out.jsonl');`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := ferris(t, "run", "--progress", "never", "--duration", "600ms",
+		"--set", "state_dir=state", "--set", "checkpoint_interval_ms=50", sql)
+	if code == 0 || !strings.Contains(errOut, "no checkpoint could be written") || !strings.Contains(errOut, "file exists") {
+		t.Fatalf("exit %d, stderr: %s", code, errOut)
+	}
+}

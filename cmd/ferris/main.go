@@ -402,6 +402,9 @@ func runPipeline(ctx context.Context, p *plan.Pipeline, path string, stdout, std
 	stopProgress := startProgress(ro.progress, stderr, topo, dl)
 	start := time.Now()
 	runErr := topo.Run(ctx)
+	if runErr == nil && topo.Checkpoints != nil {
+		runErr = topo.CheckpointStats.AllFailed()
+	}
 	elapsed := time.Since(start)
 	stopProgress()
 	if runErr != nil {

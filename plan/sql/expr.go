@@ -174,6 +174,9 @@ func (p *parser) unary() ast.Expr {
 
 func (p *parser) primary() ast.Expr {
 	t := p.cur()
+	if p.terms++; p.terms > MaxTerms {
+		p.fail(t.pos, "statement too large: more than %d expression terms (split it into smaller statements)", MaxTerms)
+	}
 	switch t.kind {
 	case tNumber:
 		p.advance()

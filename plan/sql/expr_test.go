@@ -286,3 +286,30 @@ func TestDeepNesting(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestStatementTermLimit: a statement with more than MaxTerms expression
+// terms is refused at the term that exceeds the limit; the limit counts
+// per statement, and an IN list of 10,000 values is well within it.
+func TestStatementTermLimit(t *testing.T) {
+	in := func(n int) string {
+		vals := make([]string, n)
+		for i := range vals {
+			vals[i] = "1"
+		}
+		return "SELECT a FROM t WHERE a IN (" + strings.Join(vals, ",") + ")"
+	}
+	if _, err := Parse(in(10000) + ";\n" + in(10000) + ";"); err != nil {
+		t.Fatal(err)
+	}
+	// a is term 1, and the IN's a term 2: value k is term k+2, at column
+	// 29+2(k-1) of line 2
+	_, err := Parse("SELECT 1;\n" + in(MaxTerms))
+	var pe *Error
+	if !errors.As(err, &pe) || !strings.Contains(pe.Msg, "statement too large") {
+		t.Fatalf("got %v", err)
+	}
+	k := MaxTerms - 1
+	if pe.Pos.Line != 2 || pe.Pos.Col != 29+2*(k-1) {
+		t.Errorf("at %d:%d, want 2:%d", pe.Pos.Line, pe.Pos.Col, 29+2*(k-1))
+	}
+}

@@ -35,6 +35,7 @@ func Parse(src string) (stmts []ast.Statement, err error) {
 		if p.cur().kind == tEOF {
 			return stmts, nil
 		}
+		p.terms = 0
 		stmts = append(stmts, p.statement())
 		if !p.acceptOp(";") && p.cur().kind != tEOF {
 			p.expected(`";" or end of input`, clauseWords...)
@@ -56,6 +57,11 @@ func ParseExpr(src string) (e ast.Expr, err error) {
 // maxDepth bounds expression and query nesting so that hostile input fails
 // with an error instead of exhausting the stack.
 const maxDepth = 500
+
+// MaxTerms bounds the primary expressions (literals, names, calls,
+// parenthesised expressions) of one statement, and so the work of planning
+// it: an IN list of n values has n+1.
+const MaxTerms = 50000
 
 // reserved are the words that cannot be used as unquoted identifiers.
 var reserved = map[string]bool{}
@@ -79,6 +85,7 @@ type parser struct {
 	toks  []token
 	i     int
 	depth int
+	terms int // primary expressions of the current statement
 }
 
 func newParser(src string) *parser { return &parser{toks: lex(src)} }
