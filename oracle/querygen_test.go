@@ -1,0 +1,329 @@
+package oracle
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// aggCall returns a random aggregate call and whether it is a moving
+// STDDEV/VARIANCE when used with OVER.
+func (g *gen) aggCall() (expr, bool) {
+	switch g.pick(12) {
+	case 0:
+		return same("COUNT(*)", tInt), false
+	case 1:
+		a := g.scalar([]typ{tInt, tStr, tDbl, tDec}[g.pick(4)], 1)
+		return un("COUNT(%s)", a, tInt), false
+	case 2:
+		return un("COUNT(DISTINCT %s)", g.leaf(tStr), tInt), false
+	case 3:
+		return un("SUM(%s)", g.scalar(tInt, 1), tInt), false
+	case 4:
+		return un("SUM(%s)", g.scalar(tDec, 1), tDec), false
+	case 5:
+		return un("SUM(%s)", g.scalar(tDbl, 1), tDbl), false
+	case 6:
+		return un("AVG(%s)", g.scalar([]typ{tInt, tDbl, tDec}[g.pick(3)], 1), tDbl), false
+	case 7, 8:
+		t := []typ{tInt, tDbl, tDec, tStr, tTs}[g.pick(5)]
+		return un([]string{"MIN(%s)", "MAX(%s)"}[g.pick(2)], g.scalar(t, 1), t), false
+	case 9:
+		f := []string{"STDDEV_SAMP", "STDDEV_POP", "VAR_SAMP", "VAR_POP"}[g.pick(4)]
+		return un(f+"(%s)", g.scalar([]typ{tInt, tDbl}[g.pick(2)], 1), tDbl), true
+	default:
+		t := []typ{tInt, tDbl, tDec, tStr, tTs}[g.pick(5)]
+		a := g.scalar(t, 1)
+		if g.pick(2) == 0 {
+			return expr{"FIRST_VALUE(" + a.eng + ")", "first(" + a.duck + " ORDER BY rid)", t}, false
+		}
+		return expr{"LAST_VALUE(" + a.eng + ")", "last(" + a.duck + " ORDER BY rid)", t}, false
+	}
+}
+
+func (g *gen) window(session bool) *window {
+	if session {
+		return &window{kind: "SESSION", gap: []int64{1, 2, 3, 5}[g.pick(4)]}
+	}
+	size := []int64{1, 2, 5, 10, 30}[g.pick(5)]
+	if g.pick(2) == 0 {
+		return &window{kind: "TUMBLING", size: size}
+	}
+	adv := []int64{1, 2, 5}[g.pick(3)]
+	return &window{kind: "SLIDING", size: adv * int64(1+g.pick(3)), adv: adv}
+}
+
+func (g *gen) items(n int, depth int) []expr {
+	var es []expr
+	for range n {
+		es = append(es, g.scalar([]typ{tInt, tDbl, tDec, tStr, tBool, tTs}[g.pick(6)], depth))
+	}
+	return es
+}
+
+func (g *gen) maybeWhere() *expr {
+	if g.pick(3) == 0 {
+		return nil
+	}
+	w := g.scalar(tBool, 2)
+	return &w
+}
+
+// query draws a query of the given shape.
+func (g *gen) query(s shape) *query {
+	q := &query{shape: s, before1970: true}
+	switch s {
+	case project:
+		q.items = g.items(1+g.pick(4), 3)
+		q.where = g.maybeWhere()
+	case aggregate:
+		g.aggregate(q)
+	case overQuery:
+		g.over(q)
+	case topN:
+		part := g.leaf(tStr)
+		ot := []typ{tInt, tDbl, tDec, tStr}[g.pick(4)]
+		ord := g.leaf(ot)
+		dir, nulls := "ASC", "NULLS LAST"
+		if g.pick(2) == 0 {
+			dir, nulls = "DESC", "NULLS FIRST"
+		}
+		q.over = fmt.Sprintf("PARTITION BY %s ORDER BY %s %s", part.eng, ord.eng, dir)
+		q.overDK = fmt.Sprintf("PARTITION BY %s ORDER BY %s %s %s, rid", part.duck, ord.duck, dir, nulls)
+		q.rank = 1 + g.pick(3)
+		q.items = []expr{part, same("rn", tInt), ord}
+		q.nkey = 2
+		q.changes = true
+		q.where = g.maybeWhere()
+	case joinTable:
+		g.qual = "e."
+		q.items = append(g.items(1+g.pick(3), 2), same("t.label", tStr), same("t.w", tInt))
+		q.where = g.maybeWhere()
+		g.qual = ""
+		kind := []string{"JOIN", "LEFT JOIN"}[g.pick(2)]
+		q.from = "ev e " + kind + " dimt t ON e.k = t.k"
+		q.fromDK = "ev e " + kind + " (SELECT * FROM dim WHERE k IS NOT NULL QUALIFY ROW_NUMBER() OVER (PARTITION BY k ORDER BY rid DESC) = 1) t ON e.k = t.k"
+	case subquery:
+		g.subquery(q)
+	case finalOverWindow:
+		g.finalOverWindow(q)
+	}
+	return q
+}
+
+func (g *gen) aggregate(q *query) {
+	session := g.pick(5) == 0
+	if g.pick(4) != 0 || session {
+		q.win = g.window(session)
+	}
+	if g.pick(3) != 0 || session && g.pick(2) == 0 {
+		q.keys = []expr{g.leaf(tStr)}
+		if g.pick(4) == 0 {
+			q.keys = append(q.keys, g.leaf(tInt))
+		}
+	}
+	q.items = slices.Clone(q.keys)
+	if q.win != nil {
+		ws, we := g.windowBounds(q.win)
+		if g.pick(2) == 0 {
+			q.items = append(q.items, ws)
+		}
+		if g.pick(2) == 0 {
+			q.items = append(q.items, we)
+		}
+	}
+	q.nkey = len(q.items)
+	n := 1 + g.pick(3)
+	if q.win != nil && len(q.keys) == 0 && g.pick(8) == 0 {
+		n = 0
+		q.uses = append(q.uses, "window-without-aggregate")
+	}
+	for range n {
+		a, _ := g.aggCall()
+		q.items = append(q.items, a)
+	}
+	if len(q.items) == 0 {
+		ws, _ := g.windowBounds(q.win)
+		q.items = append(q.items, ws)
+	}
+	q.where = g.maybeWhere()
+	if n > 0 && g.pick(3) == 0 {
+		a, _ := g.aggCall()
+		h := bin("(%s > %s)", a, g.literal(a.t), tBool)
+		if a.t == tStr || a.t == tTs {
+			h = un("(%s IS NOT NULL)", a, tBool)
+		}
+		q.having = &h
+	}
+	if q.win == nil && g.pick(2) == 0 || q.win != nil && q.win.kind != "SESSION" && g.pick(4) == 0 {
+		// EMIT CHANGES: compared as the state after the last update of
+		// each group and window, which needs the key columns selected.
+		q.changes = true
+		q.items = append(slices.Clone(q.keys), q.items[len(q.keys):]...)
+		if q.win != nil {
+			ws, _ := g.windowBounds(q.win)
+			q.items = append(slices.Clone(q.keys), append([]expr{ws}, q.items[len(q.keys):]...)...)
+			q.nkey = len(q.keys) + 1
+			q.uses = append(q.uses, "emit-changes-window")
+		} else {
+			q.nkey = len(q.keys)
+		}
+		if q.having != nil {
+			// A group can leave a HAVING result; updates never delete it.
+			q.having = nil
+		}
+		if q.win == nil && len(q.keys) == 0 {
+			q.changes = false
+		}
+	}
+	if q.win != nil && q.win.kind == "SESSION" {
+		q.inBound = true
+	}
+}
+
+// windowBounds returns window_start and window_end of w in both dialects.
+func (g *gen) windowBounds(w *window) (start, end expr) {
+	if w.kind == "SESSION" {
+		return expr{"window_start", "MIN(ts)", tTs}, expr{"window_end", fmt.Sprintf("MAX(ts) + INTERVAL '%d' SECOND", w.gap), tTs}
+	}
+	return expr{"window_start", "make_timestamp(ws * 1000)", tTs}, expr{"window_end", fmt.Sprintf("make_timestamp((ws + %d) * 1000)", w.size*1000), tTs}
+}
+
+// over draws window-function queries: over the whole bounded input ordered
+// by a non-time column, ordered by event time (incremental, late rows
+// dropped), or within TUMBLING/SLIDING windows.
+func (g *gen) over(q *query) {
+	part := ""
+	partDK := ""
+	if g.pick(3) != 0 {
+		p := g.leaf(tStr)
+		part, partDK = "PARTITION BY "+p.eng+" ", "PARTITION BY "+p.duck
+	}
+	mode := g.pick(3)
+	var ord, ordDK string
+	switch mode {
+	case 0: // event time
+		ord, ordDK = "ORDER BY ts", "ts"
+	default:
+		ot := []typ{tInt, tDbl, tDec, tStr}[g.pick(4)]
+		o := g.leaf(ot)
+		dir, nulls := "ASC", "NULLS LAST"
+		if g.pick(2) == 0 {
+			dir, nulls = "DESC", "NULLS FIRST"
+		}
+		ord, ordDK = "ORDER BY "+o.eng+" "+dir, o.duck+" "+dir+" "+nulls
+	}
+	if mode == 2 {
+		q.win = g.window(false)
+		if partDK == "" {
+			partDK = "PARTITION BY ws"
+		} else {
+			partDK += ", ws"
+		}
+		ws, _ := g.windowBounds(q.win)
+		q.items = append(q.items, ws)
+	} else if mode == 1 {
+		q.uses = append(q.uses, "over-before-1970")
+	}
+	q.over = part + ord
+	q.overDK = partDK
+	spec := func(ties bool, frame string) string {
+		o := ordDK
+		if ties {
+			o += ", rid"
+		}
+		return fmt.Sprintf("(%s ORDER BY %s %s)", partDK, o, frame)
+	}
+	q.items = append(q.items, g.items(1+g.pick(2), 1)...)
+	lead := false
+	for range 1 + g.pick(3) {
+		frame := "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+		frameEng := ""
+		if g.pick(2) == 0 {
+			n := g.pick(4)
+			frame = fmt.Sprintf("ROWS BETWEEN %d PRECEDING AND CURRENT ROW", n)
+			frameEng = " " + frame
+		}
+		over := " OVER (" + q.over + frameEng + ")"
+		switch g.pick(6) {
+		case 0:
+			q.items = append(q.items, expr{"ROW_NUMBER()" + over, "ROW_NUMBER() OVER " + spec(true, ""), tInt})
+		case 1:
+			f := []string{"RANK()", "DENSE_RANK()"}[g.pick(2)]
+			q.items = append(q.items, expr{f + over, f + " OVER " + spec(false, ""), tInt})
+		case 2:
+			t := []typ{tInt, tDec, tStr, tDbl}[g.pick(4)]
+			a := g.scalar(t, 1)
+			f := "LAG"
+			if g.pick(3) == 0 && !lead {
+				f, lead = "LEAD", true
+				over = " OVER (" + q.over + ")" // all LEADs share one OVER clause
+			}
+			off := 1 + g.pick(2)
+			q.items = append(q.items, expr{fmt.Sprintf("%s(%s, %d)%s", f, a.eng, off, over), fmt.Sprintf("%s(%s, %d) OVER %s", f, a.duck, off, spec(true, "")), t})
+		default:
+			a, moving := g.overAgg()
+			if moving {
+				q.uses = append(q.uses, "moving-stddev")
+			}
+			q.items = append(q.items, expr{a.eng + over, a.duck + " OVER " + spec(true, frame), a.t})
+		}
+	}
+	q.where = g.maybeWhere()
+}
+
+// overAgg returns an aggregate usable as a window function (DuckDB's
+// FIRST_VALUE and LAST_VALUE keep NULLs, as the engine's do) and whether it
+// is a moving STDDEV/VARIANCE.
+func (g *gen) overAgg() (expr, bool) {
+	for {
+		a, moving := g.aggCall()
+		switch {
+		case strings.HasPrefix(a.eng, "COUNT(DISTINCT"):
+			continue
+		case strings.HasPrefix(a.eng, "FIRST_VALUE"), strings.HasPrefix(a.eng, "LAST_VALUE"):
+			a.duck = strings.ToUpper(a.eng[:strings.Index(a.eng, "(")]) + strings.TrimSuffix(a.duck[strings.Index(a.duck, "("):], " ORDER BY rid)") + ")"
+		}
+		return a, moving
+	}
+}
+
+func (g *gen) subquery(q *query) {
+	q.items = g.items(1+g.pick(3), 2)
+	q.where = g.maybeWhere()
+	var term expr
+	switch g.pick(5) {
+	case 0:
+		term = expr{"k IN (SELECT k FROM dim WHERE w > 0)", "k IN (SELECT k FROM dim WHERE w > 0)", tBool}
+	case 1:
+		term = expr{"k NOT IN (SELECT k FROM dim WHERE w < 5)", "k NOT IN (SELECT k FROM dim WHERE w < 5)", tBool}
+	case 2:
+		term = same("EXISTS (SELECT 1 FROM dim WHERE dim.k = ev.k)", tBool)
+	case 3:
+		term = same("NOT EXISTS (SELECT 1 FROM dim WHERE dim.k = ev.k)", tBool)
+	default:
+		q.items = append(q.items, same("(SELECT MAX(w) FROM dim WHERE dim.k = ev.k)", tInt))
+		return
+	}
+	if q.where == nil {
+		q.where = &term
+	} else {
+		w := bin("%s AND %s", *q.where, term, tBool)
+		if g.pick(3) == 0 {
+			w = bin("(%s OR %s)", *q.where, term, tBool)
+		}
+		q.where = &w
+	}
+}
+
+// finalOverWindow: an EMIT FINAL aggregate reading a tumbling aggregate's
+// stream w.
+func (g *gen) finalOverWindow(q *query) {
+	size := []int64{1, 2, 5, 10}[g.pick(4)]
+	q.from = fmt.Sprintf("CREATE STREAM w AS SELECT k, COUNT(*) AS n, SUM(i) AS si, window_start FROM ev GROUP BY k WINDOW TUMBLING (INTERVAL '%d' SECOND);\n", size)
+	wnd := &window{kind: "TUMBLING", size: size}
+	q.fromDK = "(SELECT k, COUNT(*) AS n, SUM(i) AS si, ws FROM " + wnd.source("TRUE") + " GROUP BY k, ws)"
+	q.keys = []expr{same("k", tStr)}
+	q.items = []expr{same("k", tStr), same("SUM(n)", tInt), same("MAX(si)", tInt), same("COUNT(*)", tInt)}
+	q.uses = append(q.uses, "final-over-window")
+}
