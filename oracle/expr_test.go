@@ -69,7 +69,19 @@ func (g *gen) scalar(t typ, depth int) expr {
 	switch t {
 	case tInt:
 		a := g.scalar(tInt, d)
-		switch g.pick(9) {
+		switch g.pick(14) {
+		case 9:
+			return un("CAST(%s AS BIGINT)", g.scalar(tDbl, d), t)
+		case 10:
+			return bin("GREATEST(%s, %s)", a, g.scalar(tInt, d), t)
+		case 11:
+			return bin("NULLIF(%s, %s)", a, g.leaf(tInt), t)
+		case 12:
+			f := []string{"SECOND", "MINUTE", "HOUR", "DAY", "MONTH", "YEAR"}[g.pick(6)]
+			x := g.scalar(tTs, d)
+			return expr{"EXTRACT(" + f + " FROM " + x.eng + ")", "CAST(EXTRACT(" + f + " FROM " + x.duck + ") AS BIGINT)", t}
+		case 13:
+			return un("SIGN(%s)", a, t)
 		case 0:
 			return bin("(%s + %s)", a, g.scalar(tInt, d), t)
 		case 1:
@@ -95,7 +107,15 @@ func (g *gen) scalar(t typ, depth int) expr {
 		}
 	case tDbl:
 		a := g.scalar(tDbl, d)
-		switch g.pick(5) {
+		switch g.pick(9) {
+		case 5:
+			return un("CAST(%s AS DOUBLE)", g.scalar(tDec, d), t)
+		case 6:
+			return un("ROUND(%s)", a, t)
+		case 7:
+			return un("FLOOR(%s)", a, t)
+		case 8:
+			return bin("LEAST(%s, %s)", a, g.scalar(tDbl, d), t)
 		case 0:
 			return bin("(%s + %s)", a, g.scalar(tDbl, d), t)
 		case 1:
@@ -109,7 +129,15 @@ func (g *gen) scalar(t typ, depth int) expr {
 		}
 	case tDec:
 		a := g.scalar(tDec, d)
-		switch g.pick(5) {
+		switch g.pick(9) {
+		case 5:
+			return bin("(%s * %s)", a, g.leaf(tDec), t)
+		case 6:
+			return un("CAST(%s AS DECIMAL(12,1))", a, t)
+		case 7:
+			return un("ROUND(%s, 1)", a, t)
+		case 8:
+			return bin("(%s %% %s)", a, g.leaf(tInt), t)
 		case 0:
 			return bin("(%s + %s)", a, g.scalar(tDec, d), t)
 		case 1:
@@ -123,7 +151,16 @@ func (g *gen) scalar(t typ, depth int) expr {
 		}
 	case tStr:
 		a := g.scalar(tStr, d)
-		switch g.pick(10) {
+		switch g.pick(14) {
+		case 10:
+			return un("CAST(%s AS VARCHAR)", g.scalar(tDec, d), t)
+		case 11:
+			return un("RTRIM(%s)", a, t)
+		case 12:
+			// The engine's no match is NULL, DuckDB's ''.
+			return expr{"REGEXP_EXTRACT(" + a.eng + ", '([a-z]+)')", "NULLIF(REGEXP_EXTRACT(" + a.duck + ", '([a-z]+)'), '')", t}
+		case 13:
+			return un("CAST(%s AS VARCHAR)", g.scalar(tBool, d), t)
 		case 0:
 			return un("UPPER(%s)", a, t)
 		case 1:
@@ -153,7 +190,13 @@ func (g *gen) scalar(t typ, depth int) expr {
 		}
 		return un("DATE_TRUNC('minute', %s)", a, t)
 	case tBool:
-		switch g.pick(8) {
+		switch g.pick(10) {
+		case 8:
+			pat := []string{"'a%'", "'%B%'", "'_b%'"}[g.pick(3)]
+			return un("(%s ILIKE "+strings.ReplaceAll(pat, "%", "%%")+")", g.scalar(tStr, d), t)
+		case 9:
+			a := g.scalar(tInt, d)
+			return un(fmt.Sprintf("(%%s NOT IN (%d, %d, 0))", g.pick(10)-5, g.pick(10)), a, t)
 		case 0:
 			return bin("(%s AND %s)", g.scalar(tBool, d), g.scalar(tBool, d), t)
 		case 1:

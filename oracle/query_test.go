@@ -30,6 +30,10 @@ const (
 	numShapes
 )
 
+func (s shape) String() string {
+	return [...]string{"project", "aggregate", "over", "topN", "joinTable", "subquery", "finalOverWindow"}[s]
+}
+
 // window is a WINDOW clause; sizes are in seconds.
 type window struct {
 	kind           string // TUMBLING, SLIDING or SESSION

@@ -117,9 +117,9 @@ func (g *gen) aggregate(q *query) {
 		q.win = g.window(session)
 	}
 	if g.pick(3) != 0 || session && g.pick(2) == 0 {
-		q.keys = []expr{g.leaf(tStr)}
+		q.keys = []expr{same([]string{"k", "s"}[g.pick(2)], tStr)}
 		if g.pick(4) == 0 {
-			q.keys = append(q.keys, g.leaf(tInt))
+			q.keys = append(q.keys, same("i", tInt))
 		}
 	}
 	q.items = slices.Clone(q.keys)
