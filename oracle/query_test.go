@@ -26,12 +26,13 @@ const (
 	topN                         // ROW_NUMBER in a derived table filtered by rank
 	joinTable                    // stream–table join
 	subquery                     // IN / EXISTS / scalar subqueries
+	streamJoin                   // interval and windowed joins of two streams
 	finalOverWindow              // EMIT FINAL aggregate over a windowed aggregate's stream
 	numShapes
 )
 
 func (s shape) String() string {
-	return [...]string{"project", "aggregate", "over", "topN", "joinTable", "subquery", "finalOverWindow"}[s]
+	return [...]string{"project", "aggregate", "over", "topN", "joinTable", "subquery", "streamJoin", "finalOverWindow"}[s]
 }
 
 // window is a WINDOW clause; sizes are in seconds.
@@ -189,7 +190,7 @@ func (q *query) duckSQL() string {
 	where := q.whereText(true)
 	var b strings.Builder
 	switch q.shape {
-	case project, joinTable, subquery:
+	case project, joinTable, subquery, streamJoin:
 		from := "ev"
 		if q.fromDK != "" {
 			from = q.fromDK

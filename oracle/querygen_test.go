@@ -62,10 +62,10 @@ func (g *gen) items(n int, depth int) []expr {
 }
 
 func (g *gen) maybeWhere() *expr {
-	if g.pick(3) == 0 {
+	if g.pick(2) == 0 {
 		return nil
 	}
-	w := g.scalar(tBool, 2)
+	w := g.scalar(tBool, 1+g.pick(2))
 	return &w
 }
 
@@ -105,6 +105,8 @@ func (g *gen) query(s shape) *query {
 		q.fromDK = "ev e " + kind + " (SELECT * FROM dim WHERE k IS NOT NULL QUALIFY ROW_NUMBER() OVER (PARTITION BY k ORDER BY rid DESC) = 1) t ON e.k = t.k"
 	case subquery:
 		g.subquery(q)
+	case streamJoin:
+		g.streamJoin(q)
 	case finalOverWindow:
 		g.finalOverWindow(q)
 	}
@@ -326,4 +328,41 @@ func (g *gen) finalOverWindow(q *query) {
 	q.keys = []expr{same("k", tStr)}
 	q.items = []expr{same("k", tStr), same("SUM(n)", tInt), same("MAX(si)", tInt), same("COUNT(*)", tInt)}
 	q.uses = append(q.uses, "final-over-window")
+}
+
+// streamJoin joins ev with itself (aliases a and b) within a time bound or
+// a tumbling window, over data whose disorder stays within the watermark
+// bound: no row is late, so the result is SQL's join.
+func (g *gen) streamJoin(q *query) {
+	q.inBound = true
+	kind := []string{"JOIN", "LEFT JOIN"}[g.pick(2)]
+	g.qual = "a."
+	q.items = g.items(1+g.pick(2), 1)
+	q.where = g.maybeWhere()
+	g.qual = "b."
+	q.items = append(q.items, g.items(1+g.pick(2), 1)...)
+	g.qual = ""
+	lo, hi := g.pick(6)-3, g.pick(6)
+	if lo > hi {
+		lo, hi = hi, lo
+	}
+	switch g.pick(3) {
+	case 0:
+		cond := fmt.Sprintf("a.k = b.k AND b.ts BETWEEN a.ts + INTERVAL '%d' SECOND AND a.ts + INTERVAL '%d' SECOND", lo, hi)
+		q.from = "ev a " + kind + " ev b ON " + cond
+		q.fromDK = q.from
+	case 1:
+		q.from = fmt.Sprintf("ev a %s ev b ON a.k = b.k WITHIN INTERVAL '%d' SECOND", kind, hi)
+		q.fromDK = fmt.Sprintf("ev a %s ev b ON a.k = b.k AND abs(epoch_ms(b.ts) - epoch_ms(a.ts)) <= %d", kind, hi*1000)
+	default:
+		size := []int64{1, 2, 5, 10}[g.pick(4)]
+		q.win = &window{kind: "TUMBLING", size: size}
+		q.from = "ev a " + kind + " ev b ON a.k = b.k"
+		z := size * 1000
+		fl := func(c string) string {
+			return fmt.Sprintf("(epoch_ms(%[1]s.ts) - ((epoch_ms(%[1]s.ts) %% %[2]d) + %[2]d) %% %[2]d)", c, z)
+		}
+		q.fromDK = fmt.Sprintf("ev a %s ev b ON a.k = b.k AND %s = %s", kind, fl("a"), fl("b"))
+		q.items = append(q.items, expr{"window_start", "make_timestamp(" + fl("a") + " * 1000)", tTs})
+	}
 }
