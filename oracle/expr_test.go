@@ -71,7 +71,10 @@ func (g *gen) scalar(t typ, depth int) expr {
 		a := g.scalar(tInt, d)
 		switch g.pick(14) {
 		case 9:
-			return un("CAST(%s AS BIGINT)", g.scalar(tDbl, d), t)
+			// The engine rounds half away from zero (kernels/cast.go),
+			// DuckDB's CAST half to even; its ROUND is half away.
+			x := g.scalar(tDbl, d)
+			return expr{"CAST(" + x.eng + " AS BIGINT)", "CAST(ROUND(" + x.duck + ") AS BIGINT)", t}
 		case 10:
 			return bin("GREATEST(%s, %s)", a, g.scalar(tInt, d), t)
 		case 11:

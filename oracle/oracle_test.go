@@ -58,6 +58,9 @@ func TestOracle(t *testing.T) {
 		}
 		ran++
 		byShape[q.shape.String()]++
+		if q.next {
+			byShape["include_in_next_window"]++
+		}
 		msg, nrows, err := checkRows(t.TempDir(), db, q, ds)
 		if nrows == 0 {
 			empty++
@@ -187,7 +190,7 @@ func shrink(t *testing.T, db *sql.DB, q *query, ds dataset, msg string) (*query,
 				n--
 			}
 		}
-		for n := q.nkey; n < len(q.items) && len(q.items) > 1 && budget > 0; n++ {
+		for n := q.nkey; n < len(q.items) && len(q.items) > 1 && budget > 0 && !q.lastAggregate(); n++ {
 			budget--
 			q2 := *q
 			q2.items = slices.Delete(slices.Clone(q.items), n, n+1)

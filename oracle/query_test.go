@@ -52,17 +52,24 @@ func (w *window) engine() string {
 }
 
 // source returns DuckDB's rows of ev assigned to their windows (column ws,
-// the window start in epoch milliseconds), late rows left out: a row is
-// late for a window whose end is at or below its row watermark wm.
-func (w *window) source(where string) string {
+// the window start in epoch milliseconds). A row is late for a window whose
+// end is at or below its row watermark wm: late rows are left out, or with
+// next (late_data = 'include_in_next_window', TUMBLING only) assigned to
+// the window open at their watermark.
+func (w *window) source(where string, next bool) string {
 	adv := w.size
 	if w.kind == "SLIDING" {
 		adv = w.adv
 	}
 	a, z := adv*1000, w.size*1000
-	return fmt.Sprintf(`(SELECT * FROM (SELECT ev.*, (epoch_ms(ts) - ((epoch_ms(ts) %% %[1]d) + %[1]d) %% %[1]d) - j * %[1]d AS ws
+	floor := func(x string) string { return fmt.Sprintf("(%[1]s - ((%[1]s %% %[2]d) + %[2]d) %% %[2]d)", x, a) }
+	start := floor("epoch_ms(ts)") + fmt.Sprintf(" - j * %d", a)
+	if next {
+		start = fmt.Sprintf("CASE WHEN %[1]s + %[2]d <= wm THEN %[3]s ELSE %[1]s END", floor("epoch_ms(ts)"), z, floor("wm"))
+	}
+	return fmt.Sprintf(`(SELECT * FROM (SELECT ev.*, %[1]s AS ws
   FROM ev, (SELECT range AS j FROM range(0, %[3]d)))
-  WHERE (wm IS NULL OR ws + %[2]d > wm) AND (%[4]s))`, a, z, z/a, where)
+  WHERE (wm IS NULL OR ws + %[2]d > wm) AND (%[4]s))`, start, z, z/a, where)
 }
 
 // sessions returns DuckDB's rows of ev (those passing where) with their
@@ -97,6 +104,7 @@ type query struct {
 	// joinTable / subquery / finalOverWindow: the FROM clause or the
 	// subquery term, per dialect.
 	from, fromDK string
+	next         bool     // reads evn: late_data = 'include_in_next_window'
 	uses         []string // awaitingFix constructs this query uses
 	before1970   bool     // the data may hold event times before 1970
 	inBound      bool     // the data's disorder stays within the watermark bound
@@ -200,8 +208,9 @@ func (q *query) duckSQL() string {
 		src := "ev"
 		switch {
 		case q.win != nil:
-			src = q.win.source(where)
+			src = q.win.source(where, q.next)
 			where = "TRUE"
+		case q.next:
 		case strings.Contains(q.over, "ORDER BY ts"):
 			// Ordered by event time: a row below its watermark is late.
 			where = "(wm IS NULL OR epoch_ms(ts) >= wm) AND " + where
@@ -222,7 +231,7 @@ func (q *query) duckSQL() string {
 			where = "TRUE"
 			group = strings.TrimPrefix(group+", sid", ", ")
 		default:
-			src = q.win.source(where)
+			src = q.win.source(where, q.next)
 			where = "TRUE"
 			group = strings.TrimPrefix(group+", ws", ", ")
 		}
@@ -244,4 +253,9 @@ func (q *query) duckSQL() string {
 	return b.String()
 }
 
-func (q *query) String() string { return q.engineSQL() }
+// lastAggregate reports whether dropping a select item could leave a
+// windowed query with neither an aggregate nor GROUP BY (a construct in
+// awaitingFix): its aggregates follow its first nkey items.
+func (q *query) lastAggregate() bool {
+	return q.shape == aggregate && q.win != nil && len(q.keys) == 0 && len(q.items)-q.nkey <= 1
+}

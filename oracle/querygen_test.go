@@ -181,6 +181,9 @@ func (g *gen) aggregate(q *query) {
 	if q.win != nil && q.win.kind == "SESSION" {
 		q.inBound = true
 	}
+	if q.win != nil && q.win.kind == "TUMBLING" && g.pick(3) == 0 {
+		q.next, q.from = true, "evn"
+	}
 }
 
 // windowBounds returns window_start and window_end of w in both dialects.
@@ -206,6 +209,12 @@ func (g *gen) over(q *query) {
 	switch mode {
 	case 0: // event time
 		ord, ordDK = "ORDER BY ts", "ts"
+		if g.pick(3) == 0 {
+			// A late row is processed as if its event time were its
+			// watermark.
+			q.next, q.from = true, "evn"
+			ordDK = "CASE WHEN epoch_ms(ts) < wm THEN wm ELSE epoch_ms(ts) END"
+		}
 	default:
 		ot := []typ{tInt, tDbl, tDec, tStr}[g.pick(4)]
 		o := g.leaf(ot)
@@ -324,7 +333,7 @@ func (g *gen) finalOverWindow(q *query) {
 	size := []int64{1, 2, 5, 10}[g.pick(4)]
 	q.from = fmt.Sprintf("CREATE STREAM w AS SELECT k, COUNT(*) AS n, SUM(i) AS si, window_start FROM ev GROUP BY k WINDOW TUMBLING (INTERVAL '%d' SECOND);\n", size)
 	wnd := &window{kind: "TUMBLING", size: size}
-	q.fromDK = "(SELECT k, COUNT(*) AS n, SUM(i) AS si, ws FROM " + wnd.source("TRUE") + " GROUP BY k, ws)"
+	q.fromDK = "(SELECT k, COUNT(*) AS n, SUM(i) AS si, ws FROM " + wnd.source("TRUE", false) + " GROUP BY k, ws)"
 	q.keys = []expr{same("k", tStr)}
 	q.items = []expr{same("k", tStr), same("SUM(n)", tInt), same("MAX(si)", tInt), same("COUNT(*)", tInt)}
 	q.uses = append(q.uses, "final-over-window")
