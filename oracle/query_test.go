@@ -105,6 +105,7 @@ type query struct {
 	// subquery term, per dialect.
 	from, fromDK string
 	next         bool     // reads evn: late_data = 'include_in_next_window'
+	derived      bool     // WHERE is a derived stream f the query reads
 	uses         []string // awaitingFix constructs this query uses
 	before1970   bool     // the data may hold event times before 1970
 	inBound      bool     // the data's disorder stays within the watermark bound
@@ -157,8 +158,13 @@ func (q *query) engineSQL() string {
 	var b strings.Builder
 	switch q.shape {
 	case topN:
-		fmt.Fprintf(&b, "SELECT %s FROM (SELECT *, ROW_NUMBER() OVER (%s) AS rn FROM ev WHERE %s) WHERE rn <= %d",
-			q.selectList(false), q.over, q.whereText(false), q.rank)
+		if q.win != nil {
+			fmt.Fprintf(&b, "SELECT %s FROM (SELECT *, ROW_NUMBER() OVER (%s) AS rn, window_start AS wst FROM ev WHERE %s %s) WHERE rn <= %d",
+				q.selectList(false), q.over, q.whereText(false), q.win.engine(), q.rank)
+		} else {
+			fmt.Fprintf(&b, "SELECT %s FROM (SELECT *, ROW_NUMBER() OVER (%s) AS rn FROM ev WHERE %s) WHERE rn <= %d",
+				q.selectList(false), q.over, q.whereText(false), q.rank)
+		}
 		return b.String() + ";"
 	case finalOverWindow:
 		b.WriteString(q.from)
@@ -170,8 +176,12 @@ func (q *query) engineSQL() string {
 	if q.shape == finalOverWindow {
 		from = "w"
 	}
+	if q.derived {
+		fmt.Fprintf(&b, "CREATE STREAM f AS SELECT * FROM %s WHERE %s;\n", from, q.where.eng)
+		from = "f"
+	}
 	fmt.Fprintf(&b, "SELECT %s FROM %s", q.selectList(false), from)
-	if q.where != nil {
+	if q.where != nil && !q.derived {
 		b.WriteString(" WHERE " + q.where.eng)
 	}
 	if len(q.keys) > 0 {
@@ -217,8 +227,12 @@ func (q *query) duckSQL() string {
 		}
 		fmt.Fprintf(&b, "SELECT %s FROM %s WHERE %s", q.selectList(true), src, where)
 	case topN:
-		fmt.Fprintf(&b, "SELECT %s FROM (SELECT *, ROW_NUMBER() OVER (%s) AS rn FROM ev WHERE %s) WHERE rn <= %d",
-			q.selectList(true), q.overDK, where, q.rank)
+		src := "ev"
+		if q.win != nil {
+			src, where = q.win.source(where, false), "TRUE"
+		}
+		fmt.Fprintf(&b, "SELECT %s FROM (SELECT *, ROW_NUMBER() OVER (%s) AS rn FROM %s WHERE %s) WHERE rn <= %d",
+			q.selectList(true), q.overDK, src, where, q.rank)
 	case aggregate, finalOverWindow:
 		src, group := "ev", join(q.keys, true, ", ")
 		if q.shape == finalOverWindow {

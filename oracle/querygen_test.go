@@ -95,6 +95,13 @@ func (g *gen) query(s shape) *query {
 		q.nkey = 2
 		q.changes = true
 		q.where = g.maybeWhere()
+		if g.pick(3) == 0 {
+			// Windowed: the top N of each window, emitted at its close.
+			q.win = g.window(false)
+			q.changes = false
+			q.overDK = strings.Replace(q.overDK, " ORDER BY", ", ws ORDER BY", 1)
+			q.items = append(q.items, expr{"wst", "make_timestamp(ws * 1000)", tTs})
+		}
 	case joinTable:
 		g.qual = "e."
 		q.items = append(g.items(1+g.pick(3), 2), same("t.label", tStr), same("t.w", tInt))
@@ -184,6 +191,10 @@ func (g *gen) aggregate(q *query) {
 	if q.win != nil && q.win.kind == "TUMBLING" && g.pick(3) == 0 {
 		q.next, q.from = true, "evn"
 	}
+	if q.win != nil && q.where != nil && g.pick(3) == 0 {
+		// The filter as a derived stream: row watermarks pass through it.
+		q.derived = true
+	}
 }
 
 // windowBounds returns window_start and window_end of w in both dialects.
@@ -224,6 +235,12 @@ func (g *gen) over(q *query) {
 		}
 		ord, ordDK = "ORDER BY "+o.eng+" "+dir, o.duck+" "+dir+" "+nulls
 	}
+	noOrder := mode != 0 && g.pick(5) == 0
+	if noOrder {
+		// Without ORDER BY rows are taken in arrival order and are all
+		// peers; in a window a call's frame is the whole partition.
+		ord = ""
+	}
 	if mode == 2 {
 		q.win = g.window(false)
 		if partDK == "" {
@@ -233,14 +250,22 @@ func (g *gen) over(q *query) {
 		}
 		ws, _ := g.windowBounds(q.win)
 		q.items = append(q.items, ws)
-	} else if mode == 1 {
+	} else if mode == 1 && !noOrder {
 		q.uses = append(q.uses, "over-before-1970")
 	}
 	q.over = part + ord
 	q.overDK = partDK
 	spec := func(ties bool, frame string) string {
 		o := ordDK
-		if ties {
+		switch {
+		case noOrder && !ties:
+			return "(" + partDK + ")"
+		case noOrder:
+			o = "rid"
+			if q.win != nil && frame != "" {
+				frame = "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING"
+			}
+		case ties:
 			o += ", rid"
 		}
 		return fmt.Sprintf("(%s ORDER BY %s %s)", partDK, o, frame)
@@ -250,7 +275,7 @@ func (g *gen) over(q *query) {
 	for range 1 + g.pick(3) {
 		frame := "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
 		frameEng := ""
-		if g.pick(2) == 0 {
+		if g.pick(2) == 0 && !(noOrder && q.win != nil) {
 			n := g.pick(4)
 			frame = fmt.Sprintf("ROWS BETWEEN %d PRECEDING AND CURRENT ROW", n)
 			frameEng = " " + frame
