@@ -286,7 +286,13 @@ func (g *gen) over(q *query) {
 			q.items = append(q.items, expr{"ROW_NUMBER()" + over, "ROW_NUMBER() OVER " + spec(true, ""), tInt})
 		case 1:
 			f := []string{"RANK()", "DENSE_RANK()"}[g.pick(2)]
-			q.items = append(q.items, expr{f + over, f + " OVER " + spec(false, ""), tInt})
+			if q.next {
+				// A late row is ordered at its watermark but keeps its
+				// event time, which RANK compares: its peers are not
+				// modelled here.
+				f = "ROW_NUMBER()"
+			}
+			q.items = append(q.items, expr{f + over, f + " OVER " + spec(q.next, ""), tInt})
 		case 2:
 			t := []typ{tInt, tDec, tStr, tDbl}[g.pick(4)]
 			a := g.scalar(t, 1)
