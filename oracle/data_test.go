@@ -173,6 +173,9 @@ WITH (connector = 'file', path = 'dim.jsonl', format = 'json');
 CREATE STREAM evn (k VARCHAR, s VARCHAR, i BIGINT, d DOUBLE, m DECIMAL(10,2), ts TIMESTAMP,
   WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)
 WITH (connector = 'file', path = 'ev.jsonl', format = 'json', late_data = 'include_in_next_window');
+CREATE STREAM evu (k VARCHAR, s VARCHAR, i BIGINT, d DOUBLE, m DECIMAL(10,2), ts TIMESTAMP,
+  WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)
+WITH (connector = 'file', path = 'ev.jsonl', format = 'json', late_data = 'update_previous', allowed_lateness = '10s');
 CREATE TABLE dimt (k VARCHAR, label VARCHAR, w BIGINT, PRIMARY KEY (k))
 WITH (connector = 'file', path = 'dim.jsonl', format = 'json');
 `

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,7 +46,7 @@ func TestOracle(t *testing.T) {
 	}
 	start := time.Now()
 	ran, skipped, failed, empty := 0, 0, 0, 0
-	byShape := map[string]int{}
+	byShape, failedBy := map[string]int{}, map[string]int{}
 	for c := *firstCase; c < *firstCase+n; c++ {
 		if time.Since(start) > *budget {
 			t.Logf("time budget %v spent", *budget)
@@ -72,6 +73,7 @@ func TestOracle(t *testing.T) {
 			continue
 		}
 		failed++
+		failedBy[strings.Join(q.uses, "+")]++
 		if failed > 5 {
 			t.Errorf("case %d (rerun: -first %d -cases 1, uses %v) disagrees (not shrunk: more than 5 failures)", c, c, q.uses)
 			continue
@@ -80,8 +82,8 @@ func TestOracle(t *testing.T) {
 		t.Errorf("case %d (rerun: -first %d -cases 1, uses %v) disagrees; shrunk to:\nengine SQL: %s\nDuckDB SQL: %s\n%s%s",
 			c, c, q.uses, q.engineSQL(), q.duckSQL(), ds, msg)
 	}
-	t.Logf("%d cases run (%d disagreed, %d with no rows) %v, %d skipped (awaiting fixes), in %v",
-		ran, failed, empty, byShape, skipped, time.Since(start).Round(time.Second))
+	t.Logf("%d cases run (%d disagreed %v, %d with no rows) %v, %d skipped (awaiting fixes), in %v",
+		ran, failed, failedBy, empty, byShape, skipped, time.Since(start).Round(time.Second))
 }
 
 // draw makes case c's query and data; ok is false when the query uses a
@@ -132,7 +134,7 @@ func checkRows(dir string, db *sql.DB, q *query, ds dataset) (string, int, error
 		if err != nil {
 			return fmt.Sprintf("batch size %d: %v", batch, err), len(want), nil
 		}
-		if q.changes {
+		if q.fold {
 			got = fold(got, q.nkey)
 		}
 		if !sameMultiset(got, want) {

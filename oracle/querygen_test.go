@@ -93,12 +93,12 @@ func (g *gen) query(s shape) *query {
 		q.rank = 1 + g.pick(3)
 		q.items = []expr{part, same("rn", tInt), ord}
 		q.nkey = 2
-		q.changes = true
+		q.fold = true
 		q.where = g.maybeWhere()
 		if g.pick(3) == 0 {
 			// Windowed: the top N of each window, emitted at its close.
 			q.win = g.window(false)
-			q.changes = false
+			q.fold = false
 			q.overDK = strings.Replace(q.overDK, " ORDER BY", ", ws ORDER BY", 1)
 			q.items = append(q.items, expr{"wst", "make_timestamp(ws * 1000)", tTs})
 		}
@@ -164,16 +164,26 @@ func (g *gen) aggregate(q *query) {
 		}
 		q.having = &h
 	}
-	if q.win == nil && g.pick(2) == 0 || q.win != nil && q.win.kind != "SESSION" && g.pick(4) == 0 {
-		// EMIT CHANGES: compared as the state after the last update of
-		// each group and window, which needs the key columns selected.
-		q.changes = true
+	q.changes = q.win == nil && g.pick(2) == 0 || q.win != nil && q.win.kind != "SESSION" && g.pick(4) == 0
+	update := !q.changes && q.win != nil && q.win.kind != "SESSION" && g.pick(4) == 0
+	if update {
+		// late_data = 'update_previous', allowed_lateness = '10s': a
+		// window's last revision holds its late rows within 10 s.
+		q.from, q.win.lateness = "evu", 10
+		q.uses = append(q.uses, "update-previous-unopened-window")
+	}
+	if q.changes || update {
+		// Compared as the state after the last update of each group and
+		// window, which needs the key columns selected.
+		q.fold = true
 		q.items = append(slices.Clone(q.keys), q.items[len(q.keys):]...)
 		if q.win != nil {
 			ws, _ := g.windowBounds(q.win)
 			q.items = append(slices.Clone(q.keys), append([]expr{ws}, q.items[len(q.keys):]...)...)
 			q.nkey = len(q.keys) + 1
-			q.uses = append(q.uses, "emit-changes-window")
+			if q.changes {
+				q.uses = append(q.uses, "emit-changes-window")
+			}
 		} else {
 			q.nkey = len(q.keys)
 		}
@@ -182,13 +192,13 @@ func (g *gen) aggregate(q *query) {
 			q.having = nil
 		}
 		if q.win == nil && len(q.keys) == 0 {
-			q.changes = false
+			q.changes, q.fold = false, false
 		}
 	}
 	if q.win != nil && q.win.kind == "SESSION" {
 		q.inBound = true
 	}
-	if q.win != nil && q.win.kind == "TUMBLING" && g.pick(3) == 0 {
+	if q.win != nil && q.win.kind == "TUMBLING" && !update && g.pick(3) == 0 {
 		q.next, q.from = true, "evn"
 	}
 	if q.win != nil && q.where != nil && g.pick(3) == 0 {
