@@ -40,7 +40,6 @@ func same(s string, t typ) expr { return expr{s, s, t} }
 type gen struct {
 	r    *rand.Rand
 	qual string // prefix of column names ("e." in joins)
-	off  map[string]bool
 }
 
 func (g *gen) pick(n int) int { return g.r.IntN(n) }
@@ -63,167 +62,155 @@ func (g *gen) scalar(t typ, depth int) expr {
 			fmt.Sprintf("CASE WHEN %s THEN %s ELSE %s END", c.duck, a.duck, b.duck), t}
 	}
 	if t != tBool && g.pick(8) == 0 {
-		a, b := g.scalar(t, d), g.scalar(t, d)
-		return bin("COALESCE(%s, %s)", a, b, t)
+		return bin("COALESCE(%s, %s)", g.scalar(t, d), g.scalar(t, d), t)
 	}
+	fs := forms(t)
+	e := fs[g.pick(len(fs))](g, d)
+	e.t = t
+	return e
+}
+
+// form builds an expression from sub-expressions nested at most d deep.
+type form func(g *gen, d int) expr
+
+// fn is a function of one argument of type a.
+func fn(format string, a typ) form {
+	return func(g *gen, d int) expr { return un(format, g.scalar(a, d), 0) }
+}
+
+// op is an operator or function of two arguments of types a and b; with
+// leaf the second is a column or literal.
+func op(format string, a, b typ, leaf bool) form {
+	return func(g *gen, d int) expr {
+		y := g.scalar(b, d)
+		if leaf {
+			y = g.leaf(b)
+		}
+		return bin(format, g.scalar(a, d), y, 0)
+	}
+}
+
+// translated is a function of one argument of type a written differently
+// for DuckDB.
+func translated(eng, duck string, a typ) form {
+	return func(g *gen, d int) expr {
+		x := g.scalar(a, d)
+		return expr{fmt.Sprintf(eng, x.eng), fmt.Sprintf(duck, x.duck), 0}
+	}
+}
+
+// forms lists the ways to build an expression of type t.
+func forms(t typ) []form {
 	switch t {
 	case tInt:
-		a := g.scalar(tInt, d)
-		switch g.pick(14) {
-		case 9:
+		return []form{
+			op("(%s + %s)", tInt, tInt, false),
+			op("(%s - %s)", tInt, tInt, false),
+			op("(%s * %s)", tInt, tInt, true),
+			// Division and modulo by zero are NULL (DuckDB is told so
+			// too); DuckDB's / of integers is a DOUBLE, its // truncates.
+			func(g *gen, d int) expr {
+				a, b := g.scalar(tInt, d), g.scalar(tInt, d)
+				return expr{fmt.Sprintf("(%s / %s)", a.eng, b.eng), fmt.Sprintf("(%s // %s)", a.duck, b.duck), 0}
+			},
+			op("(%s %% %s)", tInt, tInt, false),
+			fn("ABS(%s)", tInt),
+			fn("SIGN(%s)", tInt),
+			fn("LENGTH(%s)", tStr),
+			op("POSITION(%[2]s IN %[1]s)", tStr, tStr, true),
+			fn("CAST(%s AS BIGINT)", tDec),
 			// The engine rounds half away from zero (kernels/cast.go),
 			// DuckDB's CAST half to even; its ROUND is half away.
-			x := g.scalar(tDbl, d)
-			return expr{"CAST(" + x.eng + " AS BIGINT)", "CAST(ROUND(" + x.duck + ") AS BIGINT)", t}
-		case 10:
-			return bin("GREATEST(%s, %s)", a, g.scalar(tInt, d), t)
-		case 11:
-			return bin("NULLIF(%s, %s)", a, g.leaf(tInt), t)
-		case 12:
-			f := []string{"SECOND", "MINUTE", "HOUR", "DAY", "MONTH", "YEAR"}[g.pick(6)]
-			x := g.scalar(tTs, d)
-			return expr{"EXTRACT(" + f + " FROM " + x.eng + ")", "CAST(EXTRACT(" + f + " FROM " + x.duck + ") AS BIGINT)", t}
-		case 13:
-			return un("SIGN(%s)", a, t)
-		case 0:
-			return bin("(%s + %s)", a, g.scalar(tInt, d), t)
-		case 1:
-			return bin("(%s - %s)", a, g.scalar(tInt, d), t)
-		case 2:
-			return bin("(%s * %s)", a, g.leaf(tInt), t)
-		case 3:
-			b := g.scalar(tInt, d)
-			return expr{fmt.Sprintf("(%s / %s)", a.eng, b.eng), fmt.Sprintf("(%s // NULLIF(%s, 0))", a.duck, b.duck), t}
-		case 4:
-			b := g.scalar(tInt, d)
-			return expr{fmt.Sprintf("(%s %% %s)", a.eng, b.eng), fmt.Sprintf("(%s %% NULLIF(%s, 0))", a.duck, b.duck), t}
-		case 5:
-			return un("ABS(%s)", a, t)
-		case 6:
-			return un("LENGTH(%s)", g.scalar(tStr, d), t)
-		case 7:
-			s, sub := g.scalar(tStr, d), g.leaf(tStr)
-			return bin("POSITION(%[2]s IN %[1]s)", s, sub, t)
-		default:
-			x := g.scalar(tDec, d)
-			return expr{fmt.Sprintf("CAST(%s AS BIGINT)", x.eng), fmt.Sprintf("CAST(%s AS BIGINT)", x.duck), t}
+			translated("CAST(%s AS BIGINT)", "CAST(ROUND(%s) AS BIGINT)", tDbl),
+			op("GREATEST(%s, %s)", tInt, tInt, false),
+			op("NULLIF(%s, %s)", tInt, tInt, true),
+			func(g *gen, d int) expr {
+				f := []string{"SECOND", "MINUTE", "HOUR", "DAY", "MONTH", "YEAR"}[g.pick(6)]
+				return translated("EXTRACT("+f+" FROM %s)", "CAST(EXTRACT("+f+" FROM %s) AS BIGINT)", tTs)(g, d)
+			},
 		}
 	case tDbl:
-		a := g.scalar(tDbl, d)
-		switch g.pick(9) {
-		case 5:
-			return un("CAST(%s AS DOUBLE)", g.scalar(tDec, d), t)
-		case 6:
-			return un("ROUND(%s)", a, t)
-		case 7:
-			return un("FLOOR(%s)", a, t)
-		case 8:
-			return bin("LEAST(%s, %s)", a, g.scalar(tDbl, d), t)
-		case 0:
-			return bin("(%s + %s)", a, g.scalar(tDbl, d), t)
-		case 1:
-			return bin("(%s * %s)", a, g.leaf(tDbl), t)
-		case 2:
-			return un("CAST(%s AS DOUBLE)", g.scalar(tInt, d), t)
-		case 3:
-			return un("ABS(%s)", a, t)
-		default:
-			return bin("(%s - %s)", a, g.scalar(tDbl, d), t)
+		return []form{
+			op("(%s + %s)", tDbl, tDbl, false),
+			op("(%s - %s)", tDbl, tDbl, false),
+			op("(%s * %s)", tDbl, tDbl, true),
+			fn("CAST(%s AS DOUBLE)", tInt),
+			fn("CAST(%s AS DOUBLE)", tDec),
+			fn("ABS(%s)", tDbl),
+			fn("ROUND(%s)", tDbl),
+			fn("FLOOR(%s)", tDbl),
+			op("LEAST(%s, %s)", tDbl, tDbl, false),
 		}
 	case tDec:
-		a := g.scalar(tDec, d)
-		switch g.pick(9) {
-		case 5:
-			return bin("(%s * %s)", a, g.leaf(tDec), t)
-		case 6:
-			return un("CAST(%s AS DECIMAL(12,1))", a, t)
-		case 7:
-			return un("ROUND(%s, 1)", a, t)
-		case 8:
-			return bin("(%s %% %s)", a, g.leaf(tInt), t)
-		case 0:
-			return bin("(%s + %s)", a, g.scalar(tDec, d), t)
-		case 1:
-			return bin("(%s - %s)", a, g.leaf(tDec), t)
-		case 2:
-			return bin("(%s * %s)", a, g.leaf(tInt), t)
-		case 3:
-			return un("CAST(%s AS DECIMAL(12,2))", g.scalar(tInt, d), t)
-		default:
-			return un("ABS(%s)", a, t)
+		return []form{
+			op("(%s + %s)", tDec, tDec, false),
+			op("(%s - %s)", tDec, tDec, true),
+			op("(%s * %s)", tDec, tInt, true),
+			op("(%s * %s)", tDec, tDec, true),
+			op("(%s %% %s)", tDec, tInt, true),
+			fn("CAST(%s AS DECIMAL(12,2))", tInt),
+			fn("CAST(%s AS DECIMAL(12,1))", tDec),
+			fn("ROUND(%s, 1)", tDec),
+			fn("ABS(%s)", tDec),
 		}
 	case tStr:
-		a := g.scalar(tStr, d)
-		switch g.pick(14) {
-		case 10:
-			return un("CAST(%s AS VARCHAR)", g.scalar(tDec, d), t)
-		case 11:
-			return un("RTRIM(%s)", a, t)
-		case 12:
-			// The engine's no match is NULL, DuckDB's ''.
-			return expr{"REGEXP_EXTRACT(" + a.eng + ", '([a-z]+)')", "NULLIF(REGEXP_EXTRACT(" + a.duck + ", '([a-z]+)'), '')", t}
-		case 13:
-			return un("CAST(%s AS VARCHAR)", g.scalar(tBool, d), t)
-		case 0:
-			return un("UPPER(%s)", a, t)
-		case 1:
-			return un("LOWER(%s)", a, t)
-		case 2:
-			return un("TRIM(%s)", a, t)
-		case 3:
-			return bin("CONCAT(%s, %s)", a, g.scalar(tStr, d), t)
-		case 4:
-			return bin("(%s || %s)", a, g.scalar(tStr, d), t)
-		case 5:
-			p, n := g.pick(5)+1, g.pick(4)
-			return un(fmt.Sprintf("SUBSTRING(%%s, %d, %d)", p, n), a, t)
-		case 6:
-			return un(fmt.Sprintf("SPLIT_PART(%%s, ',', %d)", g.pick(4)+1), a, t)
-		case 7:
-			return un("REPLACE(%s, 'b', 'XY')", a, t)
-		case 8:
-			return un("CAST(%s AS VARCHAR)", g.scalar(tInt, d), t)
-		default:
-			return un("LTRIM(%s)", a, t)
+		return []form{
+			fn("UPPER(%s)", tStr),
+			fn("LOWER(%s)", tStr),
+			fn("TRIM(%s)", tStr),
+			fn("LTRIM(%s)", tStr),
+			fn("RTRIM(%s)", tStr),
+			op("CONCAT(%s, %s)", tStr, tStr, false),
+			op("(%s || %s)", tStr, tStr, false),
+			func(g *gen, d int) expr {
+				return fn(fmt.Sprintf("SUBSTRING(%%s, %d, %d)", g.pick(5)+1, g.pick(4)), tStr)(g, d)
+			},
+			func(g *gen, d int) expr {
+				return fn(fmt.Sprintf("SPLIT_PART(%%s, ',', %d)", g.pick(4)+1), tStr)(g, d)
+			},
+			fn("REPLACE(%s, 'b', 'XY')", tStr),
+			// The engine's REGEXP_EXTRACT without a match is NULL,
+			// DuckDB's ''.
+			translated("REGEXP_EXTRACT(%s, '([a-z]+)')", "NULLIF(REGEXP_EXTRACT(%s, '([a-z]+)'), '')", tStr),
+			fn("CAST(%s AS VARCHAR)", tInt),
+			fn("CAST(%s AS VARCHAR)", tDec),
+			fn("CAST(%s AS VARCHAR)", tBool),
 		}
 	case tTs:
-		a := g.scalar(tTs, d)
-		if g.pick(2) == 0 {
-			return un(fmt.Sprintf("(%%s + INTERVAL '%d' SECOND)", g.pick(20)-10), a, t)
-		}
-		return un("DATE_TRUNC('minute', %s)", a, t)
-	case tBool:
-		switch g.pick(10) {
-		case 8:
-			pat := []string{"'a%'", "'%B%'", "'_b%'"}[g.pick(3)]
-			return un("(%s ILIKE "+strings.ReplaceAll(pat, "%", "%%")+")", g.scalar(tStr, d), t)
-		case 9:
-			a := g.scalar(tInt, d)
-			return un(fmt.Sprintf("(%%s NOT IN (%d, %d, 0))", g.pick(10)-5, g.pick(10)), a, t)
-		case 0:
-			return bin("(%s AND %s)", g.scalar(tBool, d), g.scalar(tBool, d), t)
-		case 1:
-			return bin("(%s OR %s)", g.scalar(tBool, d), g.scalar(tBool, d), t)
-		case 2:
-			return un("(NOT %s)", g.scalar(tBool, d), t)
-		case 3:
-			ct := []typ{tInt, tDbl, tDec, tStr, tTs}[g.pick(5)]
-			return un("(%s IS NULL)", g.scalar(ct, d), t)
-		case 4:
-			ct := []typ{tInt, tDec, tStr}[g.pick(3)]
-			a, b, c := g.scalar(ct, d), g.leaf(ct), g.leaf(ct)
-			return expr{fmt.Sprintf("(%s BETWEEN %s AND %s)", a.eng, b.eng, c.eng), fmt.Sprintf("(%s BETWEEN %s AND %s)", a.duck, b.duck, c.duck), t}
-		case 5:
-			a, b, c := g.scalar(tStr, d), g.leaf(tStr), g.leaf(tStr)
-			return expr{fmt.Sprintf("(%s IN (%s, %s))", a.eng, b.eng, c.eng), fmt.Sprintf("(%s IN (%s, %s))", a.duck, b.duck, c.duck), t}
-		case 6:
-			pat := []string{"'a%'", "'%b%'", "'_b%'", "'%1 '", "'A%'"}[g.pick(5)]
-			return un("(%s LIKE "+strings.ReplaceAll(pat, "%", "%%")+")", g.scalar(tStr, d), t)
-		default:
-			return g.compare(d)
+		return []form{
+			func(g *gen, d int) expr {
+				return fn(fmt.Sprintf("(%%s + INTERVAL '%d' SECOND)", g.pick(20)-10), tTs)(g, d)
+			},
+			fn("DATE_TRUNC('minute', %s)", tTs),
 		}
 	}
-	return g.leaf(t)
+	return []form{
+		op("(%s AND %s)", tBool, tBool, false),
+		op("(%s OR %s)", tBool, tBool, false),
+		fn("(NOT %s)", tBool),
+		func(g *gen, d int) expr {
+			return fn("(%s IS NULL)", []typ{tInt, tDbl, tDec, tStr, tTs}[g.pick(5)])(g, d)
+		},
+		func(g *gen, d int) expr {
+			ct := []typ{tInt, tDec, tStr}[g.pick(3)]
+			a, b, c := g.scalar(ct, d), g.leaf(ct), g.leaf(ct)
+			return expr{fmt.Sprintf("(%s BETWEEN %s AND %s)", a.eng, b.eng, c.eng), fmt.Sprintf("(%s BETWEEN %s AND %s)", a.duck, b.duck, c.duck), 0}
+		},
+		op("(%s IN (%s, 'b'))", tStr, tStr, true),
+		func(g *gen, d int) expr {
+			return fn(fmt.Sprintf("(%%s NOT IN (%d, %d, 0))", g.pick(10)-5, g.pick(10)), tInt)(g, d)
+		},
+		func(g *gen, d int) expr {
+			pat := []string{"'a%'", "'%b%'", "'_b%'", "'%1 '", "'A%'"}[g.pick(5)]
+			return fn("(%s LIKE "+strings.ReplaceAll(pat, "%", "%%")+")", tStr)(g, d)
+		},
+		func(g *gen, d int) expr {
+			pat := []string{"'a%'", "'%B%'", "'_b%'"}[g.pick(3)]
+			return fn("(%s ILIKE "+strings.ReplaceAll(pat, "%", "%%")+")", tStr)(g, d)
+		},
+		func(g *gen, d int) expr { return g.compare(d) },
+		func(g *gen, d int) expr { return g.compare(d) },
+	}
 }
 
 // compare returns a comparison of two expressions of one type.

@@ -176,18 +176,14 @@ func shrink(t *testing.T, db *sql.DB, q *query, ds dataset, msg string) (*query,
 		progress := false
 		for n := 0; n < len(ds.ev) && budget > 0; n++ {
 			budget--
-			d := ds
-			d.ev = slices.Delete(slices.Clone(ds.ev), n, n+1)
-			if try(q, d) {
+			if try(q, dataset{ev: slices.Delete(slices.Clone(ds.ev), n, n+1), dim: ds.dim}) {
 				progress = true
 				n--
 			}
 		}
 		for n := 0; n < len(ds.dim) && budget > 0; n++ {
 			budget--
-			d := ds
-			d.dim = slices.Delete(slices.Clone(ds.dim), n, n+1)
-			if try(q, d) {
+			if try(q, dataset{ev: ds.ev, dim: slices.Delete(slices.Clone(ds.dim), n, n+1)}) {
 				progress = true
 				n--
 			}
