@@ -109,7 +109,7 @@ func (g *gen) query(s shape) *query {
 		g.qual = ""
 		kind := []string{"JOIN", "LEFT JOIN"}[g.pick(2)]
 		q.from = "ev e " + kind + " dimt t ON e.k = t.k"
-		q.fromDK = "ev e " + kind + " (SELECT * FROM dim WHERE k IS NOT NULL QUALIFY ROW_NUMBER() OVER (PARTITION BY k ORDER BY rid DESC) = 1) t ON e.k = t.k"
+		q.fromDK = "ev e " + kind + " " + latestDim + " t ON e.k = t.k"
 	case subquery:
 		g.subquery(q)
 	case streamJoin:
@@ -340,30 +340,59 @@ func (g *gen) overAgg() (expr, bool) {
 	}
 }
 
+// latestDim is DuckDB's view of the table dimt: the latest row per key.
+const latestDim = "(SELECT * FROM dim WHERE k IS NOT NULL QUALIFY ROW_NUMBER() OVER (PARTITION BY k ORDER BY rid DESC) = 1)"
+
+// subqueries are predicates on ev with subqueries over dim (a bounded
+// stream) and dimt (its table: the latest row per key).
+var subqueries = []string{
+	"k IN (SELECT k FROM dim WHERE w > 0)",
+	"k NOT IN (SELECT k FROM dim WHERE w < 5)",
+	"i IN (SELECT w FROM dim)",
+	"i NOT IN (SELECT w FROM dim WHERE label IS NOT NULL)",
+	"EXISTS (SELECT 1 FROM dim WHERE dim.k = ev.k)",
+	"NOT EXISTS (SELECT 1 FROM dim WHERE dim.k = ev.k AND dim.w > 0)",
+	"k IN (SELECT k FROM dim WHERE w IN (SELECT w FROM dim WHERE label <> ''))",
+	"i > (SELECT AVG(w) FROM dim)",
+	"(SELECT COUNT(*) FROM dim WHERE dim.k = ev.k) > 1",
+	"k IN (SELECT k FROM dimt WHERE w > 0)",
+	"EXISTS (SELECT 1 FROM dimt WHERE dimt.k = ev.k AND dimt.label = 'one')",
+}
+
+// scalarSubqueries are select items with scalar subqueries.
+var scalarSubqueries = []expr{
+	same("(SELECT MAX(w) FROM dim WHERE dim.k = ev.k)", tInt),
+	same("(SELECT COUNT(*) FROM dim WHERE dim.k = ev.k)", tInt),
+	same("(SELECT SUM(w) FROM dim)", tInt),
+	same("(SELECT w FROM dimt WHERE dimt.k = ev.k)", tInt),
+	same("k IN (SELECT k FROM dim)", tBool),
+}
+
 func (g *gen) subquery(q *query) {
 	q.items = g.items(1+g.pick(3), 2)
 	q.where = g.maybeWhere()
-	var term expr
-	switch g.pick(5) {
-	case 0:
-		term = expr{"k IN (SELECT k FROM dim WHERE w > 0)", "k IN (SELECT k FROM dim WHERE w > 0)", tBool}
-	case 1:
-		term = expr{"k NOT IN (SELECT k FROM dim WHERE w < 5)", "k NOT IN (SELECT k FROM dim WHERE w < 5)", tBool}
-	case 2:
-		term = same("EXISTS (SELECT 1 FROM dim WHERE dim.k = ev.k)", tBool)
-	case 3:
-		term = same("NOT EXISTS (SELECT 1 FROM dim WHERE dim.k = ev.k)", tBool)
-	default:
-		q.items = append(q.items, same("(SELECT MAX(w) FROM dim WHERE dim.k = ev.k)", tInt))
-		return
-	}
-	if q.where == nil {
-		q.where = &term
+	if g.pick(3) == 0 {
+		q.items = append(q.items, scalarSubqueries[g.pick(len(scalarSubqueries))])
 	} else {
-		w := bin("%s AND %s", *q.where, term, tBool)
-		if g.pick(3) == 0 {
-			w = bin("(%s OR %s)", *q.where, term, tBool)
+		term := same(subqueries[g.pick(len(subqueries))], tBool)
+		switch {
+		case q.where == nil:
+			q.where = &term
+		case g.pick(3) == 0: // a mark join
+			w := bin("(%s OR %s)", *q.where, term, tBool)
+			q.where = &w
+		default:
+			w := bin("%s AND %s", *q.where, term, tBool)
+			q.where = &w
 		}
+	}
+	q.fromDK = "ev"
+	for n, e := range q.items {
+		q.items[n].duck = strings.ReplaceAll(e.duck, "FROM dimt", "FROM "+latestDim+" dimt")
+	}
+	if q.where != nil {
+		w := *q.where
+		w.duck = strings.ReplaceAll(w.duck, "FROM dimt", "FROM "+latestDim+" dimt")
 		q.where = &w
 	}
 }
