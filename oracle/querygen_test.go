@@ -116,6 +116,8 @@ func (g *gen) query(s shape) *query {
 		g.streamJoin(q)
 	case finalOverWindow:
 		g.finalOverWindow(q)
+	case overThenWindow:
+		g.overThenWindow(q)
 	}
 	return q
 }
@@ -403,7 +405,7 @@ func (g *gen) finalOverWindow(q *query) {
 	size := []int64{1, 2, 5, 10}[g.pick(4)]
 	q.from = fmt.Sprintf("CREATE STREAM w AS SELECT k, COUNT(*) AS n, SUM(i) AS si, window_start FROM ev GROUP BY k WINDOW TUMBLING (INTERVAL '%d' SECOND);\n", size)
 	wnd := &window{kind: "TUMBLING", size: size}
-	q.fromDK = "(SELECT k, COUNT(*) AS n, SUM(i) AS si, ws FROM " + wnd.source("TRUE", false) + " GROUP BY k, ws)"
+	q.fromDK = "(SELECT k, COUNT(*) AS n, SUM(i) AS si, ws FROM " + wnd.source("ev", "TRUE", false) + " GROUP BY k, ws)"
 	q.keys = []expr{same("k", tStr)}
 	q.items = []expr{same("k", tStr), same("SUM(n)", tInt), same("MAX(si)", tInt), same("COUNT(*)", tInt)}
 	q.uses = append(q.uses, "final-over-window")
@@ -444,4 +446,24 @@ func (g *gen) streamJoin(q *query) {
 		q.fromDK = fmt.Sprintf("ev a %s ev b ON a.k = b.k AND %s = %s", kind, fl("a"), fl("b"))
 		q.items = append(q.items, expr{"window_start", "make_timestamp(" + fl("a") + " * 1000)", tTs})
 	}
+}
+
+// overThenWindow: a tumbling aggregate reading a derived stream w of LAG or
+// LEAD ordered by event time. Rows below their watermark are dropped by the
+// OVER; the rest come out with watermarks that make none late downstream.
+func (g *gen) overThenWindow(q *query) {
+	f := "LAG"
+	if g.pick(2) == 0 {
+		f = "LEAD"
+		q.uses = append(q.uses, "lead-watermark-hold")
+	}
+	part := []string{"k", "s"}[g.pick(2)]
+	q.from = fmt.Sprintf("CREATE STREAM w AS SELECT k, s, i, ts, %s(i) OVER (PARTITION BY %s ORDER BY ts) AS p FROM ev;\n", f, part)
+	// No row of w is late downstream: its wm is NULL.
+	q.fromDK = fmt.Sprintf("(SELECT k, s, i, ts, NULL AS wm, rid, %s(i) OVER (PARTITION BY %s ORDER BY ts, rid) AS p FROM ev WHERE wm IS NULL OR epoch_ms(ts) >= wm)", f, part)
+	q.win = &window{kind: "TUMBLING", size: []int64{1, 2, 5, 10}[g.pick(4)]}
+	q.keys = []expr{same("k", tStr)}
+	ws, _ := g.windowBounds(q.win)
+	q.items = []expr{same("k", tStr), ws, same("COUNT(*)", tInt), same("SUM(p)", tInt), same("MAX(i)", tInt)}
+	q.nkey = 2
 }
