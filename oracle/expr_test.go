@@ -249,7 +249,7 @@ func (g *gen) literal(t typ) expr {
 		return same("TIMESTAMP '1970-01-01 00:00:00'", t)
 	case tBool:
 		if g.pick(5) == 0 {
-			return same("CAST(NULL AS BOOLEAN)", t)
+			return same([]string{"NULL", "CAST(NULL AS BOOLEAN)"}[g.pick(2)], t)
 		}
 		return g.compare(0)
 	}

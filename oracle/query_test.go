@@ -202,7 +202,7 @@ func (q *query) engineSQL() string {
 	if q.having != nil {
 		b.WriteString(" HAVING " + q.having.eng)
 	}
-	if q.shape != project {
+	if q.shape == aggregate || q.shape == finalOverWindow || q.shape == overThenWindow {
 		if q.changes {
 			b.WriteString(" EMIT CHANGES")
 		} else if q.win == nil {
