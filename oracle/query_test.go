@@ -113,6 +113,7 @@ type query struct {
 	// joinTable / subquery / finalOverWindow: the FROM clause or the
 	// subquery term, per dialect.
 	from, fromDK string
+	groupDK      string   // streamJoin: DuckDB's GROUP BY
 	next         bool     // reads evn: late_data = 'include_in_next_window'
 	derived      bool     // WHERE is a derived stream f the query reads
 	uses         []string // awaitingFix constructs this query uses
@@ -223,6 +224,9 @@ func (q *query) duckSQL() string {
 			from = q.fromDK
 		}
 		fmt.Fprintf(&b, "SELECT %s FROM %s WHERE %s", q.selectList(true), from, where)
+		if q.groupDK != "" {
+			b.WriteString(" GROUP BY " + q.groupDK)
+		}
 	case overQuery:
 		src := "ev"
 		switch {

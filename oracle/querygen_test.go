@@ -444,7 +444,26 @@ func (g *gen) streamJoin(q *query) {
 			return fmt.Sprintf("(epoch_ms(%[1]s.ts) - ((epoch_ms(%[1]s.ts) %% %[2]d) + %[2]d) %% %[2]d)", c, z)
 		}
 		q.fromDK = fmt.Sprintf("ev a %s ev b ON a.k = b.k AND %s = %s", kind, fl("a"), fl("b"))
-		q.items = append(q.items, expr{"window_start", "make_timestamp(" + fl("a") + " * 1000)", tTs})
+		ws := expr{"window_start", "make_timestamp(" + fl("a") + " * 1000)", tTs}
+		if g.pick(2) == 0 {
+			q.items = append(q.items, ws)
+			return
+		}
+		// Aggregated: the groups use the join's windows.
+		q.keys = []expr{same("a.k", tStr)}
+		q.groupDK = "a.k, " + fl("a")
+		q.items = []expr{same("a.k", tStr), ws}
+		for range 1 + g.pick(3) {
+			g.qual = []string{"a.", "b."}[g.pick(2)]
+			a, _ := g.aggCall()
+			q.items = append(q.items, a)
+		}
+		g.qual = ""
+		for n := range q.items {
+			// first(x ORDER BY rid) is ambiguous over a join: arrival
+			// order is a's.
+			q.items[n].duck = strings.ReplaceAll(q.items[n].duck, "ORDER BY rid)", "ORDER BY a.rid, b.rid)")
+		}
 	}
 }
 
@@ -461,6 +480,15 @@ func (g *gen) overThenWindow(q *query) {
 	q.from = fmt.Sprintf("CREATE STREAM w AS SELECT k, s, i, ts, %s(i) OVER (PARTITION BY %s ORDER BY ts) AS p FROM ev;\n", f, part)
 	// No row of w is late downstream: its wm is NULL.
 	q.fromDK = fmt.Sprintf("(SELECT k, s, i, ts, NULL AS wm, rid, %s(i) OVER (PARTITION BY %s ORDER BY ts, rid) AS p FROM ev WHERE wm IS NULL OR epoch_ms(ts) >= wm)", f, part)
+	if g.pick(3) == 0 {
+		// An interval join instead (its output time is a's), over data
+		// without late rows.
+		q.uses, q.inBound = nil, true
+		lo, hi := g.pick(4)-3, g.pick(4)
+		cond := fmt.Sprintf("a.k = b.k AND b.ts BETWEEN a.ts + INTERVAL '%d' SECOND AND a.ts + INTERVAL '%d' SECOND", lo, hi)
+		q.from = "CREATE STREAM w AS SELECT a.k AS k, a.s AS s, a.i AS i, a.ts AS ts, b.i AS p FROM ev a JOIN ev b ON " + cond + ";\n"
+		q.fromDK = "(SELECT a.k, a.s, a.i, a.ts, NULL AS wm, a.rid, b.i AS p FROM ev a JOIN ev b ON " + cond + ")"
+	}
 	q.win = &window{kind: "TUMBLING", size: []int64{1, 2, 5, 10}[g.pick(4)]}
 	q.keys = []expr{same("k", tStr)}
 	ws, _ := g.windowBounds(q.win)
