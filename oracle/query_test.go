@@ -7,16 +7,17 @@ import (
 
 // awaitingFix lists the constructs on which the engine is known to disagree
 // with the oracle. The generator can produce each of them; runs skip them
-// while they are listed (the -all flag includes them). One line each:
+// while they are listed (the -all flag includes them), except that
+// over-before-1970 only keeps such queries' data after 1970. Remove an
+// entry once its defect is fixed. One line each:
 var awaitingFix = []string{
-	"emit-changes-window",      // windowed EMIT CHANGES loses windows that open and close inside one batch
-	"window-without-aggregate", // TUMBLING/SLIDING with no aggregate and no GROUP BY emits nothing
-	"final-over-window",
-	"update-previous-unopened-window",
-	"lead-watermark-hold", // LEAD does not hold the output watermark at the oldest row waiting in any partition // update_previous dead-letters a late row within allowed_lateness whose window no on-time row opened
-	// EMIT FINAL over a windowed aggregate's stream sees only the first window
-	"over-before-1970", // OVER on a bounded input ordered by a non-time column splits partitions at 1970-01-01
-	"moving-stddev",    // moving STDDEV/VARIANCE over constant values is not exactly 0
+	"emit-changes-window",             // windowed EMIT CHANGES loses windows that open and close inside one batch
+	"window-without-aggregate",        // TUMBLING/SLIDING with no aggregate and no GROUP BY emits nothing
+	"final-over-window",               // EMIT FINAL over a windowed aggregate's stream sees only the first window
+	"over-before-1970",                // OVER on a bounded input ordered by a non-time column splits partitions at 1970-01-01
+	"lead-watermark-hold",             // LEAD does not hold the output watermark at the oldest row waiting in any partition
+	"update-previous-unopened-window", // update_previous dead-letters a late row within allowed_lateness whose window no on-time row opened
+	"moving-stddev",                   // moving STDDEV/VARIANCE over constant values is not exactly 0
 }
 
 // shape is the form of a generated query.
