@@ -187,12 +187,13 @@ func (q *query) engineSQL() string {
 	case q.from != "":
 		from = q.from
 	}
-	if q.derived {
+	derived := q.derived && q.where != nil
+	if derived {
 		fmt.Fprintf(&b, "CREATE STREAM f AS SELECT * FROM %s WHERE %s;\n", from, q.where.eng)
 		from = "f"
 	}
 	fmt.Fprintf(&b, "SELECT %s FROM %s", q.selectList(false), from)
-	if q.where != nil && !q.derived {
+	if q.where != nil && !derived {
 		b.WriteString(" WHERE " + q.where.eng)
 	}
 	if len(q.keys) > 0 {
