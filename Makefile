@@ -1,5 +1,6 @@
 # FerrisStreams — common tasks. `make test` is the README's test command and
-# what .ci/run executes.
+# what .ci/run executes. oracle/ is a module of its own (it links DuckDB
+# through cgo, which the engine's module never needs).
 GO ?= go
 PKGS := ./...
 
@@ -14,6 +15,7 @@ test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 30m $(PKGS)
 	$(GO) test -count=1 -timeout 30m -race -short . ./arrowexec ./arrowexec/resource ./sources/... ./sinks/... ./server/... ./cmd/...
+	cd oracle && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m -short ./...
 
 race:
 	$(GO) test -race $(PKGS)
@@ -32,6 +34,7 @@ bench-e2e: build
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet $(PKGS)
+	cd oracle && $(GO) vet ./...
 
 demo:
 	$(GO) run ./cmd/ferris run examples/quickstart.sql

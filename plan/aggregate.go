@@ -322,10 +322,9 @@ func (b *selectBinder) bindAggregate(sel *ast.Select, input Node, sc *scope, ite
 		if err != nil {
 			return nil, nil, err
 		}
-		if h.Type().ID() != arrow.BOOL {
-			return nil, nil, errorf(sel.Having.Position(), "HAVING must be BOOLEAN, not %s", sqltypes.Name(h.Type()))
+		if having, err = predicate(sel.Having.Position(), "HAVING", h); err != nil {
+			return nil, nil, err
 		}
-		having = h
 	}
 	a.Aggs = ctx.calls
 	var node Node = newAggregate(a)

@@ -406,8 +406,8 @@ func (b *selectBinder) pushToInput(j *Join, s int, c ast.Expr) error {
 	if err != nil {
 		return err
 	}
-	if pred.Type().ID() != arrow.BOOL && pred.Type().ID() != arrow.NULL {
-		return errorf(c.Position(), "join condition must be BOOLEAN, not %s", sqltypes.Name(pred.Type()))
+	if pred, err = predicate(c.Position(), "join condition", pred); err != nil {
+		return err
 	}
 	*child = &Filter{Input: *child, Pred: pred}
 	return nil
@@ -668,11 +668,8 @@ func (b *selectBinder) finish(j *Join) error {
 			if err != nil {
 				return err
 			}
-			if e.Type().ID() != arrow.BOOL && e.Type().ID() != arrow.NULL {
-				return errorf(c.Position(), "join condition must be BOOLEAN, not %s", sqltypes.Name(e.Type()))
-			}
-			if e.Type().ID() == arrow.NULL {
-				e = expr.Lit(nil, sqltypes.Boolean)
+			if e, err = predicate(c.Position(), "join condition", e); err != nil {
+				return err
 			}
 			if j.Residual == nil {
 				j.Residual = e

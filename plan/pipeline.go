@@ -452,8 +452,8 @@ func (b *selectBinder) bindSelect(sel *ast.Select) (Node, error) {
 			if err != nil {
 				return nil, err
 			}
-			if pred.Type().ID() != arrow.BOOL && pred.Type().ID() != arrow.NULL {
-				return nil, errorf(sel.Where.Position(), "WHERE must be BOOLEAN, not %s", sqltypes.Name(pred.Type()))
+			if pred, err = predicate(sel.Where.Position(), "WHERE", pred); err != nil {
+				return nil, err
 			}
 			node = &Filter{Input: node, Pred: pred}
 		}
@@ -628,4 +628,16 @@ func lateRelation(n Node) *Relation {
 		return r
 	}
 	return first
+}
+
+// predicate checks that e, the condition of clause at pos, is BOOLEAN. An
+// untyped NULL (WHERE NULL) becomes a BOOLEAN NULL: it keeps no row.
+func predicate(pos ast.Pos, clause string, e expr.Expr) (expr.Expr, error) {
+	switch e.Type().ID() {
+	case arrow.BOOL:
+		return e, nil
+	case arrow.NULL:
+		return expr.Lit(nil, sqltypes.Boolean), nil
+	}
+	return nil, errorf(pos, "%s must be BOOLEAN, not %s", clause, sqltypes.Name(e.Type()))
 }

@@ -368,8 +368,8 @@ func (b *selectBinder) bindWhereSubqueries(node Node, where ast.Expr, sc *scope)
 		if err != nil {
 			return nil, err
 		}
-		if pred.Type().ID() != arrow.BOOL && pred.Type().ID() != arrow.NULL {
-			return nil, errorf(e.Position(), "WHERE must be BOOLEAN, not %s", sqltypes.Name(pred.Type()))
+		if pred, err = predicate(e.Position(), "WHERE", pred); err != nil {
+			return nil, err
 		}
 		return &Filter{Input: node, Pred: pred}, nil
 	}

@@ -1,0 +1,2 @@
+// Package oracle compares the engine's results with DuckDB's.
+package oracle
