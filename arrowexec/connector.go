@@ -57,6 +57,9 @@ type DeadLetterRecord struct {
 	Field    string    `json:"field,omitempty"`
 	Reason   string    `json:"reason"`
 	Raw      string    `json:"raw,omitempty"` // the original record bytes, as text
+	// RawEncoding is "base64" when Raw holds a binary record (Avro)
+	// base64-encoded, whole.
+	RawEncoding string `json:"raw_encoding,omitempty"`
 }
 
 // DeadLetter receives records that could not be processed. Implementations
