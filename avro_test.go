@@ -24,7 +24,9 @@ import (
 
 	"github.com/ferrisstreams/ferris/arrowexec"
 	"github.com/ferrisstreams/ferris/arrowexec/resource"
+	"github.com/ferrisstreams/ferris/kernels/sqltypes"
 	"github.com/ferrisstreams/ferris/plan"
+	"github.com/ferrisstreams/ferris/plan/sql"
 	"github.com/ferrisstreams/ferris/schemaregistry"
 	"github.com/ferrisstreams/ferris/sinks"
 	"github.com/ferrisstreams/ferris/sources"
@@ -285,4 +287,105 @@ func centsOf(t *testing.T, s string) int64 {
 		t.Fatalf("price %q has more than two fractional digits", s)
 	}
 	return r.Num().Int64()
+}
+
+// TestAvroColumnsFromRegistry: a Kafka stream with format avro that
+// declares no columns gets them from the latest schema of subject
+// "<topic>-value": nested records flattened with dotted names, a union
+// with null nullable, logical types mapped; the query reads them.
+func TestAvroColumnsFromRegistry(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	srv := httptest.NewServer(schemaregistry.New())
+	defer srv.Close()
+	const text = `{"type":"record","name":"Order","fields":[
+ {"name":"id","type":"long"},
+ {"name":"amount","type":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}},
+ {"name":"day","type":{"type":"int","logicalType":"date"}},
+ {"name":"ship","type":{"type":"record","name":"Ship","fields":[{"name":"city","type":"string"},{"name":"note","type":["null","string"]}]}},
+ {"name":"tags","type":{"type":"array","items":"string"}}]}`
+	type ship struct {
+		City string  `avro:"city"`
+		Note *string `avro:"note"`
+	}
+	type order struct {
+		ID     int64     `avro:"id"`
+		Amount *big.Rat  `avro:"amount"`
+		Day    time.Time `avro:"day"`
+		Ship   ship      `avro:"ship"`
+		Tags   []string  `avro:"tags"`
+	}
+	rcl, err := sr.NewClient(sr.URLs(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := rcl.RegisterSchema(ctx, "orders-value", sr.Schema{Schema: text}, -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := hamba.MustParse(text)
+	var serde sr.Serde
+	serde.Register(id, order{}, sr.EncodeFn(func(v any) ([]byte, error) { return hamba.Marshal(s, v) }))
+	pcl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.DefaultProduceTopic("orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pcl.Close()
+	fragile := "fragile"
+	for _, o := range []order{
+		{ID: 1, Amount: big.NewRat(1999, 100), Day: time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC), Ship: ship{"Oslo", &fragile}, Tags: []string{"a"}},
+		{ID: 2, Amount: big.NewRat(-5, 100), Day: time.Date(1999, 12, 31, 0, 0, 0, 0, time.UTC), Ship: ship{"Lima", nil}},
+	} {
+		if err := pcl.ProduceSync(ctx, &kgo.Record{Value: serde.MustEncode(o)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	src := fmt.Sprintf(`CREATE STREAM orders WITH (connector = 'kafka', topic = 'orders', format = 'avro', schema_registry = '%s', end_offset = 'latest');
+CREATE STREAM out AS SELECT id, amount * 2 AS twice, day, "ship.city" AS city, "ship.note" IS NULL AS no_note FROM orders
+WITH (connector = 'file', path = 'out.jsonl');`, srv.URL)
+	stmts, err := sql.Parse(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := &arrowexec.Connectors{}
+	sources.Register(conns)
+	sinks.Register(conns)
+	kafkasrc.Register(conns, kafkasrc.Config{Brokers: cluster.ListenAddrs()})
+	if err := plan.DeclareColumns(ctx, stmts, conns); err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.CompileStatements(stmts, arrowexec.DefaultSettings(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cols []string
+	for _, f := range p.Relation("orders").Declared.Fields() {
+		cols = append(cols, fmt.Sprintf("%s %s %v", f.Name, sqltypes.Name(f.Type), f.Nullable))
+	}
+	if want := []string{"id BIGINT false", "amount DECIMAL(9,2) false", "day DATE false", "ship.city VARCHAR false", "ship.note VARCHAR true"}; !slices.Equal(cols, want) {
+		t.Fatalf("columns %q, want %q", cols, want)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	topo, err := p.Build(plan.BuildEnv{Connectors: conns, Resources: resource.NewManager(mem, 0), BaseDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := topo.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := readLines(t, filepath.Join(dir, "out.jsonl"))
+	want := []string{
+		`{"id":1,"twice":39.98,"day":"2024-01-02","city":"Oslo","no_note":false}`,
+		`{"id":2,"twice":-0.10,"day":"1999-12-31","city":"Lima","no_note":true}`,
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("output\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }

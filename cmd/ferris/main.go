@@ -27,6 +27,7 @@ import (
 	"github.com/ferrisstreams/ferris/arrowexec"
 	"github.com/ferrisstreams/ferris/arrowexec/resource"
 	"github.com/ferrisstreams/ferris/plan"
+	"github.com/ferrisstreams/ferris/plan/sql"
 	"github.com/ferrisstreams/ferris/server"
 	"github.com/ferrisstreams/ferris/sinks"
 	kafkasink "github.com/ferrisstreams/ferris/sinks/kafka"
@@ -59,6 +60,7 @@ flags:
   --config FILE      read settings from FILE (lines of name = value)
   --http-addr, --metrics-addr, --flight-addr ADDR, --token T, --data-dir DIR   for ferris server and dev
   --kafka-addr ADDR  for ferris dev (default 127.0.0.1:9092)
+  --registry-addr ADDR  for ferris dev: schema registry (default 127.0.0.1:8081; - disables)
   --metrics-addr ADDR  ferris run: serve /metrics and /debug/pprof while it runs (default: none)
   --progress auto|always|never  ferris run: the progress line on stderr (auto: when it is a terminal)
   --duration D       ferris run and explain --analyze: stop (draining) after D, e.g. 30s
@@ -110,6 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&svc.flightAddr, "flight-addr", "127.0.0.1:8815", "server: Arrow Flight (gRPC) export of streams; - disables")
 	fs.StringVar(&svc.token, "token", "", "server: bearer token the API and metrics require (default $FERRIS_TOKEN; empty: none)")
 	fs.StringVar(&svc.kafkaAddr, "kafka-addr", "127.0.0.1:9092", "dev: address of the in-process Kafka-compatible broker")
+	fs.StringVar(&svc.registryAddr, "registry-addr", "127.0.0.1:8081", "dev: address of the in-process schema registry; - disables")
 	fs.StringVar(&svc.dataDir, "data-dir", ".", "server: folder relative paths of pipelines resolve against")
 	analyze := fs.Bool("analyze", false, "explain: run the pipeline and report where time and memory went")
 	var ro runOptions
@@ -190,7 +193,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ro.correlationID = newRunID()
 	_, endPlan := startSpan(ctx, tel, "ferris.plan.compile", []arrowexec.Attr{
 		{Key: "ferris.pipeline", Value: pipelineName(path)}, {Key: "ferris.correlation_id", Value: ro.correlationID}})
-	p, err := plan.Compile(string(src), settings, sets)
+	p, err := compileDeclaring(ctx, string(src), settings, sets, connectorsFor(kafkasrc.Config{})(io.Discard))
 	endPlan(err)
 	if err != nil {
 		printErrors(stderr, path, err)
@@ -309,6 +312,19 @@ func newBuildEnv(p *plan.Pipeline, path string, stdout io.Writer) (plan.BuildEnv
 		},
 	}
 	return env, dl
+}
+
+// compileDeclaring is plan.Compile, with the columns of streams declaring
+// none taken from their connector first (plan.DeclareColumns).
+func compileDeclaring(ctx context.Context, src string, settings arrowexec.Settings, sets map[string]string, conns *arrowexec.Connectors) (*plan.Pipeline, error) {
+	stmts, err := sql.Parse(src)
+	if err != nil {
+		return nil, err
+	}
+	if err := plan.DeclareColumns(ctx, stmts, conns); err != nil {
+		return nil, err
+	}
+	return plan.CompileStatements(stmts, settings, sets)
 }
 
 // connectorsFor registers every connector of the binary: Kafka clients

@@ -29,6 +29,9 @@ type Config struct {
 	// first use (the broker must allow it), as `ferris dev` does; otherwise
 	// reading a missing topic is an error.
 	AutoCreateTopics bool
+	// SchemaRegistry is the schema registry URL of streams with format
+	// avro that set no schema_registry option, e.g. the one of `ferris dev`.
+	SchemaRegistry string
 }
 
 // ClientOptionNames are the WITH options ClientOptions reads; sources and

@@ -44,12 +44,41 @@ const DefaultMaxRecordBytes = 1 << 20
 var sourceOptions = []string{"topic", "group_id", "start_offset", "end_offset", "max_record_bytes",
 	"schema_registry", "schema_registry_user", "schema_registry_password"}
 
-// Register adds the "kafka" source connector to c; cfg supplies default
-// brokers.
+// Register adds the "kafka" source connector to c, with its columns
+// factory (Columns); cfg supplies default brokers and schema registry.
 func Register(c *arrowexec.Connectors, cfg Config) {
 	c.RegisterSource("kafka", func(spec arrowexec.SourceSpec) (arrowexec.Operator, error) {
 		return NewSource(cfg, spec)
 	})
+	c.RegisterColumns("kafka", func(ctx context.Context, o arrowexec.Options) ([]arrow.Field, error) {
+		return Columns(ctx, cfg, o)
+	})
+}
+
+// Columns gives the columns of a kafka stream with format avro that
+// declares none: those of the latest schema of subject "<topic>-value" in
+// the schema registry (see avro.Columns for the mapping). For other
+// formats it returns nothing.
+func Columns(ctx context.Context, cfg Config, o arrowexec.Options) ([]arrow.Field, error) {
+	if !strings.EqualFold(o["format"], "avro") {
+		return nil, nil
+	}
+	topic, urls := strings.TrimSpace(o["topic"]), o["schema_registry"]
+	if strings.TrimSpace(urls) == "" {
+		urls = cfg.SchemaRegistry
+	}
+	if topic == "" || strings.TrimSpace(urls) == "" {
+		return nil, fmt.Errorf("format avro without declared columns needs options topic and schema_registry")
+	}
+	reg, err := registryClient(urls, o)
+	if err != nil {
+		return nil, err
+	}
+	text, err := reg.Latest(ctx, topic+"-value")
+	if err != nil {
+		return nil, fmt.Errorf("schema registry: %w", err)
+	}
+	return avro.Columns(text)
 }
 
 // NewSource is the factory of the "kafka" source connector. It validates
@@ -73,7 +102,8 @@ func Register(c *arrowexec.Connectors, cfg Config) {
 //     (system columns excluded), delimiter ','; raw: the value as text in
 //     the one VARCHAR column that is not a system column; avro: Avro in the
 //     Confluent wire format, its writer schema fetched by id from
-//     schema_registry (required; URLs separated by commas) with HTTP basic
+//     schema_registry (URLs separated by commas; default
+//     Config.SchemaRegistry, one is required) with HTTP basic
 //     authentication when schema_registry_user (and
 //     schema_registry_password) is set. See package sources/avro for how
 //     writer fields resolve to columns.
@@ -149,6 +179,10 @@ func NewSource(cfg Config, spec arrowexec.SourceSpec) (arrowexec.Operator, error
 		s.maxRecord = n
 	}
 	s.maxBuffered = max(4*s.batchSize, 4096)
+	s.registry = o["schema_registry"]
+	if strings.TrimSpace(s.registry) == "" {
+		s.registry = cfg.SchemaRegistry
+	}
 	s.format = strings.ToLower(o["format"])
 	if s.format == "" {
 		s.format = "json"
@@ -198,7 +232,7 @@ func (s *source) layout() error {
 		}
 		d.Release()
 	case "avro":
-		if strings.TrimSpace(s.spec.Options["schema_registry"]) == "" {
+		if strings.TrimSpace(s.registry) == "" {
 			return fmt.Errorf("format avro needs option schema_registry")
 		}
 		d, err := avro.NewDecoder(s.payloadSchema, nil, memory.DefaultAllocator)
@@ -237,13 +271,14 @@ var (
 	_ schemaResolver = (*avro.Decoder)(nil)
 )
 
-// registryClient returns the schema registry client of the options.
-func registryClient(o arrowexec.Options) (*avro.RegistryClient, error) {
-	var urls []string
-	for _, u := range strings.Split(o["schema_registry"], ",") {
+// registryClient returns a client of the schema registry at urls (comma
+// separated) with the credentials of the options.
+func registryClient(urls string, o arrowexec.Options) (*avro.RegistryClient, error) {
+	var list []string
+	for _, u := range strings.Split(urls, ",") {
 		if u = strings.TrimSpace(u); u != "" {
-			urls = append(urls, u)
+			list = append(list, u)
 		}
 	}
-	return avro.NewRegistryClient(urls, o["schema_registry_user"], o["schema_registry_password"])
+	return avro.NewRegistryClient(list, o["schema_registry_user"], o["schema_registry_password"])
 }

@@ -50,6 +50,7 @@ type source struct {
 	startLatest bool
 	bounded     bool
 	format      string
+	registry    string // format avro: schema registry URLs
 	batchSize   int
 	linger      time.Duration
 	maxRecord   int
@@ -252,7 +253,7 @@ func (s *source) Open(ctx context.Context) error {
 		f := s.payloadSchema.Field(0)
 		s.payload = &rawDecoder{name: f.Name, nullable: f.Nullable, b: array.NewStringBuilder(alloc)}
 	case "avro":
-		reg, err := registryClient(s.spec.Options)
+		reg, err := registryClient(s.registry, s.spec.Options)
 		if err != nil {
 			return s.errorf("%w", err)
 		}
