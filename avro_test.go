@@ -29,6 +29,7 @@ import (
 	"github.com/ferrisstreams/ferris/plan/sql"
 	"github.com/ferrisstreams/ferris/schemaregistry"
 	"github.com/ferrisstreams/ferris/sinks"
+	kafkasink "github.com/ferrisstreams/ferris/sinks/kafka"
 	"github.com/ferrisstreams/ferris/sources"
 	kafkasrc "github.com/ferrisstreams/ferris/sources/kafka"
 )
@@ -84,11 +85,13 @@ type avroTradeV3Rec struct {
 // tumbling-window query. Mid-stream the producer moves to a compatible
 // writer schema, which is read, and for a few records to an incompatible
 // one, which is dead-lettered whole with the reason and its position. The
-// windows are checked against sums computed here from the produced events.
+// windows are written as Avro to another topic and read back by a second
+// pipeline, then checked against sums computed here from the produced
+// events.
 func TestAvroKafkaWindowedQuery(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "trades"))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "trades", "windows"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,35 +171,27 @@ func TestAvroKafkaWindowedQuery(t *testing.T) {
 		}
 	}
 
+	// The windows go to topic windows as Avro (the sink registers its
+	// schema), then a second pipeline reads them back, its columns taken
+	// from that schema.
 	dir := t.TempDir()
-	src := fmt.Sprintf(`CREATE STREAM trades (ticker VARCHAR NOT NULL, volume BIGINT NOT NULL, price DECIMAL(12,2), ts TIMESTAMP,
-  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
-WITH (connector = 'kafka', topic = 'trades', format = 'avro', schema_registry = '%s', end_offset = 'latest', batch_size = '64');
-CREATE STREAM out AS SELECT window_start, ticker, COUNT(*) AS n, SUM(volume) AS volume, SUM(price) AS price
-FROM trades GROUP BY ticker WINDOW TUMBLING (INTERVAL '10' SECOND)
-WITH (connector = 'file', path = 'out.jsonl');`, srv.URL)
-	p, err := plan.Compile(src, arrowexec.DefaultSettings(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
 	conns := &arrowexec.Connectors{}
 	sources.Register(conns)
 	sinks.Register(conns)
-	kafkasrc.Register(conns, kafkasrc.Config{Brokers: cluster.ListenAddrs()})
+	kafkasrc.Register(conns, kafkasrc.Config{Brokers: cluster.ListenAddrs(), SchemaRegistry: srv.URL})
+	kafkasink.Register(conns, kafkasrc.Config{Brokers: cluster.ListenAddrs(), SchemaRegistry: srv.URL})
 	dl := sinks.NewDeadLetterFile(filepath.Join(dir, "dead.jsonl"))
-	topo, err := p.Build(plan.BuildEnv{Connectors: conns, Resources: resource.NewManager(mem, 0), BaseDir: dir,
-		DeadLetter: func(string) arrowexec.DeadLetter { return dl }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := topo.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	runPipeline(t, ctx, conns, dir, dl, `CREATE STREAM trades (ticker VARCHAR NOT NULL, volume BIGINT NOT NULL, price DECIMAL(12,2), ts TIMESTAMP,
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+WITH (connector = 'kafka', topic = 'trades', format = 'avro', end_offset = 'latest', batch_size = '64');
+CREATE STREAM windows AS SELECT window_start, ticker, COUNT(*) AS n, SUM(volume) AS volume, SUM(price) AS price
+FROM trades GROUP BY ticker WINDOW TUMBLING (INTERVAL '10' SECOND)
+WITH (connector = 'kafka', topic = 'windows', format = 'avro');`)
 	if err := dl.Close(); err != nil {
 		t.Fatal(err)
 	}
+	runPipeline(t, ctx, conns, dir, nil, `CREATE STREAM windows WITH (connector = 'kafka', topic = 'windows', format = 'avro', end_offset = 'latest');
+CREATE STREAM back AS SELECT window_start, ticker, n, volume, price FROM windows WITH (connector = 'file', path = 'out.jsonl');`)
 
 	got := map[key]agg{}
 	for _, line := range readLines(t, filepath.Join(dir, "out.jsonl")) {
@@ -252,6 +247,36 @@ WITH (connector = 'file', path = 'out.jsonl');`, srv.URL)
 		if d.Field != "volume" || d.Reason != "writer schema test.Trade: Avro string cannot be read as BIGINT" {
 			t.Errorf("dead letter %d: field %q reason %q", i, d.Field, d.Reason)
 		}
+	}
+}
+
+// runPipeline compiles src, with the columns of streams declaring none
+// from their connector, and runs it to the end of its bounded inputs.
+func runPipeline(t *testing.T, ctx context.Context, conns *arrowexec.Connectors, dir string, dl arrowexec.DeadLetter, src string) {
+	t.Helper()
+	stmts, err := sql.Parse(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plan.DeclareColumns(ctx, stmts, conns); err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.CompileStatements(stmts, arrowexec.DefaultSettings(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	env := plan.BuildEnv{Connectors: conns, Resources: resource.NewManager(mem, 0), BaseDir: dir}
+	if dl != nil {
+		env.DeadLetter = func(string) arrowexec.DeadLetter { return dl }
+	}
+	topo, err := p.Build(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := topo.Run(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 

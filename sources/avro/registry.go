@@ -52,6 +52,17 @@ func (r *RegistryClient) Latest(ctx context.Context, subject string) (string, er
 	return s.Schema.Schema, nil
 }
 
+// Register registers an Avro schema under subject (POST
+// /subjects/{subject}/versions) and returns its id; a schema registered
+// before keeps its id.
+func (r *RegistryClient) Register(ctx context.Context, subject, text string) (int, error) {
+	id, err := r.cl.RegisterSchema(ctx, subject, sr.Schema{Schema: text}, -1, -1)
+	if err != nil {
+		return 0, fmt.Errorf("register schema under subject %s: %w", subject, err)
+	}
+	return id, nil
+}
+
 func notFound(err error) error {
 	var re *sr.ResponseError
 	if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {

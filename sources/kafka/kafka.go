@@ -70,7 +70,7 @@ func Columns(ctx context.Context, cfg Config, o arrowexec.Options) ([]arrow.Fiel
 	if topic == "" || strings.TrimSpace(urls) == "" {
 		return nil, fmt.Errorf("format avro without declared columns needs options topic and schema_registry")
 	}
-	reg, err := registryClient(urls, o)
+	reg, err := RegistryClient(urls, o)
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +273,7 @@ var (
 
 // registryClient returns a client of the schema registry at urls (comma
 // separated) with the credentials of the options.
-func registryClient(urls string, o arrowexec.Options) (*avro.RegistryClient, error) {
+func RegistryClient(urls string, o arrowexec.Options) (*avro.RegistryClient, error) {
 	var list []string
 	for _, u := range strings.Split(urls, ",") {
 		if u = strings.TrimSpace(u); u != "" {
