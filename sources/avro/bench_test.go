@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/ferrisstreams/ferris/kernels/sqltypes"
+	hamba "github.com/hamba/avro/v2"
 )
 
 const benchSchema = `{"type":"record","name":"Trade","fields":[
@@ -78,6 +79,26 @@ func BenchmarkDecode(b *testing.B) {
 		}
 		if rerr := d.Append(values[i%n]); rerr != nil {
 			b.Fatal(rerr)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(b.N)/(cpuTime()-cpu0).Seconds(), "rows/CPU-s")
+}
+
+// BenchmarkHambaGeneric is the reference the compiled decoder replaces:
+// the same records decoded by hamba/avro into map[string]any, before any
+// Arrow builder is touched.
+func BenchmarkHambaGeneric(b *testing.B) {
+	reg, _ := testRegistry(b)
+	s := hamba.MustParse(benchSchema)
+	value := frame(b, reg, benchSchema, benchTrade{ID: 1, Ticker: "AAPL", Venue: "XNAS", Price: 1, Bid: 1, Ask: 1, Volume: 1, Qty: 1, TS: time.UnixMilli(1)})
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for i := 0; i < b.N; i++ {
+		var m map[string]any
+		if err := hamba.Unmarshal(s, value[5:], &m); err != nil {
+			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")

@@ -1,14 +1,30 @@
-// Package avro decodes Avro records in the Confluent wire format (a zero
-// magic byte, the writer schema's registry id as 4 bytes big-endian, then
-// the Avro binary body) straight into Arrow column builders.
+// Package avro reads and writes Avro records in the Confluent wire format
+// (a zero magic byte, the writer schema's registry id as 4 bytes
+// big-endian, then the Avro binary body), straight from and to Arrow
+// columns.
 //
-// Each writer schema is fetched once from the schema registry, by id, and
-// compiled against the declared columns into a small program of
-// type-specialised steps (compile.go); a record is then read by running
+// Reading: each writer schema is fetched once from the schema registry,
+// by id, and compiled against the declared columns into a small program
+// of type-specialised steps (compile.go); a record is then read by running
 // its writer's program over the bytes, with no intermediate values.
 // Writer fields are matched to columns by name (exactly, then ASCII
 // case-insensitively); fields of nested records are named with dots
-// ("address.city"); fields without a column are skipped.
+// ("ship.city"); fields without a column are skipped (arrays and maps
+// included); a column the writer lacks is NULL, or makes every record of
+// that writer bad if it is NOT NULL. A writer type reads into:
+//
+//	boolean                      BOOLEAN
+//	int                          INT, BIGINT, DOUBLE
+//	long                         BIGINT, DOUBLE
+//	float, double                DOUBLE
+//	string, uuid, enum, bytes    VARCHAR (bytes must be UTF-8)
+//	decimal (bytes, fixed)       DECIMAL whose scale is at least the writer's
+//	timestamp-millis, -micros    TIMESTAMP (micros floored to milliseconds), BIGINT
+//	date                         DATE
+//	["null", T]                  a nullable T (NULL for a NOT NULL column: a bad record)
+//
+// Columns gives the columns of a writer schema for streams that declare
+// none; WriterSchema and Encoder write rows (encode.go).
 package avro
 
 import (
