@@ -18,6 +18,43 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 )
 
+// devAddrs are the addresses ferris dev announces.
+type devAddrs struct{ broker, registry, api string }
+
+// startDev runs ferris dev on free ports until the test ends (then checks
+// it exits cleanly) and returns what it announced and its stderr.
+func startDev(t *testing.T) (devAddrs, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout syncBuffer
+	stderr := &syncBuffer{}
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, []string{"dev", "--kafka-addr", "127.0.0.1:0", "--registry-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+			"--metrics-addr", "-", "--flight-addr", "-", "--data-dir", t.TempDir()}, &stdout, stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if c := <-code; c != 0 {
+			t.Errorf("ferris dev exit %d: %s", c, stderr.String())
+		}
+	})
+	res := []*regexp.Regexp{regexp.MustCompile(`dev broker on (\S+)`), regexp.MustCompile(`schema registry on (http://\S+)`),
+		regexp.MustCompile(`HTTP API on (http://\S+)`)}
+	addrs := make([]string, len(res))
+	for deadline := time.Now().Add(20 * time.Second); slices.Contains(addrs, ""); time.Sleep(10 * time.Millisecond) {
+		for i, re := range res {
+			if m := re.FindStringSubmatch(stderr.String()); m != nil {
+				addrs[i] = m[1]
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("addresses not announced: %s", stderr.String())
+		}
+	}
+	return devAddrs{addrs[0], addrs[1], addrs[2]}, stderr
+}
+
 // TestDevBrokerIdlePartitionsAndWindowsOverKafka runs ferris dev, registers
 // a windowed pipeline from Kafka to Kafka (its topics are created on first
 // use) and produces trades to one partition of the three of its input. With idle_timeout the two silent
@@ -27,33 +64,9 @@ func TestDevBrokerIdlePartitionsAndWindowsOverKafka(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a broker and a server")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
-	code := make(chan int, 1)
-	go func() {
-		code <- run(ctx, []string{"dev", "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-			"--metrics-addr", "-", "--flight-addr", "-", "--data-dir", t.TempDir()}, &stdout, &stderr)
-	}()
-	defer func() {
-		cancel()
-		if c := <-code; c != 0 {
-			t.Errorf("ferris dev exit %d: %s", c, stderr.String())
-		}
-	}()
-	brokerRE := regexp.MustCompile(`dev broker on (\S+)`)
-	apiRE := regexp.MustCompile(`HTTP API on (http://\S+)`)
-	var broker, api string
-	for deadline := time.Now().Add(20 * time.Second); broker == "" || api == ""; time.Sleep(10 * time.Millisecond) {
-		if m := brokerRE.FindStringSubmatch(stderr.String()); m != nil {
-			broker = m[1]
-		}
-		if m := apiRE.FindStringSubmatch(stderr.String()); m != nil {
-			api = m[1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("addresses not announced: %s", stderr.String())
-		}
-	}
+	ctx := context.Background()
+	dev, stderr := startDev(t)
+	broker, api := dev.broker, dev.api
 
 	pipeline := func(name, topic, idle string) string {
 		return fmt.Sprintf(`CREATE STREAM %[1]s_trades (ticker VARCHAR, volume BIGINT, ts TIMESTAMP, _partition INT,
@@ -161,33 +174,9 @@ func TestDevSchemaRegistry(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a broker and a server")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
-	code := make(chan int, 1)
-	go func() {
-		code <- run(ctx, []string{"dev", "--kafka-addr", "127.0.0.1:0", "--registry-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-			"--metrics-addr", "-", "--flight-addr", "-", "--data-dir", t.TempDir()}, &stdout, &stderr)
-	}()
-	defer func() {
-		cancel()
-		if c := <-code; c != 0 {
-			t.Errorf("ferris dev exit %d: %s", c, stderr.String())
-		}
-	}()
-	res := []*regexp.Regexp{regexp.MustCompile(`dev broker on (\S+)`), regexp.MustCompile(`schema registry on (http://\S+)`),
-		regexp.MustCompile(`HTTP API on (http://\S+)`)}
-	addrs := make([]string, len(res))
-	for deadline := time.Now().Add(20 * time.Second); slices.Contains(addrs, ""); time.Sleep(10 * time.Millisecond) {
-		for i, re := range res {
-			if m := re.FindStringSubmatch(stderr.String()); m != nil {
-				addrs[i] = m[1]
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("addresses not announced: %s", stderr.String())
-		}
-	}
-	broker, registry, api := addrs[0], addrs[1], addrs[2]
+	ctx := context.Background()
+	dev, stderr := startDev(t)
+	broker, registry, api := dev.broker, dev.registry, dev.api
 	if !strings.HasPrefix(registry, "http://127.0.0.1:") {
 		t.Fatalf("registry on %s, want 127.0.0.1", registry)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/ferrisstreams/ferris/kernels/sqltypes"
+	"github.com/ferrisstreams/ferris/sources"
 	hamba "github.com/hamba/avro/v2"
 )
 
@@ -230,19 +231,19 @@ func (c *compiler) convert(col int, t hamba.Schema) (op, error) {
 	}
 	switch t.Type() {
 	case hamba.Boolean:
-		if s.kind == kBool {
+		if s.kind == sources.KindBool {
 			o.code = opBool
 			return o, nil
 		}
 	case hamba.Int:
 		switch {
-		case s.kind == kInt32 && lt != hamba.Date, s.kind == kDate && lt == hamba.Date:
+		case s.kind == sources.KindInt32 && lt != hamba.Date, s.kind == sources.KindDate && lt == hamba.Date:
 			o.code = opInt
 			return o, nil
-		case s.kind == kInt64 && lt != hamba.Date:
+		case s.kind == sources.KindInt64 && lt != hamba.Date:
 			o.code = opLong
 			return o, nil
-		case s.kind == kFloat64 && lt == "":
+		case s.kind == sources.KindFloat64 && lt == "":
 			o.code = opLongDouble
 			return o, nil
 		}
@@ -250,33 +251,33 @@ func (c *compiler) convert(col int, t hamba.Schema) (op, error) {
 		millis := lt == hamba.TimestampMillis || lt == hamba.LocalTimestampMillis
 		micros := lt == hamba.TimestampMicros || lt == hamba.LocalTimestampMicros
 		switch {
-		case s.kind == kInt64, s.kind == kTimestamp && millis:
+		case s.kind == sources.KindInt64, s.kind == sources.KindTimestamp && millis:
 			o.code = opLong
 			return o, nil
-		case s.kind == kTimestamp && micros:
+		case s.kind == sources.KindTimestamp && micros:
 			o.code = opMicros
 			return o, nil
-		case s.kind == kFloat64 && lt == "":
+		case s.kind == sources.KindFloat64 && lt == "":
 			o.code = opLongDouble
 			return o, nil
 		}
 	case hamba.Float:
-		if s.kind == kFloat64 {
+		if s.kind == sources.KindFloat64 {
 			o.code = opFloat
 			return o, nil
 		}
 	case hamba.Double:
-		if s.kind == kFloat64 {
+		if s.kind == sources.KindFloat64 {
 			o.code = opDouble
 			return o, nil
 		}
 	case hamba.String:
-		if s.kind == kString {
+		if s.kind == sources.KindString {
 			o.code = opString
 			return o, nil
 		}
 	case hamba.Enum:
-		if s.kind == kString {
+		if s.kind == sources.KindString {
 			o.code = opEnum
 			for _, sym := range t.(*hamba.EnumSchema).Symbols() {
 				o.symbols = append(o.symbols, []byte(sym))
@@ -285,7 +286,7 @@ func (c *compiler) convert(col int, t hamba.Schema) (op, error) {
 		}
 	case hamba.Bytes, hamba.Fixed:
 		if dec, ok := logical.(*hamba.DecimalLogicalSchema); ok {
-			if s.kind != kDecimal {
+			if s.kind != sources.KindDecimal {
 				break
 			}
 			if int32(dec.Scale()) > s.scale {
@@ -297,7 +298,7 @@ func (c *compiler) convert(col int, t hamba.Schema) (op, error) {
 			}
 			return o, nil
 		}
-		if s.kind == kString && t.Type() == hamba.Bytes {
+		if s.kind == sources.KindString && t.Type() == hamba.Bytes {
 			o.code = opString
 			return o, nil
 		}

@@ -54,27 +54,13 @@ type Registry interface {
 	Schema(ctx context.Context, id int) (string, error)
 }
 
-// kind is the declared column type a slot stages for.
-type kind uint8
-
-const (
-	kBool kind = iota
-	kInt32
-	kInt64
-	kFloat64
-	kDecimal
-	kString
-	kTimestamp // epoch milliseconds
-	kDate      // days since the epoch
-)
-
 // slot is one declared column: its builder and the value staged for the
 // record being decoded. Staging lets a bad record be dropped whole.
 type slot struct {
 	name     string
 	sqlName  string
 	nullable bool
-	kind     kind
+	kind     sources.ColumnKind
 	prec     int32
 	scale    int32
 	b        array.Builder
@@ -108,27 +94,14 @@ func NewDecoder(schema *arrow.Schema, reg Registry, alloc memory.Allocator) (*De
 	for i, f := range schema.Fields() {
 		c := &cols[i]
 		c.name, c.nullable, c.sqlName = f.Name, f.Nullable, sqltypes.Name(f.Type)
+		var err error
+		if c.kind, err = sources.KindOf(f); err != nil {
+			return nil, err
+		}
 		switch t := f.Type.(type) {
-		case *arrow.BooleanType:
-			c.kind = kBool
-		case *arrow.Int32Type:
-			c.kind = kInt32
-		case *arrow.Int64Type:
-			c.kind = kInt64
-		case *arrow.Float64Type:
-			c.kind = kFloat64
 		case *arrow.Decimal128Type:
-			c.kind, c.prec, c.scale = kDecimal, t.Precision, t.Scale
-		case *arrow.StringType:
-			c.kind = kString
-		case *arrow.TimestampType:
-			if t.Unit != arrow.Millisecond {
-				return nil, fmt.Errorf("column %q: timestamp unit %s not supported (milliseconds expected)", f.Name, t.Unit)
-			}
-			c.kind = kTimestamp
-		case *arrow.Date32Type:
-			c.kind = kDate
-		default:
+			c.prec, c.scale = t.Precision, t.Scale
+		case *arrow.DurationType:
 			return nil, fmt.Errorf("column %q: type %s not supported by format avro", f.Name, c.sqlName)
 		}
 	}
@@ -252,21 +225,21 @@ func (c *slot) commit() {
 		return
 	}
 	switch c.kind {
-	case kString:
+	case sources.KindString:
 		c.b.(*array.StringBuilder).BinaryBuilder.Append(c.str)
-	case kInt64:
+	case sources.KindInt64:
 		c.b.(*array.Int64Builder).Append(c.i64)
-	case kInt32:
+	case sources.KindInt32:
 		c.b.(*array.Int32Builder).Append(int32(c.i64))
-	case kFloat64:
+	case sources.KindFloat64:
 		c.b.(*array.Float64Builder).Append(c.f64)
-	case kDecimal:
+	case sources.KindDecimal:
 		c.b.(*array.Decimal128Builder).Append(c.dec)
-	case kTimestamp:
+	case sources.KindTimestamp:
 		c.b.(*array.TimestampBuilder).Append(arrow.Timestamp(c.i64))
-	case kDate:
+	case sources.KindDate:
 		c.b.(*array.Date32Builder).Append(arrow.Date32(c.i64))
-	case kBool:
+	case sources.KindBool:
 		c.b.(*array.BooleanBuilder).Append(c.bl)
 	}
 }
