@@ -55,6 +55,21 @@ func startDev(t *testing.T) (devAddrs, *syncBuffer) {
 	return devAddrs{addrs[0], addrs[1], addrs[2]}, stderr
 }
 
+// postPipeline registers a pipeline through the HTTP API.
+func postPipeline(t *testing.T, api, name, sql string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"name": name, "sql": sql})
+	resp, err := http.Post(api+"/queries", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST %s: %d %s", name, resp.StatusCode, data)
+	}
+}
+
 // TestDevBrokerIdlePartitionsAndWindowsOverKafka runs ferris dev, registers
 // a windowed pipeline from Kafka to Kafka (its topics are created on first
 // use) and produces trades to one partition of the three of its input. With idle_timeout the two silent
@@ -81,16 +96,7 @@ WITH (connector = 'kafka', topic = '%[1]s_volumes');`, name, topic, idle)
 		"idle": pipeline("idle", "idle", ", idle_timeout = '300ms'"),
 		"held": pipeline("held", "held", ""),
 	} {
-		body, _ := json.Marshal(map[string]string{"name": name, "sql": sql})
-		resp, err := http.Post(api+"/queries", "application/json", strings.NewReader(string(body)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			t.Fatalf("POST %s: %d %s", name, resp.StatusCode, data)
-		}
+		postPipeline(t, api, name, sql)
 	}
 
 	producer, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -214,16 +220,7 @@ func TestDevSchemaRegistry(t *testing.T) {
 	sql := `CREATE STREAM orders WITH (connector = 'kafka', topic = 'orders', format = 'avro');
 CREATE STREAM doubled AS SELECT id, qty * 2 AS qty2, "item.sku" AS sku FROM orders
 WITH (connector = 'kafka', topic = 'doubled', format = 'avro');`
-	body, _ := json.Marshal(map[string]string{"name": "avro", "sql": sql})
-	resp, err := http.Post(api+"/queries", "application/json", strings.NewReader(string(body)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("POST: %d %s", resp.StatusCode, data)
-	}
+	postPipeline(t, api, "avro", sql)
 
 	consumer, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics("doubled"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.AllowAutoTopicCreation())
