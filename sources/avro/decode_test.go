@@ -356,3 +356,42 @@ func TestColumns(t *testing.T) {
 		t.Fatalf("columns\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// FuzzDecode: any bytes after a valid header are either a row or a bad
+// record, never a panic, and a bad record leaves no partial row.
+func FuzzDecode(f *testing.F) {
+	reg, cl := testRegistry(f)
+	ok := frame(f, reg, allTypesSchema, allTypes{Dec: big.NewRat(1, 1), DecF: big.NewRat(1, 1), Arr: []leg{{1, "a"}},
+		Map: map[string]*float64{"k": nil}, Color: "RED", TMs: time.UnixMilli(5), TUs: time.UnixMilli(5), Day: time.Unix(0, 0).UTC()})
+	f.Add(ok[5:])
+	f.Add([]byte{})
+	f.Add([]byte{1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+		defer mem.AssertSize(t, 0)
+		d, err := NewDecoder(allTypesColumns, cl, mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Release()
+		value := append(append([]byte(nil), ok[:5]...), body...)
+		if err := d.Resolve(context.Background(), value); err != nil {
+			t.Fatal(err)
+		}
+		want := 0
+		if d.Append(value) == nil {
+			want++
+		}
+		if d.Append(ok) != nil {
+			t.Fatal("a valid record after a fuzzed one is bad")
+		}
+		want++
+		arrs := d.NewArrays()
+		for _, a := range arrs {
+			if a.Len() != want {
+				t.Fatalf("column of %d rows, want %d", a.Len(), want)
+			}
+			a.Release()
+		}
+	})
+}
