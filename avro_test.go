@@ -413,4 +413,15 @@ WITH (connector = 'file', path = 'out.jsonl');`, srv.URL)
 	if !slices.Equal(got, want) {
 		t.Fatalf("output\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+
+	// A subject the registry does not have is an error at the stream.
+	stmts, err = sql.Parse(fmt.Sprintf(`SELECT 1;
+CREATE STREAM none WITH (connector = 'kafka', topic = 'none', format = 'avro', schema_registry = '%s');`, srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = plan.DeclareColumns(ctx, stmts, conns)
+	if err == nil || !strings.HasPrefix(err.Error(), `line 2, column 15: columns of "none": schema registry: latest schema of subject none-value: schema not found`) {
+		t.Fatalf("got %v", err)
+	}
 }
