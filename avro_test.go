@@ -258,7 +258,7 @@ func runPipeline(t *testing.T, ctx context.Context, conns *arrowexec.Connectors,
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := plan.DeclareColumns(ctx, stmts, conns); err != nil {
+	if err := plan.DeclareColumns(ctx, stmts, conns, dir); err != nil {
 		t.Fatal(err)
 	}
 	p, err := plan.CompileStatements(stmts, arrowexec.DefaultSettings(), nil)
@@ -382,7 +382,7 @@ WITH (connector = 'file', path = 'out.jsonl');`, srv.URL)
 	sources.Register(conns)
 	sinks.Register(conns)
 	kafkasrc.Register(conns, kafkasrc.Config{Brokers: cluster.ListenAddrs()})
-	if err := plan.DeclareColumns(ctx, stmts, conns); err != nil {
+	if err := plan.DeclareColumns(ctx, stmts, conns, dir); err != nil {
 		t.Fatal(err)
 	}
 	p, err := plan.CompileStatements(stmts, arrowexec.DefaultSettings(), nil)
@@ -420,7 +420,7 @@ CREATE STREAM none WITH (connector = 'kafka', topic = 'none', format = 'avro', s
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = plan.DeclareColumns(ctx, stmts, conns)
+	err = plan.DeclareColumns(ctx, stmts, conns, dir)
 	if err == nil || !strings.HasPrefix(err.Error(), `line 2, column 15: columns of "none": schema registry: latest schema of subject none-value: schema not found`) {
 		t.Fatalf("got %v", err)
 	}

@@ -124,9 +124,10 @@ type SinkFactory func(spec SinkSpec) (Sink, error)
 
 // ColumnsFactory gives the columns of a source declared without any, from
 // what the connector reads (the Kafka source with format avro: the latest
-// schema in the schema registry). It returns no fields and no error when
-// the options describe a source that cannot say its columns.
-type ColumnsFactory func(ctx context.Context, options Options) ([]arrow.Field, error)
+// schema in the schema registry); baseDir is the folder relative paths in
+// the options resolve against. It returns no fields and no error when the
+// options describe a source that cannot say its columns.
+type ColumnsFactory func(ctx context.Context, options Options, baseDir string) ([]arrow.Field, error)
 
 // Connectors maps connector names (the WITH option connector = '...') to
 // factories. The zero value is empty; it is not safe for concurrent

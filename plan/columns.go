@@ -18,8 +18,9 @@ import (
 // (arrowexec.Connectors.RegisterColumns), so that CompileStatements sees
 // them declared; it may do I/O (the Kafka source asks the schema
 // registry). Statements whose connector gives no columns are left as they
-// are, and CompileStatements reports them. conns may be nil.
-func DeclareColumns(ctx context.Context, stmts []ast.Statement, conns *arrowexec.Connectors) error {
+// are, and CompileStatements reports them. Relative paths in options
+// resolve against baseDir (as BuildEnv.BaseDir). conns may be nil.
+func DeclareColumns(ctx context.Context, stmts []ast.Statement, conns *arrowexec.Connectors, baseDir string) error {
 	if conns == nil {
 		return nil
 	}
@@ -37,7 +38,7 @@ func DeclareColumns(ctx context.Context, stmts []ast.Statement, conns *arrowexec
 		if f == nil {
 			continue
 		}
-		fields, err := f(ctx, opts)
+		fields, err := f(ctx, opts, baseDir)
 		if err != nil {
 			errs = append(errs, &Error{Pos: s.Name.At, Msg: fmt.Sprintf("columns of %q: %v", s.Name.Name, err), Err: err})
 			continue

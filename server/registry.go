@@ -198,7 +198,7 @@ func (r *Registry) register(ctx context.Context, name, text, correlationID strin
 	endParse(nil)
 	// Streams declaring no columns take them from their connector (the
 	// schema registry, for Avro over Kafka), before the lock: it is I/O.
-	if err := plan.DeclareColumns(ctx, stmts, r.cfg.Connectors(io.Discard)); err != nil {
+	if err := plan.DeclareColumns(ctx, stmts, r.cfg.Connectors(io.Discard), r.cfg.DataDir); err != nil {
 		return nil, newSQLError(err)
 	}
 	r.mu.Lock()

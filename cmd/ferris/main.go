@@ -193,7 +193,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ro.correlationID = newRunID()
 	_, endPlan := startSpan(ctx, tel, "ferris.plan.compile", []arrowexec.Attr{
 		{Key: "ferris.pipeline", Value: pipelineName(path)}, {Key: "ferris.correlation_id", Value: ro.correlationID}})
-	p, err := compileDeclaring(ctx, string(src), settings, sets, connectorsFor(kafkasrc.Config{})(io.Discard))
+	p, err := compileDeclaring(ctx, string(src), settings, sets, connectorsFor(kafkasrc.Config{})(io.Discard), filepath.Dir(path))
 	endPlan(err)
 	if err != nil {
 		printErrors(stderr, path, err)
@@ -316,12 +316,12 @@ func newBuildEnv(p *plan.Pipeline, path string, stdout io.Writer) (plan.BuildEnv
 
 // compileDeclaring is plan.Compile, with the columns of streams declaring
 // none taken from their connector first (plan.DeclareColumns).
-func compileDeclaring(ctx context.Context, src string, settings arrowexec.Settings, sets map[string]string, conns *arrowexec.Connectors) (*plan.Pipeline, error) {
+func compileDeclaring(ctx context.Context, src string, settings arrowexec.Settings, sets map[string]string, conns *arrowexec.Connectors, baseDir string) (*plan.Pipeline, error) {
 	stmts, err := sql.Parse(src)
 	if err != nil {
 		return nil, err
 	}
-	if err := plan.DeclareColumns(ctx, stmts, conns); err != nil {
+	if err := plan.DeclareColumns(ctx, stmts, conns, baseDir); err != nil {
 		return nil, err
 	}
 	return plan.CompileStatements(stmts, settings, sets)

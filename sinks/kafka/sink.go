@@ -29,9 +29,8 @@ const DefaultDeliveryTimeout = 2 * time.Minute
 
 // sinkOptions are the options of the kafka sink beyond the common ones and
 // kafkasrc.ClientOptionNames.
-var sinkOptions = []string{"topic", "key", "compression", "linger_ms", "batch_max_bytes", "acks", "delivery_timeout_ms",
-	"exactly_once", "transactional_id", "transaction_timeout_ms",
-	"schema_registry", "schema_registry_user", "schema_registry_password"}
+var sinkOptions = append([]string{"topic", "key", "compression", "linger_ms", "batch_max_bytes", "acks", "delivery_timeout_ms",
+	"exactly_once", "transactional_id", "transaction_timeout_ms"}, kafkasrc.RegistryOptionNames...)
 
 // Register adds the "kafka" sink connector and the "kafka" dead-letter
 // connector (dead_letter_topic, deadletter.go) to c; cfg supplies default
@@ -57,8 +56,8 @@ func Register(c *arrowexec.Connectors, cfg kafkasrc.Config) {
 //     newline; with avro, an Avro record in the Confluent wire format whose
 //     writer schema (avro.WriterSchema, a record named after the query) Open
 //     registers under subject "<topic>-value" in schema_registry (default
-//     kafkasrc.Config.SchemaRegistry; schema_registry_user and
-//     schema_registry_password for basic authentication).
+//     kafkasrc.Config.SchemaRegistry; authentication and TLS as for the
+//     source, kafkasrc.RegistryOptionNames).
 //   - key: comma-separated columns that make the record key, overriding
 //     spec.Key (the GROUP BY columns or PRIMARY KEY). See recordKey for the
 //     encoding.
@@ -120,7 +119,7 @@ func NewSink(cfg kafkasrc.Config, spec arrowexec.SinkSpec) (arrowexec.Sink, erro
 		if s.avroSchema, s.avroOrder, err = avro.WriterSchema(spec.Name, spec.Schema); err != nil {
 			return nil, errorf("%w", err)
 		}
-		if s.registry, err = kafkasrc.RegistryClient(urls, o); err != nil {
+		if s.registry, err = kafkasrc.RegistryClient(urls, o, spec.BaseDir); err != nil {
 			return nil, errorf("%w", err)
 		}
 	default:

@@ -25,7 +25,7 @@ func testRegistry(t testing.TB) (*schemaregistry.Registry, *RegistryClient) {
 	reg := schemaregistry.New()
 	srv := httptest.NewServer(reg)
 	t.Cleanup(srv.Close)
-	cl, err := NewRegistryClient([]string{srv.URL}, "", "")
+	cl, err := NewRegistryClient([]string{srv.URL}, "", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

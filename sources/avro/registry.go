@@ -2,6 +2,7 @@ package avro
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,11 +18,15 @@ type RegistryClient struct {
 
 // NewRegistryClient returns a client of the registry at url (one URL, or
 // several separated by commas, tried in order); user and password, when
-// user is set, are sent as HTTP basic authentication.
-func NewRegistryClient(urls []string, user, password string) (*RegistryClient, error) {
+// user is set, are sent as HTTP basic authentication; tc, when not nil,
+// configures TLS (https URLs otherwise trust the system's roots).
+func NewRegistryClient(urls []string, user, password string, tc *tls.Config) (*RegistryClient, error) {
 	opts := []sr.ClientOpt{sr.URLs(urls...)}
 	if user != "" {
 		opts = append(opts, sr.BasicAuth(user, password))
+	}
+	if tc != nil {
+		opts = append(opts, sr.DialTLSConfig(tc))
 	}
 	cl, err := sr.NewClient(opts...)
 	if err != nil {

@@ -1,14 +1,19 @@
 package kafka
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/pem"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/ferrisstreams/ferris/arrowexec"
 	"github.com/ferrisstreams/ferris/kernels/sqltypes"
 	"github.com/ferrisstreams/ferris/schemaregistry"
 	hamba "github.com/hamba/avro/v2"
@@ -78,5 +83,39 @@ func TestAvroSource(t *testing.T) {
 	}
 	if len(dl.recs) != 1 {
 		t.Fatalf("records dead-lettered without a registry: %+v", dl.recs[1:])
+	}
+}
+
+// TestAvroRegistryTLS: the registry is reached over TLS trusting the CA of
+// schema_registry_ssl_ca_location (relative to the base folder), and not
+// without it.
+func TestAvroRegistryTLS(t *testing.T) {
+	reg := schemaregistry.New()
+	id, _ := reg.Register("t-value", "", `"string"`)
+	srv := httptest.NewTLSServer(reg)
+	defer srv.Close()
+	dir := t.TempDir()
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), ca, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cl, err := RegistryClient(srv.URL, arrowexec.Options{"schema_registry_ssl_ca_location": "ca.pem"}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text, err := cl.Schema(ctx, id); err != nil || text != `"string"` {
+		t.Fatalf("schema %q, %v", text, err)
+	}
+	cl, err = RegistryClient(srv.URL, arrowexec.Options{}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Schema(ctx, id); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("without the CA: %v", err)
+	}
+	if _, err := RegistryClient(srv.URL, arrowexec.Options{"schema_registry_ssl_ca_location": "nope.pem"}, dir); err == nil ||
+		!strings.Contains(err.Error(), "option schema_registry_ssl_ca_location") {
+		t.Fatalf("missing CA file: %v", err)
 	}
 }

@@ -14,6 +14,7 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"strconv"
 	"strings"
@@ -41,8 +42,13 @@ const DefaultMaxRecordBytes = 1 << 20
 
 // sourceOptions are the options of the kafka source beyond the common ones
 // and ClientOptionNames.
-var sourceOptions = []string{"topic", "group_id", "start_offset", "end_offset", "max_record_bytes",
-	"schema_registry", "schema_registry_user", "schema_registry_password"}
+var sourceOptions = append([]string{"topic", "group_id", "start_offset", "end_offset", "max_record_bytes"}, RegistryOptionNames...)
+
+// RegistryOptionNames are the options of format avro: the schema registry
+// URLs, basic authentication, and TLS as for the brokers (ClientOptions).
+var RegistryOptionNames = []string{"schema_registry", "schema_registry_user", "schema_registry_password",
+	"schema_registry_ssl_ca_location", "schema_registry_ssl_certificate_location", "schema_registry_ssl_key_location",
+	"schema_registry_ssl_skip_verify"}
 
 // Register adds the "kafka" source connector to c, with its columns
 // factory (Columns); cfg supplies default brokers and schema registry.
@@ -50,8 +56,8 @@ func Register(c *arrowexec.Connectors, cfg Config) {
 	c.RegisterSource("kafka", func(spec arrowexec.SourceSpec) (arrowexec.Operator, error) {
 		return NewSource(cfg, spec)
 	})
-	c.RegisterColumns("kafka", func(ctx context.Context, o arrowexec.Options) ([]arrow.Field, error) {
-		return Columns(ctx, cfg, o)
+	c.RegisterColumns("kafka", func(ctx context.Context, o arrowexec.Options, baseDir string) ([]arrow.Field, error) {
+		return Columns(ctx, cfg, o, baseDir)
 	})
 }
 
@@ -59,7 +65,7 @@ func Register(c *arrowexec.Connectors, cfg Config) {
 // declares none: those of the latest schema of subject "<topic>-value" in
 // the schema registry (see avro.Columns for the mapping). For other
 // formats it returns nothing.
-func Columns(ctx context.Context, cfg Config, o arrowexec.Options) ([]arrow.Field, error) {
+func Columns(ctx context.Context, cfg Config, o arrowexec.Options, baseDir string) ([]arrow.Field, error) {
 	if !strings.EqualFold(o["format"], "avro") {
 		return nil, nil
 	}
@@ -70,7 +76,7 @@ func Columns(ctx context.Context, cfg Config, o arrowexec.Options) ([]arrow.Fiel
 	if topic == "" || strings.TrimSpace(urls) == "" {
 		return nil, fmt.Errorf("format avro without declared columns needs options topic and schema_registry")
 	}
-	reg, err := RegistryClient(urls, o)
+	reg, err := RegistryClient(urls, o, baseDir)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +111,10 @@ func Columns(ctx context.Context, cfg Config, o arrowexec.Options) ([]arrow.Fiel
 //     schema_registry (URLs separated by commas; default
 //     Config.SchemaRegistry, one is required) with HTTP basic
 //     authentication when schema_registry_user (and
-//     schema_registry_password) is set. See package sources/avro for how
+//     schema_registry_password) is set, and TLS options
+//     schema_registry_ssl_ca_location, _ssl_certificate_location,
+//     _ssl_key_location, _ssl_skip_verify as for the brokers. See package
+//     sources/avro for how
 //     writer fields resolve to columns.
 //   - batch_size, linger_ms: rows per batch and the longest a partial
 //     batch of a partition waits for more rows (defaults: the engine's).
@@ -271,14 +280,26 @@ var (
 	_ schemaResolver = (*avro.Decoder)(nil)
 )
 
-// registryClient returns a client of the schema registry at urls (comma
-// separated) with the credentials of the options.
-func RegistryClient(urls string, o arrowexec.Options) (*avro.RegistryClient, error) {
+// RegistryClient returns a client of the schema registry at urls (comma
+// separated) with the credentials and TLS of the options (see
+// RegistryOptionNames; relative paths resolve against baseDir); the Kafka
+// sink shares it.
+func RegistryClient(urls string, o arrowexec.Options, baseDir string) (*avro.RegistryClient, error) {
 	var list []string
 	for _, u := range strings.Split(urls, ",") {
 		if u = strings.TrimSpace(u); u != "" {
 			list = append(list, u)
 		}
 	}
-	return avro.NewRegistryClient(list, o["schema_registry_user"], o["schema_registry_password"])
+	var tc *tls.Config
+	for _, k := range RegistryOptionNames[3:] {
+		if o[k] != "" {
+			var err error
+			if tc, err = tlsConfig(o, baseDir, "schema_registry_"); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+	return avro.NewRegistryClient(list, o["schema_registry_user"], o["schema_registry_password"], tc)
 }

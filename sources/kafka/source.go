@@ -253,7 +253,7 @@ func (s *source) Open(ctx context.Context) error {
 		f := s.payloadSchema.Field(0)
 		s.payload = &rawDecoder{name: f.Name, nullable: f.Nullable, b: array.NewStringBuilder(alloc)}
 	case "avro":
-		reg, err := RegistryClient(s.registry, s.spec.Options)
+		reg, err := RegistryClient(s.registry, s.spec.Options, s.spec.BaseDir)
 		if err != nil {
 			return s.errorf("%w", err)
 		}
