@@ -15,14 +15,15 @@ import (
 // plan, sources ← sinks ← server ← cmd (DESIGN.md; sinks may use sources,
 // e.g. the Kafka sink shares the Kafka source's client options).
 var layers = map[string]int{
-	"kernels":   0,
-	"arrowexec": 1,
-	"plan":      2,
-	"sources":   2,
-	"sinks":     3,
-	"server":    4,
-	"bench":     5,
-	"cmd":       5,
+	"kernels":        0,
+	"schemaregistry": 0,
+	"arrowexec":      1,
+	"plan":           2,
+	"sources":        2,
+	"sinks":          3,
+	"server":         4,
+	"bench":          5,
+	"cmd":            5,
 }
 
 const module = "github.com/ferrisstreams/ferris/"

@@ -58,6 +58,9 @@ type DeadLetterRecord struct {
 	Field    string    `json:"field,omitempty"`
 	Reason   string    `json:"reason"`
 	Raw      string    `json:"raw,omitempty"` // the original record bytes, as text
+	// RawEncoding is "base64" when Raw holds a binary record (Avro)
+	// base64-encoded, whole.
+	RawEncoding string `json:"raw_encoding,omitempty"`
 }
 
 // DeadLetter receives records that could not be processed. Implementations
@@ -123,12 +126,20 @@ type SourceFactory func(spec SourceSpec) (Operator, error)
 // SinkFactory opens a sink for a connector.
 type SinkFactory func(spec SinkSpec) (Sink, error)
 
+// ColumnsFactory gives the columns of a source declared without any, from
+// what the connector reads (the Kafka source with format avro: the latest
+// schema in the schema registry); baseDir is the folder relative paths in
+// the options resolve against. It returns no fields and no error when the
+// options describe a source that cannot say its columns.
+type ColumnsFactory func(ctx context.Context, options Options, baseDir string) ([]arrow.Field, error)
+
 // Connectors maps connector names (the WITH option connector = '...') to
 // factories. The zero value is empty; it is not safe for concurrent
 // registration.
 type Connectors struct {
 	sources     map[string]SourceFactory
 	sinks       map[string]SinkFactory
+	columns     map[string]ColumnsFactory
 	deadLetters map[string]DeadLetterFactory // guard.go
 }
 
@@ -147,6 +158,18 @@ func (c *Connectors) RegisterSink(name string, f SinkFactory) {
 	}
 	c.sinks[name] = f
 }
+
+// RegisterColumns adds the columns factory of source connector name.
+func (c *Connectors) RegisterColumns(name string, f ColumnsFactory) {
+	if c.columns == nil {
+		c.columns = map[string]ColumnsFactory{}
+	}
+	c.columns[name] = f
+}
+
+// Columns returns the columns factory of a source connector, nil if it
+// has none.
+func (c *Connectors) Columns(name string) ColumnsFactory { return c.columns[name] }
 
 // Source returns the factory for a source connector.
 func (c *Connectors) Source(name string) (SourceFactory, error) {

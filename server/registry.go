@@ -216,6 +216,11 @@ func (r *Registry) register(ctx context.Context, name, text, correlationID strin
 		return nil, err
 	}
 	endParse(nil)
+	// Streams declaring no columns take them from their connector (the
+	// schema registry, for Avro over Kafka): it is I/O, done without the lock.
+	if err := plan.DeclareColumns(ctx, stmts, r.cfg.Connectors(io.Discard), r.cfg.DataDir); err != nil {
+		return nil, newSQLError(err)
+	}
 	// Compiling a large statement takes a while: it runs without the lock,
 	// over a snapshot of the other pipelines' declarations, and the result
 	// is registered only if nothing it relied on changed meanwhile.

@@ -12,18 +12,20 @@ import (
 	"github.com/ferrisstreams/ferris/kernels/sqltypes"
 )
 
-type colKind uint8
+// ColumnKind is how record decoders stage a declared column's values: one
+// kind per column type of the SQL dialect.
+type ColumnKind uint8
 
 const (
-	kindBool colKind = iota
-	kindInt32
-	kindInt64
-	kindFloat64
-	kindDecimal
-	kindString
-	kindTimestamp
-	kindDate
-	kindInterval
+	KindBool ColumnKind = iota
+	KindInt32
+	KindInt64
+	KindFloat64
+	KindDecimal
+	KindString
+	KindTimestamp
+	KindDate
+	KindInterval
 )
 
 // column is one declared column of a text source: the value staged for the
@@ -32,7 +34,7 @@ const (
 type column struct {
 	name     string
 	nameB    []byte // name, for case-insensitive key matching
-	kind     colKind
+	kind     ColumnKind
 	sqlName  string
 	nullable bool
 	prec     int32
@@ -56,36 +58,48 @@ func newColumns(schema *arrow.Schema) ([]column, error) {
 	for i, f := range schema.Fields() {
 		c := &cols[i]
 		c.name, c.nameB, c.nullable, c.sqlName = f.Name, []byte(f.Name), f.Nullable, sqltypes.Name(f.Type)
-		switch t := f.Type.(type) {
-		case *arrow.BooleanType:
-			c.kind = kindBool
-		case *arrow.Int32Type:
-			c.kind = kindInt32
-		case *arrow.Int64Type:
-			c.kind = kindInt64
-		case *arrow.Float64Type:
-			c.kind = kindFloat64
-		case *arrow.Decimal128Type:
-			c.kind, c.prec, c.scale = kindDecimal, t.Precision, t.Scale
-		case *arrow.StringType:
-			c.kind = kindString
-		case *arrow.TimestampType:
-			if t.Unit != arrow.Millisecond {
-				return nil, fmt.Errorf("column %q: timestamp unit %s not supported (milliseconds expected)", f.Name, t.Unit)
-			}
-			c.kind = kindTimestamp
-		case *arrow.Date32Type:
-			c.kind = kindDate
-		case *arrow.DurationType:
-			if t.Unit != arrow.Millisecond {
-				return nil, fmt.Errorf("column %q: duration unit %s not supported (milliseconds expected)", f.Name, t.Unit)
-			}
-			c.kind = kindInterval
-		default:
-			return nil, fmt.Errorf("column %q: type %s not supported by text formats", f.Name, f.Type)
+		var err error
+		if c.kind, err = KindOf(f); err != nil {
+			return nil, err
+		}
+		if t, ok := f.Type.(*arrow.Decimal128Type); ok {
+			c.prec, c.scale = t.Precision, t.Scale
 		}
 	}
 	return cols, nil
+}
+
+// KindOf classifies the type of a declared column. Every type the SQL
+// dialect declares has a kind; anything else is an error naming the
+// column.
+func KindOf(f arrow.Field) (ColumnKind, error) {
+	switch t := f.Type.(type) {
+	case *arrow.BooleanType:
+		return KindBool, nil
+	case *arrow.Int32Type:
+		return KindInt32, nil
+	case *arrow.Int64Type:
+		return KindInt64, nil
+	case *arrow.Float64Type:
+		return KindFloat64, nil
+	case *arrow.Decimal128Type:
+		return KindDecimal, nil
+	case *arrow.StringType:
+		return KindString, nil
+	case *arrow.TimestampType:
+		if t.Unit != arrow.Millisecond {
+			return 0, fmt.Errorf("column %q: timestamp unit %s not supported (milliseconds expected)", f.Name, t.Unit)
+		}
+		return KindTimestamp, nil
+	case *arrow.Date32Type:
+		return KindDate, nil
+	case *arrow.DurationType:
+		if t.Unit != arrow.Millisecond {
+			return 0, fmt.Errorf("column %q: duration unit %s not supported (milliseconds expected)", f.Name, t.Unit)
+		}
+		return KindInterval, nil
+	}
+	return 0, fmt.Errorf("column %q: type %s not supported", f.Name, f.Type)
 }
 
 // initBuilders creates one builder per column from alloc.
@@ -110,28 +124,28 @@ func releaseBuilders(cols []column) {
 func (c *column) setText(v []byte) parseErr {
 	var pe parseErr
 	switch c.kind {
-	case kindString:
+	case KindString:
 		if !utf8.Valid(v) {
 			return errUTF8
 		}
 		c.str = v
-	case kindInt64:
+	case KindInt64:
 		c.i64, pe = parseInt(v, math.MinInt64, math.MaxInt64)
-	case kindInt32:
+	case KindInt32:
 		c.i64, pe = parseInt(v, math.MinInt32, math.MaxInt32)
-	case kindFloat64:
+	case KindFloat64:
 		c.f64, pe = parseFloat(v)
-	case kindDecimal:
+	case KindDecimal:
 		c.dec, pe = parseDecimal(v, c.prec, c.scale)
-	case kindTimestamp:
+	case KindTimestamp:
 		c.i64, pe = parseTimestamp(v)
-	case kindDate:
+	case KindDate:
 		var d int32
 		d, pe = parseDate(v)
 		c.i64 = int64(d)
-	case kindInterval:
+	case KindInterval:
 		c.i64, pe = parseInt(v, math.MinInt64, math.MaxInt64)
-	case kindBool:
+	case KindBool:
 		c.b, pe = parseBool(v)
 	}
 	c.set = pe == errNone
@@ -146,23 +160,23 @@ func (c *column) commit() {
 	}
 	c.set = false
 	switch c.kind {
-	case kindString:
+	case KindString:
 		c.builder.(*array.StringBuilder).BinaryBuilder.Append(c.str)
-	case kindInt64:
+	case KindInt64:
 		c.builder.(*array.Int64Builder).Append(c.i64)
-	case kindInt32:
+	case KindInt32:
 		c.builder.(*array.Int32Builder).Append(int32(c.i64))
-	case kindFloat64:
+	case KindFloat64:
 		c.builder.(*array.Float64Builder).Append(c.f64)
-	case kindDecimal:
+	case KindDecimal:
 		c.builder.(*array.Decimal128Builder).Append(c.dec)
-	case kindTimestamp:
+	case KindTimestamp:
 		c.builder.(*array.TimestampBuilder).Append(arrow.Timestamp(c.i64))
-	case kindDate:
+	case KindDate:
 		c.builder.(*array.Date32Builder).Append(arrow.Date32(c.i64))
-	case kindInterval:
+	case KindInterval:
 		c.builder.(*array.DurationBuilder).Append(arrow.Duration(c.i64))
-	case kindBool:
+	case KindBool:
 		c.builder.(*array.BooleanBuilder).Append(c.b)
 	}
 }

@@ -220,10 +220,10 @@ func (d *csvDecoder) decode(ctx context.Context, line []byte) (*recordError, err
 			}
 			f = c.scratch
 		}
-		if c.kind != kindString {
+		if c.kind != KindString {
 			f = bytes.TrimSpace(f)
 		}
-		if len(f) == 0 && (!sp.quoted || c.kind != kindString) {
+		if len(f) == 0 && (!sp.quoted || c.kind != KindString) {
 			c.set = false
 			continue
 		}

@@ -150,7 +150,7 @@ func (d *jsonDecoder) value(c *column, b []byte, i int) (int, *recordError) {
 			text = c.scratch
 		}
 		i = end + 1
-		if c.kind == kindString && !high {
+		if c.kind == KindString && !high {
 			c.str, c.set = text, true // ASCII: no UTF-8 check needed
 			return i, nil
 		}
@@ -165,7 +165,7 @@ func (d *jsonDecoder) value(c *column, b []byte, i int) (int, *recordError) {
 		if !ok {
 			return 0, badJSON("bad nested value")
 		}
-		if c.kind != kindString {
+		if c.kind != KindString {
 			return 0, &recordError{field: c.name, reason: c.describe(errSyntax, b[start:end])}
 		}
 		text, i = b[start:end], end

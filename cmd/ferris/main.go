@@ -27,6 +27,7 @@ import (
 	"github.com/ferrisstreams/ferris/arrowexec"
 	"github.com/ferrisstreams/ferris/arrowexec/resource"
 	"github.com/ferrisstreams/ferris/plan"
+	"github.com/ferrisstreams/ferris/plan/sql"
 	"github.com/ferrisstreams/ferris/server"
 	"github.com/ferrisstreams/ferris/sinks"
 	kafkasink "github.com/ferrisstreams/ferris/sinks/kafka"
@@ -63,6 +64,7 @@ flags:
   --allow-path DIR   server, dev: another folder SQL may name paths under (repeatable)
   --allow-brokers H:P,...  server, dev: the only Kafka brokers SQL may name
   --kafka-addr ADDR  for ferris dev (default 127.0.0.1:9092)
+  --registry-addr ADDR  for ferris dev: schema registry (default 127.0.0.1:8081; - disables)
   --metrics-addr ADDR  ferris run: serve /metrics and /debug/pprof while it runs (default: none)
   --progress auto|always|never  ferris run: the progress line on stderr (auto: when it is a terminal)
   --duration D       ferris run and explain --analyze: stop (draining) after D, e.g. 30s
@@ -114,6 +116,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&svc.flightAddr, "flight-addr", "127.0.0.1:8815", "server: Arrow Flight (gRPC) export of streams; - disables")
 	fs.StringVar(&svc.token, "token", "", "server: bearer token the API and metrics require; prefer $FERRIS_TOKEN, as a flag shows in ps (empty: none)")
 	fs.StringVar(&svc.kafkaAddr, "kafka-addr", "127.0.0.1:9092", "dev: address of the in-process Kafka-compatible broker")
+	fs.StringVar(&svc.registryAddr, "registry-addr", "127.0.0.1:8081", "dev: address of the in-process schema registry; - disables")
 	fs.StringVar(&svc.dataDir, "data-dir", ".", "server: folder relative paths of pipelines resolve against; SQL may not name paths outside it")
 	fs.Var(&svc.allowPaths, "allow-path", "server: another folder SQL may name paths under (repeatable)")
 	fs.StringVar(&svc.allowBrokers, "allow-brokers", "", "server: the only Kafka brokers SQL may name (host:port,...); empty: any")
@@ -202,7 +205,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ro.correlationID = newRunID()
 	_, endPlan := startSpan(ctx, tel, "ferris.plan.compile", []arrowexec.Attr{
 		{Key: "ferris.pipeline", Value: pipelineName(path)}, {Key: "ferris.correlation_id", Value: ro.correlationID}})
-	p, err := plan.Compile(string(src), settings, sets)
+	p, err := compileDeclaring(ctx, string(src), settings, sets, connectorsFor(kafkasrc.Config{})(io.Discard), filepath.Dir(path))
 	endPlan(err)
 	if err != nil {
 		printErrors(stderr, path, err)
@@ -326,6 +329,19 @@ func newBuildEnv(p *plan.Pipeline, path string, stdout io.Writer) (plan.BuildEnv
 		},
 	}
 	return env, dl
+}
+
+// compileDeclaring is plan.Compile, with the columns of streams declaring
+// none taken from their connector first (plan.DeclareColumns).
+func compileDeclaring(ctx context.Context, src string, settings arrowexec.Settings, sets map[string]string, conns *arrowexec.Connectors, baseDir string) (*plan.Pipeline, error) {
+	stmts, err := sql.Parse(src)
+	if err != nil {
+		return nil, err
+	}
+	if err := plan.DeclareColumns(ctx, stmts, conns, baseDir); err != nil {
+		return nil, err
+	}
+	return plan.CompileStatements(stmts, settings, sets)
 }
 
 // connectorsFor registers every connector of the binary: Kafka clients

@@ -5,26 +5,29 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/ferrisstreams/ferris/arrowexec"
 	"github.com/ferrisstreams/ferris/arrowexec/resource"
+	"github.com/ferrisstreams/ferris/schemaregistry"
 	"github.com/ferrisstreams/ferris/server"
 	kafkasrc "github.com/ferrisstreams/ferris/sources/kafka"
 )
 
 // serviceFlags are the flags of ferris server and ferris dev.
 type serviceFlags struct {
-	httpAddr, metricsAddr, flightAddr, kafkaAddr, token, dataDir string
-	allowPaths                                                   listFlag
-	allowBrokers                                                 string
+	httpAddr, metricsAddr, flightAddr, kafkaAddr, registryAddr, token, dataDir string
+	allowPaths                                                                 listFlag
+	allowBrokers                                                               string
 }
 
 // listFlag collects a repeated flag's values.
@@ -37,7 +40,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 // listeners, with the pipelines of files registered at start, until
 // SIGINT/SIGTERM, then drains every pipeline and exits. ferris dev also runs
 // an in-process Kafka-compatible broker that Kafka connectors use unless
-// they name brokers.
+// they name brokers, and a schema registry they use unless they name one.
 func serve(ctx context.Context, cmd string, f serviceFlags, settings arrowexec.Settings, files []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -76,6 +79,16 @@ func serve(ctx context.Context, cmd string, f serviceFlags, settings arrowexec.S
 			allowBrokers = append(allowBrokers, kafka.Brokers...)
 		}
 		fmt.Fprintf(stderr, "ferris: Kafka-compatible dev broker on %s (topics are created on first use)\n", kafka.Brokers[0])
+		if f.registryAddr != "-" {
+			url, stopRegistry, err := startDevRegistry(f.registryAddr)
+			if err != nil {
+				fmt.Fprintf(stderr, "ferris dev: --registry-addr %q: %v\n", f.registryAddr, err)
+				return 1
+			}
+			defer stopRegistry()
+			kafka.SchemaRegistry = url
+			fmt.Fprintf(stderr, "ferris: schema registry on %s\n", url)
+		}
 	}
 	tel, stopTelemetry, err := startTelemetry(ctx, stderr)
 	if err != nil {
@@ -135,4 +148,16 @@ func startDevBroker(addr string) (*kfake.Cluster, error) {
 	}
 	return kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port),
 		kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(3))
+}
+
+// startDevRegistry serves an in-memory schema registry (package
+// schemaregistry) on addr and returns its URL and a function stopping it.
+func startDevRegistry(addr string) (string, func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: schemaregistry.New(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/ferrisstreams/ferris/arrowexec"
 	"github.com/ferrisstreams/ferris/sinks"
+	"github.com/ferrisstreams/ferris/sources/avro"
 	kafkasrc "github.com/ferrisstreams/ferris/sources/kafka"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -29,8 +30,8 @@ const DefaultDeliveryTimeout = 2 * time.Minute
 
 // sinkOptions are the options of the kafka sink beyond the common ones and
 // kafkasrc.ClientOptionNames.
-var sinkOptions = []string{"topic", "key", "compression", "linger_ms", "batch_max_bytes", "acks", "delivery_timeout_ms",
-	"exactly_once", "transactional_id", "transaction_timeout_ms"}
+var sinkOptions = append([]string{"topic", "key", "compression", "linger_ms", "batch_max_bytes", "acks", "delivery_timeout_ms",
+	"exactly_once", "transactional_id", "transaction_timeout_ms"}, kafkasrc.RegistryOptionNames...)
 
 // Register adds the "kafka" sink connector and the "kafka" dead-letter
 // connector (dead_letter_topic, deadletter.go) to c; cfg supplies default
@@ -50,9 +51,14 @@ func Register(c *arrowexec.Connectors, cfg kafkasrc.Config) {
 // Options:
 //   - topic (required).
 //   - brokers and the security options: see kafkasrc.ClientOptions.
-//   - format = json (default) | csv: the record value is the row rendered
+//   - format = json (default) | csv | avro: the record value is the row rendered
 //     exactly as a line of the file sink (sinks.JSONEncoder, or
-//     sinks.CSVEncoder with ',' and no header), without a trailing newline.
+//     sinks.CSVEncoder with ',' and no header), without a trailing
+//     newline; with avro, an Avro record in the Confluent wire format whose
+//     writer schema (avro.WriterSchema, a record named after the query) Open
+//     registers under subject "<topic>-value" in schema_registry (default
+//     kafkasrc.Config.SchemaRegistry; authentication and TLS as for the
+//     source, kafkasrc.RegistryOptionNames).
 //   - key: comma-separated columns that make the record key, overriding
 //     spec.Key (the GROUP BY columns or PRIMARY KEY). See recordKey for the
 //     encoding.
@@ -104,8 +110,22 @@ func NewSink(cfg kafkasrc.Config, spec arrowexec.SinkSpec) (arrowexec.Sink, erro
 	case "":
 		s.format = "json"
 	case "json", "csv":
+	case "avro":
+		urls := o["schema_registry"]
+		if strings.TrimSpace(urls) == "" {
+			urls = cfg.SchemaRegistry
+		}
+		if strings.TrimSpace(urls) == "" {
+			return nil, errorf("format avro needs option schema_registry")
+		}
+		if s.avroSchema, s.avroOrder, err = avro.WriterSchema(spec.Name, spec.Schema); err != nil {
+			return nil, errorf("%w", err)
+		}
+		if s.registry, err = kafkasrc.RegistryClient(urls, o, spec.BaseDir); err != nil {
+			return nil, errorf("%w", err)
+		}
 	default:
-		return nil, errorf("format %q not supported (json, csv)", o["format"])
+		return nil, errorf("format %q not supported (json, csv, avro)", o["format"])
 	}
 
 	keyNames := spec.Key
@@ -229,11 +249,16 @@ type sink struct {
 	aborted      error    // why the open transaction was aborted (sticky)
 	topicID      [16]byte // of topic, for TxnOffsetCommit v6
 
-	cl     *kgo.Client
-	json   *sinks.JSONEncoder
-	csv    sinks.CSVEncoder
-	opened bool
-	closed bool
+	cl   *kgo.Client
+	json *sinks.JSONEncoder
+	csv  sinks.CSVEncoder
+	// format avro: the writer schema, registered by Open.
+	avroSchema string
+	avroOrder  []int
+	registry   *avro.RegistryClient
+	avro       *avro.Encoder
+	opened     bool
+	closed     bool
 
 	mu  sync.Mutex
 	err error // the first permanent delivery error
@@ -273,6 +298,13 @@ func (s *sink) Open(ctx context.Context) error {
 	}
 	s.json = sinks.NewJSONEncoder(s.spec.Schema)
 	s.csv = sinks.CSVEncoder{Delim: ','}
+	if s.format == "avro" {
+		id, err := s.registry.Register(ctx, s.topic+"-value", s.avroSchema)
+		if err != nil {
+			return s.errorf("%w", err)
+		}
+		s.avro = avro.NewEncoder(id, s.avroOrder)
+	}
 	if s.exactlyOnce {
 		return s.fence(ctx)
 	}
@@ -413,9 +445,12 @@ func (s *sink) Write(ctx context.Context, msg arrowexec.Message) error {
 	keyEnd := make([]int, n)
 	hasKey := make([]bool, n)
 	for i := range n {
-		if s.format == "csv" {
+		switch s.format {
+		case "csv":
 			vals = s.csv.AppendRow(vals, b, i)
-		} else {
+		case "avro":
+			vals = s.avro.AppendRow(vals, b, i)
+		default:
 			vals = s.json.AppendRow(vals, b, i)
 		}
 		valEnd[i] = len(vals)

@@ -302,6 +302,7 @@ func TestSinkOptionErrors(t *testing.T) {
 		{arrowexec.Options{"brokers": "x:1"}, nil, "option topic is required"},
 		{arrowexec.Options{"topic": "t"}, nil, "no Kafka brokers"},
 		{arrowexec.Options{"topic": "t", "brokers": "x:1", "format": "parquet"}, nil, `format "parquet"`},
+		{arrowexec.Options{"topic": "t", "brokers": "x:1", "format": "avro"}, nil, "format avro needs option schema_registry"},
 		{arrowexec.Options{"topic": "t", "brokers": "x:1", "compression": "brotli"}, nil, "compression"},
 		{arrowexec.Options{"topic": "t", "brokers": "x:1", "acks": "some"}, nil, "acks"},
 		{arrowexec.Options{"topic": "t", "brokers": "x:1", "key": "nope"}, nil, `key column "nope"`},

@@ -29,6 +29,9 @@ type Config struct {
 	// first use (the broker must allow it), as `ferris dev` does; otherwise
 	// reading a missing topic is an error.
 	AutoCreateTopics bool
+	// SchemaRegistry is the schema registry URL of streams with format
+	// avro that set no schema_registry option, e.g. the one of `ferris dev`.
+	SchemaRegistry string
 }
 
 // ClientOptionNames are the WITH options ClientOptions reads; sources and
@@ -105,7 +108,7 @@ func ClientOptions(cfg Config, what, baseDir string, o arrowexec.Options) ([]kgo
 	}
 
 	if useTLS {
-		tc, err := tlsConfig(o, baseDir)
+		tc, err := tlsConfig(o, baseDir, "")
 		if err != nil {
 			return nil, errorf("%w", err)
 		}
@@ -137,7 +140,10 @@ func saslMechanism(o arrowexec.Options) (sasl.Mechanism, error) {
 	}
 }
 
-func tlsConfig(o arrowexec.Options, baseDir string) (*tls.Config, error) {
+// tlsConfig reads the options prefix+"ssl_ca_location",
+// prefix+"ssl_certificate_location", prefix+"ssl_key_location" and
+// prefix+"ssl_skip_verify".
+func tlsConfig(o arrowexec.Options, baseDir, prefix string) (*tls.Config, error) {
 	path := func(p string) string {
 		if p == "" || filepath.IsAbs(p) || baseDir == "" {
 			return p
@@ -145,27 +151,27 @@ func tlsConfig(o arrowexec.Options, baseDir string) (*tls.Config, error) {
 		return filepath.Join(baseDir, p)
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if v := o["ssl_skip_verify"]; v != "" {
+	if v := o[prefix+"ssl_skip_verify"]; v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return nil, fmt.Errorf("option ssl_skip_verify: expected true or false, found %q", v)
+			return nil, fmt.Errorf("option %sssl_skip_verify: expected true or false, found %q", prefix, v)
 		}
 		tc.InsecureSkipVerify = b
 	}
-	if path := path(o["ssl_ca_location"]); path != "" {
+	if path := path(o[prefix+"ssl_ca_location"]); path != "" {
 		pem, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("option ssl_ca_location: %w", err)
+			return nil, fmt.Errorf("option %sssl_ca_location: %w", prefix, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("option ssl_ca_location: no PEM certificate in %s", path)
+			return nil, fmt.Errorf("option %sssl_ca_location: no PEM certificate in %s", prefix, path)
 		}
 		tc.RootCAs = pool
 	}
-	certPath, keyPath := path(o["ssl_certificate_location"]), path(o["ssl_key_location"])
+	certPath, keyPath := path(o[prefix+"ssl_certificate_location"]), path(o[prefix+"ssl_key_location"])
 	if (certPath == "") != (keyPath == "") {
-		return nil, errors.New("options ssl_certificate_location and ssl_key_location go together")
+		return nil, fmt.Errorf("options %sssl_certificate_location and %sssl_key_location go together", prefix, prefix)
 	}
 	if certPath != "" {
 		cert, err := tls.LoadX509KeyPair(certPath, keyPath)

@@ -13,6 +13,8 @@
 package kafka
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
 	"strconv"
 	"strings"
@@ -22,6 +24,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/ferrisstreams/ferris/arrowexec"
 	"github.com/ferrisstreams/ferris/sources"
+	"github.com/ferrisstreams/ferris/sources/avro"
 )
 
 // System column names: a field of the declared schema with one of these
@@ -39,14 +42,49 @@ const DefaultMaxRecordBytes = 1 << 20
 
 // sourceOptions are the options of the kafka source beyond the common ones
 // and ClientOptionNames.
-var sourceOptions = []string{"topic", "group_id", "start_offset", "end_offset", "max_record_bytes"}
+var sourceOptions = append([]string{"topic", "group_id", "start_offset", "end_offset", "max_record_bytes"}, RegistryOptionNames...)
 
-// Register adds the "kafka" source connector to c; cfg supplies default
-// brokers.
+// RegistryOptionNames are the options of format avro: the schema registry
+// URLs, basic authentication, and TLS as for the brokers (ClientOptions).
+var RegistryOptionNames = []string{"schema_registry", "schema_registry_user", "schema_registry_password",
+	"schema_registry_ssl_ca_location", "schema_registry_ssl_certificate_location", "schema_registry_ssl_key_location",
+	"schema_registry_ssl_skip_verify"}
+
+// Register adds the "kafka" source connector to c, with its columns
+// factory (Columns); cfg supplies default brokers and schema registry.
 func Register(c *arrowexec.Connectors, cfg Config) {
 	c.RegisterSource("kafka", func(spec arrowexec.SourceSpec) (arrowexec.Operator, error) {
 		return NewSource(cfg, spec)
 	})
+	c.RegisterColumns("kafka", func(ctx context.Context, o arrowexec.Options, baseDir string) ([]arrow.Field, error) {
+		return Columns(ctx, cfg, o, baseDir)
+	})
+}
+
+// Columns gives the columns of a kafka stream with format avro that
+// declares none: those of the latest schema of subject "<topic>-value" in
+// the schema registry (see avro.Columns for the mapping). For other
+// formats it returns nothing.
+func Columns(ctx context.Context, cfg Config, o arrowexec.Options, baseDir string) ([]arrow.Field, error) {
+	if !strings.EqualFold(o["format"], "avro") {
+		return nil, nil
+	}
+	topic, urls := strings.TrimSpace(o["topic"]), o["schema_registry"]
+	if strings.TrimSpace(urls) == "" {
+		urls = cfg.SchemaRegistry
+	}
+	if topic == "" || strings.TrimSpace(urls) == "" {
+		return nil, fmt.Errorf("format avro without declared columns needs options topic and schema_registry")
+	}
+	reg, err := RegistryClient(urls, o, baseDir)
+	if err != nil {
+		return nil, err
+	}
+	text, err := reg.Latest(ctx, topic+"-value")
+	if err != nil {
+		return nil, fmt.Errorf("schema registry: %w", err)
+	}
+	return avro.Columns(text)
 }
 
 // NewSource is the factory of the "kafka" source connector. It validates
@@ -65,10 +103,19 @@ func Register(c *arrowexec.Connectors, cfg Config) {
 //     of each partition is recorded at Open and the source returns io.EOF
 //     once every partition reached it (a bounded read, for tests and batch
 //     re-processing).
-//   - format = json (default) | csv | raw. json: each value is one JSON
-//     object; csv: one CSV record, fields in the declared column order
+//   - format = json (default) | csv | raw | avro. json: each value is one
+//     JSON object; csv: one CSV record, fields in the declared column order
 //     (system columns excluded), delimiter ','; raw: the value as text in
-//     the one VARCHAR column that is not a system column.
+//     the one VARCHAR column that is not a system column; avro: Avro in the
+//     Confluent wire format, its writer schema fetched by id from
+//     schema_registry (URLs separated by commas; default
+//     Config.SchemaRegistry, one is required) with HTTP basic
+//     authentication when schema_registry_user (and
+//     schema_registry_password) is set, and TLS options
+//     schema_registry_ssl_ca_location, _ssl_certificate_location,
+//     _ssl_key_location, _ssl_skip_verify as for the brokers. See package
+//     sources/avro for how
+//     writer fields resolve to columns.
 //   - batch_size, linger_ms: rows per batch and the longest a partial
 //     batch of a partition waits for more rows (defaults: the engine's).
 //   - max_record_bytes (default 1 MiB): larger values are dead-lettered.
@@ -142,6 +189,10 @@ func NewSource(cfg Config, spec arrowexec.SourceSpec) (arrowexec.Operator, error
 		s.maxRecord = n
 	}
 	s.maxBuffered = max(4*s.batchSize, 4096)
+	s.registry = o["schema_registry"]
+	if strings.TrimSpace(s.registry) == "" {
+		s.registry = cfg.SchemaRegistry
+	}
 	s.format = strings.ToLower(o["format"])
 	if s.format == "" {
 		s.format = "json"
@@ -190,13 +241,22 @@ func (s *source) layout() error {
 			return err
 		}
 		d.Release()
+	case "avro":
+		if strings.TrimSpace(s.registry) == "" {
+			return fmt.Errorf("format avro needs option schema_registry")
+		}
+		d, err := avro.NewDecoder(s.payloadSchema, nil, memory.DefaultAllocator)
+		if err != nil {
+			return err
+		}
+		d.Release()
 	case "raw":
 		if len(payload) != 1 || payload[0].Type.ID() != arrow.STRING {
 			return fmt.Errorf("format raw needs exactly one VARCHAR column besides the system columns (%s, %s, %s, %s), found %d columns",
 				KeyColumn, PartitionColumn, OffsetColumn, TimestampColumn, len(payload))
 		}
 	default:
-		return fmt.Errorf("format %q not supported (json, csv, raw)", s.format)
+		return fmt.Errorf("format %q not supported (json, csv, raw, avro)", s.format)
 	}
 	return nil
 }
@@ -209,4 +269,38 @@ type payloadDecoder interface {
 	Release()
 }
 
-var _ payloadDecoder = (*sources.RecordDecoder)(nil)
+// schemaResolver is a payloadDecoder whose values name a schema that must
+// be fetched before they are appended (avro).
+type schemaResolver interface {
+	Resolve(ctx context.Context, value []byte) error
+}
+
+var (
+	_ payloadDecoder = (*sources.RecordDecoder)(nil)
+	_ payloadDecoder = (*avro.Decoder)(nil)
+	_ schemaResolver = (*avro.Decoder)(nil)
+)
+
+// RegistryClient returns a client of the schema registry at urls (comma
+// separated) with the credentials and TLS of the options (see
+// RegistryOptionNames; relative paths resolve against baseDir); the Kafka
+// sink shares it.
+func RegistryClient(urls string, o arrowexec.Options, baseDir string) (*avro.RegistryClient, error) {
+	var list []string
+	for _, u := range strings.Split(urls, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			list = append(list, u)
+		}
+	}
+	var tc *tls.Config
+	for _, k := range RegistryOptionNames[3:] {
+		if o[k] != "" {
+			var err error
+			if tc, err = tlsConfig(o, baseDir, "schema_registry_"); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+	return avro.NewRegistryClient(list, o["schema_registry_user"], o["schema_registry_password"], tc)
+}

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/ferrisstreams/ferris/arrowexec"
 	"github.com/ferrisstreams/ferris/sources"
+	"github.com/ferrisstreams/ferris/sources/avro"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -48,6 +50,7 @@ type source struct {
 	startLatest bool
 	bounded     bool
 	format      string
+	registry    string // format avro: schema registry URLs
 	batchSize   int
 	linger      time.Duration
 	maxRecord   int
@@ -163,10 +166,21 @@ func (s *source) Open(ctx context.Context) error {
 	if alloc == nil {
 		alloc = memory.DefaultAllocator
 	}
-	if s.format == "raw" {
+	switch s.format {
+	case "raw":
 		f := s.payloadSchema.Field(0)
 		s.payload = &rawDecoder{name: f.Name, nullable: f.Nullable, b: array.NewStringBuilder(alloc)}
-	} else {
+	case "avro":
+		reg, err := RegistryClient(s.registry, s.spec.Options, s.spec.BaseDir)
+		if err != nil {
+			return s.errorf("%w", err)
+		}
+		d, err := avro.NewDecoder(s.payloadSchema, reg, alloc)
+		if err != nil {
+			return s.errorf("%w", err)
+		}
+		s.payload = d
+	default:
 		d, err := sources.NewRecordDecoder(s.payloadSchema, s.format, ',', alloc)
 		if err != nil {
 			return s.errorf("%w", err)
@@ -563,6 +577,13 @@ func (s *source) emit(ctx context.Context) (msg arrowexec.Message, popped bool, 
 		if r.Attrs.IsControl() {
 			continue
 		}
+		if res, ok := s.payload.(schemaResolver); ok && len(r.Value) <= s.maxRecord {
+			if err := res.Resolve(ctx, r.Value); err != nil {
+				err = s.errorf("topic %s partition %d offset %d: %w", s.topic, r.Partition, r.Offset, err)
+				endSpan(err)
+				return arrowexec.Message{}, true, err
+			}
+		}
 		if rerr := s.appendRecord(r); rerr != nil {
 			if err := s.bad(ctx, r, rerr); err != nil {
 				endSpan(err)
@@ -664,10 +685,14 @@ func (s *source) bad(ctx context.Context, r *kgo.Record, rerr *sources.RecordErr
 	if len(raw) > s.maxRecord {
 		raw = raw[:badRawPrefix]
 	}
-	err := s.spec.DeadLetter.DeadLetter(ctx, arrowexec.DeadLetterRecord{
+	dl := arrowexec.DeadLetterRecord{
 		Time: time.Now().UTC(), Source: s.dlName, Position: pos,
 		Field: rerr.Field, Reason: rerr.Reason, Raw: string(raw),
-	})
+	}
+	if s.format == "avro" {
+		dl.Raw, dl.RawEncoding = base64.StdEncoding.EncodeToString(raw), "base64"
+	}
+	err := s.spec.DeadLetter.DeadLetter(ctx, dl)
 	if errors.Is(err, arrowexec.ErrData) { // failure_strategy fail: the message says it all
 		return s.errorf("%w", err)
 	}
