@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,6 +99,10 @@ type RegistryConfig struct {
 	Tracer arrowexec.Tracer
 	// Logf, when set, receives the pipelines' notes (checkpoints).
 	Logf func(format string, args ...any)
+	// Logger, when set, receives one line per registration (or refusal),
+	// end, failure (with the stacks of panics) and removal of a pipeline,
+	// with its correlation id.
+	Logger *slog.Logger
 }
 
 // Registry holds the running pipelines of a server. Each registered
@@ -144,6 +150,9 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 	if cfg.Resources == nil {
 		cfg.Resources = resource.NewManager(nil, cfg.Settings.MemoryLimitBytes())
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	return &Registry{cfg: cfg, pipelines: map[string]*Pipeline{}}
 }
 
@@ -168,8 +177,10 @@ func (r *Registry) RegisterContext(ctx context.Context, name, text, correlationI
 	defer func() {
 		if err != nil {
 			r.rejected.Add(1)
+			r.cfg.Logger.Warn("pipeline refused", "pipeline", name, "correlation_id", correlationID, "error", err)
 		} else {
 			r.registered.Add(1)
+			r.cfg.Logger.Info("pipeline registered", "pipeline", name, "correlation_id", correlationID)
 		}
 		end(err)
 	}()
@@ -322,17 +333,53 @@ func (r *Registry) start(pl *Pipeline) {
 	go func() {
 		defer r.wg.Done()
 		defer cancel()
-		err := pl.topo.Run(ctx)
+		err := run(ctx, pl.topo)
 		if errors.Is(err, context.Canceled) {
 			err = nil
 		}
+		log := r.cfg.Logger.With("pipeline", pl.Name, "correlation_id", pl.CorrelationID)
 		if err != nil {
 			r.failed.Add(1)
+			attrs := []any{"error", err}
+			if stacks := panicStacks(err); stacks != "" {
+				attrs = append(attrs, "stack", stacks)
+			}
+			log.Error("pipeline failed", attrs...)
+		} else {
+			log.Info("pipeline ended")
 		}
 		pl.err = err
 		_ = pl.dl.Close()
 		close(pl.done)
 	}()
+}
+
+// run runs topo; a panic that escapes it is its error.
+func run(ctx context.Context, topo *arrowexec.Topology) (err error) {
+	defer arrowexec.RecoverPanic(&err)
+	return topo.Run(ctx)
+}
+
+// panicStacks returns the stacks of the panics in err, one after another.
+func panicStacks(err error) string {
+	var b strings.Builder
+	var walk func(error)
+	walk = func(err error) {
+		if pe, ok := err.(*arrowexec.PanicError); ok {
+			b.Write(pe.Stack)
+			return
+		}
+		switch e := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, err := range e.Unwrap() {
+				walk(err)
+			}
+		case interface{ Unwrap() error }:
+			walk(e.Unwrap())
+		}
+	}
+	walk(err)
+	return b.String()
 }
 
 // Get returns the named pipeline.
@@ -381,6 +428,7 @@ func (r *Registry) Remove(name string, grace time.Duration) error {
 		return fmt.Errorf("pipeline %q %w", name, ErrNotFound)
 	}
 	p.stop(grace)
+	r.cfg.Logger.Info("pipeline removed", "pipeline", p.Name, "correlation_id", p.CorrelationID)
 	return arrowexec.RemoveCheckpoints(p.topo.Checkpoints)
 }
 

@@ -428,6 +428,9 @@ func openIPC(f *os.File, spec arrowexec.SourceSpec) (batchReader, error) {
 		return nil, err
 	}
 	if n == 6 && string(magic) == "ARROW1" {
+		if err := checkIPCFile(f); err != nil {
+			return nil, err
+		}
 		fr, err := ipc.NewFileReader(f, ipc.WithAllocator(spec.Alloc))
 		if err != nil {
 			return nil, err
@@ -440,6 +443,9 @@ func openIPC(f *os.File, spec arrowexec.SourceSpec) (batchReader, error) {
 	opts := []ipc.Option{ipc.WithAllocator(spec.Alloc)}
 	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
 		opts = append(opts, ipc.WithBodySizeLimit(max(fi.Size(), 1)))
+	}
+	if err := checkIPCStream(f); err != nil {
+		return nil, err
 	}
 	sr, err := ipc.NewReaderFromMessageReader(ipc.NewMessageReader(f, opts...), opts...)
 	if err != nil {
