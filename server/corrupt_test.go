@@ -157,3 +157,17 @@ CREATE STREAM b AS SELECT id + 1 AS id FROM ticks WITH (connector = 'file', path
 		}
 	}
 }
+
+// TestSelectOneFinishes: a SELECT without FROM gives its row and finishes;
+// until it starts, its watermark is -inf, not the epoch.
+func TestSelectOneFinishes(t *testing.T) {
+	s, _ := startServer(t, "", 0)
+	c := client{t: t, base: "http://" + s.HTTPAddr.String()}
+	code, body := c.do("POST", "/queries", register("one", "SELECT 1;"))
+	if code != http.StatusCreated || strings.Contains(string(body), "1970-01-01") {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	if st := c.waitState("one"); st.State != "finished" || st.RowsOut != 1 || st.Queries[0].State != "finished" || st.Queries[0].Watermark != "+inf" {
+		t.Fatalf("%+v", st)
+	}
+}

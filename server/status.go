@@ -64,10 +64,15 @@ func (r *Registry) Status(p *Pipeline) PipelineStatus {
 		st.Sources = append(st.Sources, ss)
 	}
 	for _, q := range p.topo.Queries {
+		state := arrowexec.QueryState(q.Stats.State.Load())
+		wm := q.Stats.Watermark.Load()
+		if state == arrowexec.QueryPending {
+			wm = arrowexec.NoWatermark // not started: no watermark yet
+		}
 		qs := QueryStatus{
-			Name: q.Name, Output: q.Output, State: arrowexec.QueryState(q.Stats.State.Load()).String(),
+			Name: q.Name, Output: q.Output, State: state.String(),
 			RowsOut: q.Stats.RowsOut.Load(), Batches: q.Stats.Batches.Load(),
-			Watermark: arrowexec.FormatWatermark(q.Stats.Watermark.Load()),
+			Watermark: arrowexec.FormatWatermark(wm),
 			Breaker:   q.Stats.Breaker().String(),
 		}
 		st.RowsOut += qs.RowsOut
