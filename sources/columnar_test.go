@@ -2,6 +2,8 @@ package sources
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/ferrisstreams/ferris/kernels/sqltypes"
+	flatbuffers "github.com/google/flatbuffers/go"
 )
 
 // columnarSchema is the schema of the Arrow and Parquet test files.
@@ -168,5 +171,36 @@ func mutate(rng *rand.Rand, data []byte) []byte {
 func releaseAll(recs []arrow.RecordBatch) {
 	for _, r := range recs {
 		r.Release()
+	}
+}
+
+// TestHugeSchemaVectorIsRefused: an Arrow file or stream whose schema
+// claims two billion fields is refused before the reader allocates for
+// them.
+func TestHugeSchemaVectorIsRefused(t *testing.T) {
+	recs := columnarBatches(1)
+	defer releaseAll(recs)
+	for _, format := range []string{"arrow", "arrows"} {
+		data := columnarFile(t, format, recs)
+		var meta []byte // the flatbuffer holding the schema
+		var schema flatbuffers.Table
+		if format == "arrow" {
+			n := int(binary.LittleEndian.Uint32(data[len(data)-10:]))
+			meta = data[len(data)-10-n : len(data)-10]
+			root := flatbuffers.Table{Bytes: meta, Pos: flatbuffers.GetUOffsetT(meta)}
+			schema, _ = table(root, footerSchema)
+		} else {
+			n := int(binary.LittleEndian.Uint32(data[4:]))
+			meta = data[8 : 8+n]
+			root := flatbuffers.Table{Bytes: meta, Pos: flatbuffers.GetUOffsetT(meta)}
+			schema, _ = table(root, messageHeader)
+		}
+		o := schema.Offset(slot(schemaFields))
+		at := schema.Vector(flatbuffers.UOffsetT(o)) - 4 // the vector's length
+		binary.LittleEndian.PutUint32(meta[at:], 0x7FFFFFFF)
+		_, err := readColumnar(t, format, data)
+		if !errors.Is(err, errIPCMetadata) || !strings.Contains(err.Error(), "in.arrow: corrupt or unreadable file") {
+			t.Fatalf("%s: got %v", format, err)
+		}
 	}
 }
