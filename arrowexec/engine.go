@@ -87,6 +87,17 @@ type QueryStats struct {
 	// FaultStats: RetriesTotal, BreakerState of its sink, bad records
 	// dead-lettered or skipped (fault.go).
 	FaultStats
+
+	errMu sync.Mutex
+	err   error // what the query failed with
+}
+
+// Err is the error the query failed with (a *QueryError), nil while it
+// runs or after a clean end.
+func (s *QueryStats) Err() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
 }
 
 // QueryState is the lifecycle state of a query.
@@ -309,7 +320,11 @@ func (t *Topology) Run(ctx context.Context) error {
 				t.endTaps(q.Output, err)
 			}
 			if err != nil {
-				fail(t.queryError(q, err))
+				err = t.queryError(q, err)
+				q.Stats.errMu.Lock()
+				q.Stats.err = err
+				q.Stats.errMu.Unlock()
+				fail(err)
 			}
 		}()
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -169,5 +170,37 @@ func TestSelectOneFinishes(t *testing.T) {
 	}
 	if st := c.waitState("one"); st.State != "finished" || st.RowsOut != 1 || st.Queries[0].State != "finished" || st.Queries[0].Watermark != "+inf" {
 		t.Fatalf("%+v", st)
+	}
+}
+
+// TestFailedQueryShowsItsError: while the other query of its pipeline
+// runs, a failed query reports its error.
+func TestFailedQueryShowsItsError(t *testing.T) {
+	s, _ := startServer(t, "", 0)
+	c := client{t: t, base: "http://" + s.HTTPAddr.String()}
+	code, body := c.do("POST", "/queries", register("half", `
+CREATE STREAM ticks (id BIGINT) WITH (connector = 'generator', rows = '0', rate = '1000');
+CREATE STREAM bad AS SELECT id FROM ticks WITH (connector = 'file', path = 'trades.jsonl/bad.json');
+SELECT id FROM ticks;`))
+	if code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var st PipelineStatus
+		_, body := c.do("GET", "/queries/half", "")
+		if err := json.Unmarshal(body, &st); err != nil {
+			t.Fatal(err)
+		}
+		if q := st.Queries[0]; q.Name == "bad" && q.State == "failed" {
+			if st.State != "running" || !strings.Contains(q.Error, `query "bad"`) || !strings.Contains(q.Error, "not a directory") || st.Queries[1].Error != "" {
+				t.Fatalf("%s", body)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("query bad did not fail: %s", body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -37,6 +37,7 @@ type QueryStatus struct {
 	Name      string `json:"name"`
 	Output    string `json:"output,omitempty"` // the stream it produces (exported)
 	State     string `json:"state"`
+	Error     string `json:"error,omitempty"` // why it failed
 	RowsOut   int64  `json:"rows_out"`
 	Batches   int64  `json:"batches"`
 	Watermark string `json:"watermark"` // RFC 3339, "-inf" before the first, "+inf" at the end
@@ -74,6 +75,9 @@ func (r *Registry) Status(p *Pipeline) PipelineStatus {
 			RowsOut: q.Stats.RowsOut.Load(), Batches: q.Stats.Batches.Load(),
 			Watermark: arrowexec.FormatWatermark(wm),
 			Breaker:   q.Stats.Breaker().String(),
+		}
+		if err := q.Stats.Err(); err != nil {
+			qs.Error = err.Error()
 		}
 		st.RowsOut += qs.RowsOut
 		st.Queries = append(st.Queries, qs)
