@@ -180,7 +180,7 @@ func TestFailedQueryShowsItsError(t *testing.T) {
 	c := client{t: t, base: "http://" + s.HTTPAddr.String()}
 	code, body := c.do("POST", "/queries", register("half", `
 CREATE STREAM ticks (id BIGINT) WITH (connector = 'generator', rows = '0', rate = '1000');
-CREATE STREAM bad AS SELECT id FROM ticks WITH (connector = 'file', path = 'trades.jsonl/bad.json');
+CREATE STREAM bad AS SELECT id FROM ticks WITH (connector = 'file', path = '.');
 SELECT id FROM ticks;`))
 	if code != http.StatusCreated {
 		t.Fatalf("POST: %d %s", code, body)
@@ -193,7 +193,7 @@ SELECT id FROM ticks;`))
 			t.Fatal(err)
 		}
 		if q := st.Queries[0]; q.Name == "bad" && q.State == "failed" {
-			if st.State != "running" || !strings.Contains(q.Error, `query "bad"`) || !strings.Contains(q.Error, "not a directory") || st.Queries[1].Error != "" {
+			if st.State != "running" || !strings.Contains(q.Error, `query "bad"`) || !strings.Contains(q.Error, "is a directory") || st.Queries[1].Error != "" {
 				t.Fatalf("%s", body)
 			}
 			return
