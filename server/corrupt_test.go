@@ -119,8 +119,8 @@ func TestFailedQueriesFailThePipeline(t *testing.T) {
 	c := client{t: t, base: "http://" + s.HTTPAddr.String()}
 	req, err := http.NewRequest("POST", c.base+"/queries", strings.NewReader(register("gen", `
 CREATE STREAM ticks (id BIGINT) WITH (connector = 'generator', rows = '0', rate = '100000');
-CREATE STREAM a AS SELECT id FROM ticks WITH (connector = 'file', path = 'trades.jsonl/a.json');
-CREATE STREAM b AS SELECT id + 1 AS id FROM ticks WITH (connector = 'file', path = 'trades.jsonl/b.json');`)))
+CREATE STREAM a AS SELECT id FROM ticks WITH (connector = 'file', path = '.');
+CREATE STREAM b AS SELECT id + 1 AS id FROM ticks WITH (connector = 'file', path = '.');`)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ CREATE STREAM b AS SELECT id + 1 AS id FROM ticks WITH (connector = 'file', path
 	if st.State != "failed" {
 		t.Fatalf("%+v", st)
 	}
-	for _, want := range []string{`query "a"`, `query "b"`, "not a directory", "correlation id cid-42"} {
+	for _, want := range []string{`query "a"`, `query "b"`, "is a directory", "correlation id cid-42"} {
 		if !strings.Contains(st.Error, want) {
 			t.Fatalf("error %q lacks %q", st.Error, want)
 		}
