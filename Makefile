@@ -6,7 +6,7 @@ PKGS := ./...
 
 SHELL := /bin/bash
 
-.PHONY: build test race bench bench-e2e lint demo clean
+.PHONY: build test fuzz-short race bench bench-e2e lint demo clean
 
 build:
 	$(GO) build -o bin/ferris ./cmd/ferris
@@ -16,6 +16,17 @@ test:
 	$(GO) test -count=1 -timeout 30m $(PKGS)
 	$(GO) test -count=1 -timeout 30m -race -short . ./arrowexec ./arrowexec/resource ./sources/... ./sinks/... ./server/... ./cmd/...
 	cd oracle && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m -short ./...
+
+# A brief run of each fuzz target over untrusted input (file decoders, the
+# checkpoint state codec); crashers found land in testdata/fuzz and run
+# with `make test` from then on.
+FUZZTIME ?= 10s
+FUZZ := ./sources:FuzzJSONFile ./sources:FuzzCSVFile ./sources:FuzzArrowFile ./sources:FuzzParquetFile ./arrowexec:FuzzStateCodec
+
+fuzz-short:
+	@set -e; for t in $(FUZZ); do \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
 
 race:
 	$(GO) test -race $(PKGS)

@@ -56,8 +56,9 @@ type Reserver interface {
 // dead_letter, include_in_next_window (it also counts in the windows open
 // at its watermark) or update_previous (a closed window is kept for
 // Late.AllowedLateness; a late row updates it and the window's corrected
-// rows for the row's group are emitted again with revision+1; later
-// still, it is dead-lettered).
+// rows for the row's group are emitted again with revision+1; a closed
+// window no on-time row opened is created by its first late row and
+// emitted with revision 0; later still, the row is dead-lettered).
 //
 // State is kept in panes: a SLIDING(size, advance) window is k = size /
 // advance consecutive panes [p, p+advance), and each row updates exactly
@@ -577,9 +578,16 @@ func (a *AggregateOp) late(ctx context.Context, batch arrow.RecordBatch, keys, a
 	case "update_previous":
 		p, oldest := a.paneOf(t)
 		updated := false
-		for s := oldest; s <= p; s += a.cfg.Window.Advance {
+		size := a.cfg.Window.Size
+		for s := oldest; s <= p && s < a.firstOpen(w); s += a.cfg.Window.Advance {
+			if s+size+a.cfg.Late.AllowedLateness <= w {
+				continue // beyond allowed lateness
+			}
 			win, ok := a.windows[s]
-			if !ok || !win.emitted || win.end+a.cfg.Late.AllowedLateness <= w {
+			if !ok { // no on-time row opened it: its first result is this late one, revision 0
+				win = &windowState{start: s, end: s + size, emitted: true, revision: -1}
+				a.windows[s] = win
+			} else if !win.emitted {
 				continue
 			}
 			if win.late == nil {

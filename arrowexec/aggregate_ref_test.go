@@ -33,7 +33,9 @@ import (
 // is Late.Strategy: drop, dead_letter, include_in_next_window (it counts in
 // the window open at its watermark) or update_previous (a closed window is
 // kept for Late.AllowedLateness; a late row updates it and its row is
-// emitted again with revision+1; later still, it is dead-lettered).
+// emitted again with revision+1, or, for a closed window no row opened,
+// makes its first result with revision 0; later still, it is
+// dead-lettered).
 //
 // Un-windowed: one group table; with EmitChanges the updated groups are
 // emitted after every input batch, otherwise every group is emitted at the
@@ -362,7 +364,19 @@ func (a *refAggregateOp) late(ctx context.Context, batch arrow.RecordBatch, i in
 		first, k := a.windowsOf(t)
 		updated := false
 		for s := first; s < first+int64(k)*a.cfg.Window.Advance; s += a.cfg.Window.Advance {
-			if win, ok := a.windows[s]; ok && win.emitted && win.end+a.cfg.Late.AllowedLateness > w {
+			end := s + a.cfg.Window.Size
+			if end > w || end+a.cfg.Late.AllowedLateness <= w {
+				continue // open, or beyond allowed lateness
+			}
+			win, ok := a.windows[s]
+			if !ok { // closed with no row: this late row makes its first result, revision 0
+				var err error
+				if win, err = a.window(s); err != nil {
+					return false, err
+				}
+				win.emitted, win.revision = true, -1
+			}
+			if win.emitted {
 				a.sel.add(s, int32(i))
 				updated = true
 			}

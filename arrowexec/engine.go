@@ -87,6 +87,17 @@ type QueryStats struct {
 	// FaultStats: RetriesTotal, BreakerState of its sink, bad records
 	// dead-lettered or skipped (fault.go).
 	FaultStats
+
+	errMu sync.Mutex
+	err   error // what the query failed with
+}
+
+// Err is the error the query failed with (a *QueryError), nil while it
+// runs or after a clean end.
+func (s *QueryStats) Err() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
 }
 
 // QueryState is the lifecycle state of a query.
@@ -203,7 +214,9 @@ func (t *Topology) Discard() {
 
 // Run runs the topology until every source ends and every query has drained,
 // or ctx is cancelled. A source error cancels the whole run; a query error
-// fails that query (and queries reading its output) while the others go on.
+// fails that query (and queries reading its output) while the others go on;
+// once every query has ended, the sources stop. A panic in a source,
+// operator or sink is that source's or query's error (PanicError).
 // Run returns the errors joined, each naming its source or query; it returns
 // nil after a clean end of bounded input, and ctx.Err() after cancellation.
 // Every operator and sink is closed before Run returns.
@@ -287,10 +300,19 @@ func (t *Topology) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	// Once every query has ended (failed, most likely), nothing reads the
+	// sources: they stop, as after Stop.
+	var live atomic.Int64
+	live.Store(int64(len(t.Queries)))
 	for _, q := range t.Queries {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() {
+				if live.Add(-1) == 0 {
+					stopSources()
+				}
+			}()
 			c := queryCommits{trackers: trackers, interval: interval,
 				passThrough: passesRowsThrough(q.Root) && len(subs[q.Output]) == 0}
 			err := t.runQuery(ctx, q, subs[q.Output], c, ck)
@@ -298,7 +320,11 @@ func (t *Topology) Run(ctx context.Context) error {
 				t.endTaps(q.Output, err)
 			}
 			if err != nil {
-				fail(t.queryError(q, err))
+				err = t.queryError(q, err)
+				q.Stats.errMu.Lock()
+				q.Stats.err = err
+				q.Stats.errMu.Unlock()
+				fail(err)
 			}
 		}()
 	}
@@ -361,7 +387,7 @@ func (t *Topology) runSource(ctx, srcCtx context.Context, s *SourceNode, st *Sou
 		finish(to, err)
 	}()
 	defer func() {
-		if cerr := s.Op.Close(); err == nil {
+		if cerr := closeRecovered(s.Op); err == nil {
 			err = cerr
 		}
 	}()
@@ -375,7 +401,7 @@ func (t *Topology) runSource(ctx, srcCtx context.Context, s *SourceNode, st *Sou
 			ck.sourceEnded(s, err)
 		}
 	}()
-	defer resource.Recover(&err) // a source allocating past max_memory_mb fails, not the process
+	defer RecoverPanic(&err) // a source panicking or allocating past max_memory_mb fails, not the process
 	if err := s.Op.Open(srcCtx); err != nil {
 		return err
 	}
@@ -467,17 +493,17 @@ func (t *Topology) runQuery(ctx context.Context, q *QueryNode, to []*Inlet, comm
 	defer func() { finish(to, err) }()
 	defer func() {
 		for _, s := range q.Sinks {
-			if cerr := s.Close(); err == nil && cerr != nil {
+			if cerr := closeRecovered(s); err == nil && cerr != nil {
 				err = WithOperator("sink", fmt.Errorf("closing sink: %w", cerr))
 			}
 		}
 	}()
 	defer func() {
-		if cerr := q.Root.Close(); err == nil {
+		if cerr := closeRecovered(q.Root); err == nil {
 			err = cerr
 		}
 	}()
-	defer resource.Recover(&err)
+	defer RecoverPanic(&err) // a panicking operator or sink fails its query, not the process
 	if ck != nil {
 		defer func() {
 			if err != nil {
@@ -586,8 +612,10 @@ func (t *Topology) runQuery(ctx context.Context, q *QueryNode, to []*Inlet, comm
 	}
 }
 
-// writeSinks writes msg to every sink of q, without its hidden columns.
-func writeSinks(ctx context.Context, q *QueryNode, msg Message) error {
+// writeSinks writes msg to every sink of q, without its hidden columns. A
+// sink's panic is its error, so that the caller still releases msg.
+func writeSinks(ctx context.Context, q *QueryNode, msg Message) (err error) {
+	defer RecoverPanic(&err)
 	if len(q.Sinks) == 0 {
 		return nil
 	}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-
-	"github.com/ferrisstreams/ferris/arrowexec/resource"
 )
 
 // inputReaders reads the two inputs of a two-input operator (joins) on a
@@ -81,11 +79,10 @@ func (r *inputReaders) read(ctx context.Context, s int) {
 	}
 }
 
-// pull reads one message of input s; a memory-limit panic of an operator
-// below becomes its error (the query driver only recovers its own
-// goroutine).
+// pull reads one message of input s; a panic of an operator below becomes
+// its error (the query driver only recovers its own goroutine).
 func (r *inputReaders) pull(ctx context.Context, s int) (msg Message, err error) {
-	defer resource.Recover(&err)
+	defer RecoverPanic(&err)
 	return r.inputs[s].Next(ctx)
 }
 

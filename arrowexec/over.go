@@ -191,7 +191,7 @@ func NewOver(alloc memory.Allocator, input Operator, cfg OverConfig) (*OverOp, e
 		if w.Kind == Session {
 			return nil, errors.New("window functions over SESSION windows are not supported yet")
 		}
-		if w.Advance <= 0 || w.Size < w.Advance || w.Size%w.Advance != 0 {
+		if w.Kind != Whole && (w.Advance <= 0 || w.Size < w.Advance || w.Size%w.Advance != 0) {
 			return nil, fmt.Errorf("%s: size must be a positive multiple of the advance", w)
 		}
 		o.win = newOverWindows()

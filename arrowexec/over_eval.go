@@ -644,23 +644,36 @@ func (e *sumFloatEval) special(p uint32, s float64) float64 {
 // ---- STDDEV and VARIANCE ----
 
 // varEval keeps Welford's running mean and sum of squared deviations,
-// adding entering values and removing leaving ones (the inverse update).
-// Input is converted to DOUBLE.
+// adding entering values and removing leaving ones (the inverse update),
+// of the values less a per-partition shift (the first value counted since
+// the state was last empty or recomputed), so that large offsets (values
+// around 1e9 that vary by little) cost no precision. Input is converted
+// to DOUBLE. The inverse update lets rounding errors
+// of values long gone linger, so a bounded frame is recomputed from its
+// ring (a fresh Welford pass) once its partition has had as many updates
+// as the ring holds (amortised O(1) a row), and a frame whose values are
+// all equal (the run of equal values reaches its count) has exactly zero
+// variance.
 type varEval struct {
 	sink     int64 // keeps warm loads
 	fn       string
 	frame    int64
 	n        []int64
-	mean, m2 []float64
+	mean, m2 []float64 // of the values less shift
+	shift    []float64
 	bad      []int64 // infinities and NaNs in the frame
 	ring     *overRing[float64]
-	out      []float64
-	ok       []bool
-	valid    []bool
+	// bounded frames only, per partition: rows since the last recompute,
+	// and the length and value of the run of equal values ending the frame
+	since, run []int64
+	last       []float64
+	out        []float64
+	ok         []bool
+	valid      []bool
 }
 
 func (e *varEval) bytes() int64 {
-	n := int64(cap(e.n)+cap(e.mean)+cap(e.m2)+cap(e.bad)) * 8
+	n := int64(cap(e.n)+cap(e.mean)+cap(e.m2)+cap(e.shift)+cap(e.bad)+cap(e.since)+cap(e.run)+cap(e.last)) * 8
 	if e.ring != nil {
 		n += e.ring.bytes()
 	}
@@ -678,8 +691,10 @@ func (e *varEval) eval(alloc memory.Allocator, r *overRows, arg, _ arrow.Array) 
 	}
 	np := r.parts
 	e.n, e.mean, e.m2, e.bad = overGrow(e.n, np), overGrow(e.mean, np), overGrow(e.m2, np), overGrow(e.bad, np)
+	e.shift = overGrow(e.shift, np)
 	if e.ring != nil {
 		e.ring.grow(np)
+		e.since, e.run, e.last = overGrow(e.since, np), overGrow(e.run, np), overGrow(e.last, np)
 	}
 	vals := kernels.Values[float64](arg)
 	valid := overValid(arg, &e.valid)
@@ -705,6 +720,9 @@ func (e *varEval) eval(alloc memory.Allocator, r *overRows, arg, _ arrow.Array) 
 		}
 		if ok {
 			e.add(p, v)
+		}
+		if e.ring != nil {
+			e.settle(p, r.pos[k], v, ok)
 		}
 		n := e.n[p]
 		switch {
@@ -737,9 +755,39 @@ func (e *varEval) add(p uint32, x float64) {
 		return
 	}
 	good := float64(e.n[p] - e.bad[p])
+	if good == 1 {
+		e.shift[p] = x
+	}
+	x -= e.shift[p]
 	d := x - e.mean[p]
 	e.mean[p] += d / good
 	e.m2[p] += d * (x - e.mean[p])
+}
+
+// settle bounds the rounding error of partition p's bounded frame, which
+// now ends at position c with value v (ok false: NULL).
+func (e *varEval) settle(p uint32, c int64, v float64, ok bool) {
+	if ok {
+		if e.run[p] > 0 && v == e.last[p] {
+			e.run[p]++
+		} else {
+			e.run[p], e.last[p] = 1, v
+		}
+	}
+	good := e.n[p] - e.bad[p]
+	switch {
+	case e.bad[p] == 0 && good > 0 && e.run[p] >= good: // all equal
+		e.shift[p], e.mean[p], e.m2[p], e.since[p] = e.last[p], 0, 0, 0
+	case e.since[p]+1 >= e.ring.size:
+		e.n[p], e.bad[p], e.mean[p], e.m2[p], e.since[p] = 0, 0, 0, 0, 0
+		for q := max(0, c-e.ring.size+1); q <= c; q++ {
+			if x, ok := e.ring.get(p, q); ok {
+				e.add(p, x)
+			}
+		}
+	default:
+		e.since[p]++
+	}
 }
 
 func (e *varEval) remove(p uint32, x float64) {
@@ -753,6 +801,7 @@ func (e *varEval) remove(p uint32, x float64) {
 		e.mean[p], e.m2[p] = 0, 0
 		return
 	}
+	x -= e.shift[p]
 	d := x - e.mean[p]
 	e.mean[p] -= d / good
 	e.m2[p] -= d * (x - e.mean[p])

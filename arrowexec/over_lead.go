@@ -276,6 +276,12 @@ func (l *leadState) emit(refs []pendRef, vals []arrow.Array) error {
 		return err
 	}
 	defer overRelease(stored...)
+	if l.o.outWM {
+		i := l.stored[len(l.stored)-1]
+		held := l.heldWatermarks(stored[i], refs)
+		stored[i].Release()
+		stored[i] = held
+	}
 	out := make([]arrow.Array, len(l.stored))
 	for c := range out {
 		if i := l.stored[c]; i >= 0 {
@@ -292,6 +298,22 @@ func (l *leadState) emit(refs []pendRef, vals []arrow.Array) error {
 		}
 	}
 	return nil
+}
+
+// heldWatermarks returns the row watermarks wm of the rows refs, about
+// to be emitted in that order, each lowered to the hold keys of the rows
+// emitted after it and of the rows still pending: a row completed early
+// must not let a downstream window close before a row of another
+// partition that waited longer.
+func (l *leadState) heldWatermarks(wm arrow.Array, refs []pendRef) arrow.Array {
+	in := kernels.Values[int64](wm)
+	out := make([]int64, len(refs))
+	bound := l.hold()
+	for i := len(refs) - 1; i >= 0; i-- {
+		bound = min(bound, refs[i].key)
+		out[i] = min(in[i], bound)
+	}
+	return overBuild(l.o.alloc, wm.DataType(), out, overValid(wm, new([]bool)))
 }
 
 func (l *leadState) dropChunk(id int32) {

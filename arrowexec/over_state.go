@@ -300,12 +300,14 @@ func (w *overWindows) load(r *StateReader) error {
 
 // ---- the evaluators' state fields ----
 
-func (e *rowNumberEval) state() []any     { return nil }
-func (e *rankEval) state() []any          { return []any{&e.rank} }
-func (e *countEval) state() []any         { return []any{&e.cnt, &e.ring} }
-func (e *sumIntEval[T]) state() []any     { return []any{&e.sums, &e.cnt, &e.ring} }
-func (e *sumDecEval) state() []any        { return []any{&e.sums, &e.cnt, &e.ring} }
-func (e *varEval) state() []any           { return []any{&e.n, &e.mean, &e.m2, &e.bad, &e.ring} }
+func (e *rowNumberEval) state() []any { return nil }
+func (e *rankEval) state() []any      { return []any{&e.rank} }
+func (e *countEval) state() []any     { return []any{&e.cnt, &e.ring} }
+func (e *sumIntEval[T]) state() []any { return []any{&e.sums, &e.cnt, &e.ring} }
+func (e *sumDecEval) state() []any    { return []any{&e.sums, &e.cnt, &e.ring} }
+func (e *varEval) state() []any {
+	return []any{&e.n, &e.mean, &e.m2, &e.shift, &e.bad, &e.ring, &e.since, &e.run, &e.last}
+}
 func (e *minMaxEval[T]) state() []any     { return []any{&e.best, &e.has, &e.dq, &e.dqN} }
 func (e *firstValueEval[T]) state() []any { return []any{&e.first, &e.fok, &e.ring} }
 func (e *lastValueEval) state() []any     { return nil }

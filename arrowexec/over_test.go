@@ -1113,3 +1113,76 @@ func TestOverEvalTypes(t *testing.T) {
 		x.Release()
 	}
 }
+
+// TestOverVarianceMovingFrameIsStable: moving variances and standard
+// deviations over values around 1e9 agree with a two-pass computation of
+// each frame, and a frame of equal values has exactly zero variance even
+// after varied values have left it (the inverse update alone leaves
+// their rounding errors behind).
+func TestOverVarianceMovingFrameIsStable(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	r := rand.New(rand.NewPCG(7, 11))
+	var xs []float64
+	for range 3 { // varied stretches, then runs of one value
+		for range 400 {
+			xs = append(xs, 1e9+r.Float64()*1000)
+		}
+		c := 1e9 + r.Float64()*1000
+		for range 100 {
+			xs = append(xs, c)
+		}
+	}
+	b := array.NewFloat64Builder(mem)
+	b.AppendValues(xs, nil)
+	x := b.NewArray()
+	b.Release()
+	defer x.Release()
+	dbl := sqltypes.Double
+	for _, frame := range []int64{2, 7, 60} {
+		for _, fn := range []string{"var_pop", "var_samp", "stddev_pop", "stddev_samp"} {
+			c := OverCall{Func: fn, Arg: expr.Col(0, "x", dbl), Frame: OverFrame{Preceding: frame}, Type: dbl}
+			e, err := newOverEval(&c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := e.eval(mem, oneRun(len(xs)), x, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := out.(*array.Float64)
+			for i := int(frame) + 1; i < len(xs); i++ {
+				// two passes over the values less the frame's first
+				// (exact: all are within a factor of 2 of each other)
+				win := xs[i-int(frame) : i+1]
+				var mean, m2 float64
+				for _, v := range win {
+					mean += v - win[0]
+				}
+				mean /= float64(len(win))
+				equal := true
+				for _, v := range win {
+					m2 += (v - win[0] - mean) * (v - win[0] - mean)
+					equal = equal && v == win[0]
+				}
+				want := m2 / float64(len(win))
+				if fn == "var_samp" || fn == "stddev_samp" {
+					want = m2 / float64(len(win)-1)
+				}
+				if fn == "stddev_pop" || fn == "stddev_samp" {
+					want = math.Sqrt(want)
+				}
+				g := got.Value(i)
+				if equal && g != 0 {
+					out.Release()
+					t.Fatalf("%s over %d preceding, row %d: %g over equal values, want 0", fn, frame, i, g)
+				}
+				if !equal && math.Abs(g-want) > 1e-12*want {
+					out.Release()
+					t.Fatalf("%s over %d preceding, row %d: %.17g, two-pass %.17g", fn, frame, i, g, want)
+				}
+			}
+			out.Release()
+		}
+	}
+}

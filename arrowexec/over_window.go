@@ -95,8 +95,28 @@ func (o *OverOp) assignWindows(ctx context.Context, batch arrow.RecordBatch) err
 	id := ws.nextID
 	chunk := &winChunk{batch: batch, maxEnd: math.MinInt64}
 	added := false
-	var touched []*overWin // TopN: windows given rows, to prune
+	var touched []*overWin                 // TopN: windows given rows, to prune
+	put := func(i int, start, end int64) { // adds row i to window start
+		win, ok := ws.wins[start]
+		if !ok {
+			win = &overWin{start: start, end: end}
+			ws.wins[start] = win
+		}
+		if o.cfg.TopN > 0 && !slices.Contains(touched, win) {
+			touched = append(touched, win)
+		}
+		chunk.refs++
+		win.src = append(win.src, id)
+		win.pos = append(win.pos, int32(i))
+		ws.bytes += 8
+		chunk.maxEnd = max(chunk.maxEnd, end)
+		added = true
+	}
 	for i, t := range ts {
+		if o.cfg.Window.Kind == Whole { // one window, whatever t: open until the input ends
+			put(i, math.MinInt64, math.MaxInt64)
+			continue
+		}
 		w := max(wms[i], o.wm)
 		hi := kernels.FloorDiv(t, adv) * adv // newest window holding t
 		lo := hi - size + adv                // oldest
@@ -122,20 +142,7 @@ func (o *OverOp) assignWindows(ctx context.Context, batch arrow.RecordBatch) err
 			}
 		}
 		for s := first; s <= hi; s += adv {
-			win, ok := ws.wins[s]
-			if !ok {
-				win = &overWin{start: s, end: s + size}
-				ws.wins[s] = win
-			}
-			if o.cfg.TopN > 0 && !slices.Contains(touched, win) {
-				touched = append(touched, win)
-			}
-			chunk.refs++
-			win.src = append(win.src, id)
-			win.pos = append(win.pos, int32(i))
-			ws.bytes += 8
-			chunk.maxEnd = max(chunk.maxEnd, s+size)
-			added = true
+			put(i, s, s+size)
 		}
 	}
 	if !added {

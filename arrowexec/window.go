@@ -9,6 +9,9 @@ const (
 	Tumbling WindowKind = iota
 	Sliding
 	Session
+	// Whole is one window holding every row of a bounded input, whatever
+	// its event time, closed when the input ends (FinalWatermark).
+	Whole
 )
 
 // WindowSpec describes a window: Tumbling windows of Size, Sliding windows
@@ -26,6 +29,8 @@ func (w *WindowSpec) String() string {
 		return fmt.Sprintf("TUMBLING(%dms)", w.Size)
 	case Sliding:
 		return fmt.Sprintf("SLIDING(%dms, %dms)", w.Size, w.Advance)
+	case Whole:
+		return "WHOLE INPUT"
 	}
 	return fmt.Sprintf("SESSION(%dms)", w.Gap)
 }

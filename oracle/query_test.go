@@ -10,12 +10,7 @@ import (
 // while they are listed (the -all flag includes them), except that
 // over-before-1970 only keeps such queries' data after 1970. Remove an
 // entry once its defect is fixed. One line each:
-var awaitingFix = []string{
-	"over-before-1970",                // OVER on a bounded input ordered by a non-time column splits partitions at 1970-01-01
-	"lead-watermark-hold",             // LEAD does not hold the output watermark at the oldest row waiting in any partition
-	"update-previous-unopened-window", // update_previous dead-letters a late row within allowed_lateness whose window no on-time row opened
-	"moving-stddev",                   // moving STDDEV/VARIANCE over constant values is not exactly 0
-}
+var awaitingFix = []string{}
 
 // shape is the form of a generated query.
 type shape int

@@ -513,7 +513,7 @@ var errStreamOrder = errors.New("order of an unbounded stream")
 
 // wholeInput is the window of a bounded input ordered by other than its
 // event time: every row of the input, evaluated when it ends.
-var wholeInput = &arrowexec.WindowSpec{Kind: arrowexec.Tumbling, Size: 1 << 61, Advance: 1 << 61}
+var wholeInput = &arrowexec.WindowSpec{Kind: arrowexec.Whole}
 
 // bindOver binds the window functions of sel. Without a WINDOW clause an
 // unbounded input can only be ordered by its event time; a bounded one (a

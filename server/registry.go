@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -103,6 +104,10 @@ type RegistryConfig struct {
 	// (see Confinement); AllowBrokers, when not empty, are the only
 	// brokers the option brokers may name.
 	AllowPaths, AllowBrokers []string
+	// Logger, when set, receives one line per registration (or refusal),
+	// end, failure (with the stacks of panics) and removal of a pipeline,
+	// with its correlation id.
+	Logger *slog.Logger
 }
 
 // Registry holds the running pipelines of a server. Each registered
@@ -162,6 +167,9 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 	if abs, err := filepath.Abs(cfg.DataDir); err == nil {
 		cfg.DataDir = abs
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	confine := Confinement{Roots: append([]string{cfg.DataDir}, cfg.AllowPaths...), Brokers: cfg.AllowBrokers}
 	return &Registry{cfg: cfg, confine: confine, pipelines: map[string]*Pipeline{}}
 }
@@ -188,8 +196,10 @@ func (r *Registry) RegisterContext(ctx context.Context, name, text, correlationI
 	defer func() {
 		if err != nil {
 			r.rejected.Add(1)
+			r.cfg.Logger.Warn("pipeline refused", "pipeline", name, "correlation_id", correlationID, "error", err)
 		} else {
 			r.registered.Add(1)
+			r.cfg.Logger.Info("pipeline registered", "pipeline", name, "correlation_id", correlationID)
 		}
 		end(err)
 	}()
@@ -399,17 +409,53 @@ func (r *Registry) start(pl *Pipeline) {
 	go func() {
 		defer r.wg.Done()
 		defer cancel()
-		err := pl.topo.Run(ctx)
+		err := run(ctx, pl.topo)
 		if errors.Is(err, context.Canceled) {
 			err = nil
 		}
+		log := r.cfg.Logger.With("pipeline", pl.Name, "correlation_id", pl.CorrelationID)
 		if err != nil {
 			r.failed.Add(1)
+			attrs := []any{"error", err}
+			if stacks := panicStacks(err); stacks != "" {
+				attrs = append(attrs, "stack", stacks)
+			}
+			log.Error("pipeline failed", attrs...)
+		} else {
+			log.Info("pipeline ended")
 		}
 		pl.err = err
 		_ = pl.dl.Close()
 		close(pl.done)
 	}()
+}
+
+// run runs topo; a panic that escapes it is its error.
+func run(ctx context.Context, topo *arrowexec.Topology) (err error) {
+	defer arrowexec.RecoverPanic(&err)
+	return topo.Run(ctx)
+}
+
+// panicStacks returns the stacks of the panics in err, one after another.
+func panicStacks(err error) string {
+	var b strings.Builder
+	var walk func(error)
+	walk = func(err error) {
+		if pe, ok := err.(*arrowexec.PanicError); ok {
+			b.Write(pe.Stack)
+			return
+		}
+		switch e := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, err := range e.Unwrap() {
+				walk(err)
+			}
+		case interface{ Unwrap() error }:
+			walk(e.Unwrap())
+		}
+	}
+	walk(err)
+	return b.String()
 }
 
 // Get returns the named pipeline.
@@ -458,6 +504,7 @@ func (r *Registry) Remove(name string, grace time.Duration) error {
 		return fmt.Errorf("pipeline %q %w", name, ErrNotFound)
 	}
 	p.stop(grace)
+	r.cfg.Logger.Info("pipeline removed", "pipeline", p.Name, "correlation_id", p.CorrelationID)
 	return arrowexec.RemoveCheckpoints(p.topo.Checkpoints)
 }
 

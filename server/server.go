@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -31,7 +32,8 @@ type Config struct {
 	// Grace bounds the drain of a pipeline on DELETE and on shutdown.
 	Grace    time.Duration
 	Registry RegistryConfig
-	// Log receives one line per listener and lifecycle event.
+	// Log receives one line per listener and lifecycle event, and the
+	// pipelines' log (Registry.Logger, when not set).
 	Log io.Writer
 	// Telemetry traces registrations and pipelines (nil: no tracing). It
 	// overrides Registry.Tracer.
@@ -80,6 +82,9 @@ func Start(cfg Config) (*Server, error) {
 	}
 	if cfg.Telemetry != nil {
 		cfg.Registry.Tracer = cfg.Telemetry.Tracer()
+	}
+	if cfg.Registry.Logger == nil {
+		cfg.Registry.Logger = slog.New(slog.NewTextHandler(cfg.Log, nil))
 	}
 	s := &Server{cfg: cfg, Registry: NewRegistry(cfg.Registry), errs: make(chan error, 3)}
 	s.API = &API{Registry: s.Registry, Token: cfg.Token, MaxBodyBytes: cfg.MaxBodyBytes, Grace: cfg.Grace, Telemetry: cfg.Telemetry}

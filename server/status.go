@@ -37,6 +37,7 @@ type QueryStatus struct {
 	Name      string `json:"name"`
 	Output    string `json:"output,omitempty"` // the stream it produces (exported)
 	State     string `json:"state"`
+	Error     string `json:"error,omitempty"` // why it failed
 	RowsOut   int64  `json:"rows_out"`
 	Batches   int64  `json:"batches"`
 	Watermark string `json:"watermark"` // RFC 3339, "-inf" before the first, "+inf" at the end
@@ -64,11 +65,19 @@ func (r *Registry) Status(p *Pipeline) PipelineStatus {
 		st.Sources = append(st.Sources, ss)
 	}
 	for _, q := range p.topo.Queries {
+		state := arrowexec.QueryState(q.Stats.State.Load())
+		wm := q.Stats.Watermark.Load()
+		if state == arrowexec.QueryPending {
+			wm = arrowexec.NoWatermark // not started: no watermark yet
+		}
 		qs := QueryStatus{
-			Name: q.Name, Output: q.Output, State: arrowexec.QueryState(q.Stats.State.Load()).String(),
+			Name: q.Name, Output: q.Output, State: state.String(),
 			RowsOut: q.Stats.RowsOut.Load(), Batches: q.Stats.Batches.Load(),
-			Watermark: arrowexec.FormatWatermark(q.Stats.Watermark.Load()),
+			Watermark: arrowexec.FormatWatermark(wm),
 			Breaker:   q.Stats.Breaker().String(),
+		}
+		if err := q.Stats.Err(); err != nil {
+			qs.Error = err.Error()
 		}
 		st.RowsOut += qs.RowsOut
 		st.Queries = append(st.Queries, qs)

@@ -5,13 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/ferrisstreams/ferris/arrowexec"
@@ -45,6 +48,8 @@ type columnarSource struct {
 	offset  int64
 	closed  bool
 	rows    int64 // rows returned so far (the checkpoint position)
+	batches int   // batches read from the file, the one being read included (for errors)
+	mem     *readAllocator
 	skip    int64 // rows to skip first (Seek)
 }
 
@@ -56,15 +61,26 @@ func (s *columnarSource) Open(ctx context.Context) error {
 		return s.o.errorf("%w", err)
 	}
 	s.f = f
-	if s.format == "parquet" {
-		s.r, err = openParquet(ctx, f, s.spec, s.batchSize)
-	} else {
-		s.r, err = openIPC(f, s.spec)
-	}
+	s.mem = &readAllocator{Allocator: s.spec.Alloc}
+	spec := s.spec
+	spec.Alloc = s.mem
+	var fs *arrow.Schema
+	err = func() (err error) {
+		defer arrowexec.RecoverPanic(&err) // a corrupt footer or schema
+		if s.format == "parquet" {
+			s.r, err = openParquet(ctx, f, spec, s.batchSize)
+		} else {
+			s.r, err = openIPC(f, spec)
+		}
+		if err == nil {
+			fs = s.r.schema()
+		}
+		return err
+	}()
 	if err != nil {
-		return s.o.errorf("%s: %w", s.path, err)
+		s.mem.failed()
+		return s.o.errorf("%s: %w", s.path, corrupt(err))
 	}
-	fs := s.r.schema()
 	s.index = make([]int, s.spec.Schema.NumFields())
 	s.casts = make([]*compute.CastOptions, len(s.index))
 	for i, want := range s.spec.Schema.Fields() {
@@ -167,12 +183,12 @@ func (s *columnarSource) Next(ctx context.Context) (arrowexec.Message, error) {
 		return arrowexec.Message{}, s.o.errorf("Next called before Open")
 	}
 	for s.pending == nil {
-		rec, err := s.r.next()
+		rec, err := s.readBatch()
 		if err == io.EOF {
 			return arrowexec.Message{}, io.EOF
 		}
 		if err != nil {
-			return arrowexec.Message{}, s.o.errorf("%s: %w", s.path, err)
+			return arrowexec.Message{}, s.o.errorf("%s: batch %d: %w", s.path, s.batches, err)
 		}
 		if rec.NumRows() == 0 {
 			rec.Release()
@@ -206,6 +222,116 @@ func (s *columnarSource) Next(ctx context.Context) (arrowexec.Message, error) {
 		s.pending = nil
 	}
 	return arrowexec.Message{Batch: out, Watermark: arrowexec.NoWatermark}, nil
+}
+
+// readBatch reads the next batch of the file and validates it: the file is
+// untrusted, and a batch whose buffers do not match its lengths and offsets
+// would make the kernels reading it index out of bounds. A panic of the
+// decoder is an error too.
+func (s *columnarSource) readBatch() (rec arrow.RecordBatch, err error) {
+	s.mem.begin()
+	defer func() {
+		if r := recover(); r != nil {
+			if rec != nil {
+				rec.Release()
+			}
+			rec, err = nil, fmt.Errorf("%v", r)
+		}
+		if err != nil && err != io.EOF {
+			s.mem.failed()
+			err = corrupt(err)
+		}
+	}()
+	s.batches++
+	if rec, err = s.r.next(); err != nil {
+		return nil, err
+	}
+	if err := array.ValidateRecordFull(rec); err != nil {
+		rec.Release()
+		return nil, err
+	}
+	return rec, nil
+}
+
+// readAllocator is the allocator of a columnar file's reader. The Arrow
+// IPC readers recover from a panic on a corrupt batch but leave what they
+// had allocated for it referenced by the half-built arrays, never freed:
+// readAllocator keeps the allocations of the current read, and after a
+// failed read frees those left once the reader is closed. It is safe for
+// concurrent use (batches returned earlier are freed by other goroutines).
+type readAllocator struct {
+	memory.Allocator
+	mu     sync.Mutex
+	cur    map[*byte][]byte // allocations of the current read not freed yet
+	broken bool             // a read failed: cur holds its leftovers
+}
+
+func (a *readAllocator) Allocate(n int) []byte {
+	b := a.Allocator.Allocate(n)
+	a.track(nil, b)
+	return b
+}
+
+func (a *readAllocator) Reallocate(n int, old []byte) []byte {
+	b := a.Allocator.Reallocate(n, old)
+	a.track(old, b)
+	return b
+}
+
+func (a *readAllocator) Free(b []byte) {
+	a.track(b, nil)
+	a.Allocator.Free(b)
+}
+
+// track forgets old and remembers b (either may be empty).
+func (a *readAllocator) track(old, b []byte) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if cap(old) > 0 {
+		delete(a.cur, &old[:1][0])
+	}
+	if cap(b) > 0 && !a.broken {
+		if a.cur == nil {
+			a.cur = map[*byte][]byte{}
+		}
+		a.cur[&b[:1][0]] = b
+	}
+}
+
+// begin starts a read: what earlier reads allocated belongs to their
+// batches.
+func (a *readAllocator) begin() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	clear(a.cur)
+}
+
+// failed marks the current read as failed: nothing more is tracked.
+func (a *readAllocator) failed() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.broken = true
+}
+
+// freeLeftovers frees, after a failed read, what it allocated and the
+// closed reader did not free.
+func (a *readAllocator) freeLeftovers() {
+	a.mu.Lock()
+	left := a.cur
+	a.cur = nil
+	broken := a.broken
+	a.mu.Unlock()
+	if !broken {
+		return
+	}
+	for _, b := range left {
+		a.Allocator.Free(b)
+	}
+}
+
+// corrupt marks an error reading an Arrow or Parquet file as a corrupt file.
+func corrupt(err error) error {
+	return fmt.Errorf("corrupt or unreadable file: %w", err)
 }
 
 // Position implements arrowexec.Checkpointable: the rows returned so far.
@@ -273,6 +399,9 @@ func (s *columnarSource) Close() error {
 	if s.r != nil {
 		errs = append(errs, s.r.close())
 	}
+	if s.mem != nil {
+		s.mem.freeLeftovers()
+	}
 	if s.f != nil {
 		if err := s.f.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
 			errs = append(errs, err)
@@ -299,13 +428,26 @@ func openIPC(f *os.File, spec arrowexec.SourceSpec) (batchReader, error) {
 		return nil, err
 	}
 	if n == 6 && string(magic) == "ARROW1" {
+		if err := checkIPCFile(f); err != nil {
+			return nil, err
+		}
 		fr, err := ipc.NewFileReader(f, ipc.WithAllocator(spec.Alloc))
 		if err != nil {
 			return nil, err
 		}
 		return &ipcReader{file: fr}, nil
 	}
-	sr, err := ipc.NewReader(f, ipc.WithAllocator(spec.Alloc))
+	// No message body is larger than the file: a corrupt length must not
+	// allocate more. (ipc.NewReader does not pass the limit on to its
+	// message reader; a message reader of our own does.)
+	opts := []ipc.Option{ipc.WithAllocator(spec.Alloc)}
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		opts = append(opts, ipc.WithBodySizeLimit(max(fi.Size(), 1)))
+	}
+	if err := checkIPCStream(f); err != nil {
+		return nil, err
+	}
+	sr, err := ipc.NewReaderFromMessageReader(ipc.NewMessageReader(f, opts...), opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -348,21 +348,23 @@ func (a *firstLast) load(in *stateIn) {
 }
 
 func (a *stats) save(o *stateOut) {
-	n, mean, m := make([]float64, len(a.w)), make([]float64, len(a.w)), make([]float64, len(a.w))
+	n, shift, mean, m := make([]float64, len(a.w)), make([]float64, len(a.w)), make([]float64, len(a.w)), make([]float64, len(a.w))
 	for g, w := range a.w {
-		n[g], mean[g], m[g] = w.n, w.mean, w.m
+		n[g], shift[g], mean[g], m[g] = w.n, w.shift, w.mean, w.m
 	}
 	putFixed(o, "n", arrow.PrimitiveTypes.Float64, n, nil)
+	putFixed(o, "shift", arrow.PrimitiveTypes.Float64, shift, nil)
 	putFixed(o, "mean", arrow.PrimitiveTypes.Float64, mean, nil)
 	putFixed(o, "m2", arrow.PrimitiveTypes.Float64, m, nil)
 }
 
 func (a *stats) load(in *stateIn) {
 	n := getFixed[float64](in, "n", arrow.PrimitiveTypes.Float64, nil)
+	shift := getFixed[float64](in, "shift", arrow.PrimitiveTypes.Float64, nil)
 	mean := getFixed[float64](in, "mean", arrow.PrimitiveTypes.Float64, nil)
 	m := getFixed[float64](in, "m2", arrow.PrimitiveTypes.Float64, nil)
 	for g := range a.w {
-		a.w[g] = welford{n: n[g], mean: mean[g], m: m[g]}
+		a.w[g] = welford{n: n[g], shift: shift[g], mean: mean[g], m: m[g]}
 	}
 }
 

@@ -13,14 +13,19 @@ import (
 )
 
 // welford is the running (count, mean, sum of squared deviations) of one
-// group.
+// group, of its values less shift (its first value), so that large
+// offsets (values around 1e9 that vary by little) cost no precision.
 type welford struct {
-	n       float64
-	mean, m float64
+	n              float64
+	shift, mean, m float64
 }
 
 func (w *welford) add(x float64) {
+	if w.n == 0 {
+		w.shift = x
+	}
 	w.n++
+	x -= w.shift
 	d := x - w.mean
 	w.mean += d / w.n
 	w.m += d * (x - w.mean)
@@ -36,7 +41,7 @@ func (w *welford) merge(o welford) {
 		return
 	}
 	n := w.n + o.n
-	d := o.mean - w.mean
+	d := (o.shift - w.shift) + (o.mean - w.mean)
 	w.mean += d * o.n / n
 	w.m += o.m + d*d*w.n*o.n/n
 	w.n = n
