@@ -12,8 +12,9 @@ import (
 
 // layers gives each top-level package its rank; a package may import only
 // packages of a strictly lower rank, or its own tree. kernels ← arrowexec ←
-// plan, sources ← sinks ← server ← cmd (DESIGN.md; sinks may use sources,
-// e.g. the Kafka sink shares the Kafka source's client options).
+// plan, sources ← sinks ← server ← cmd (docs/design.md, "Layers and
+// packages"; sinks may use sources, e.g. the Kafka sink shares the Kafka
+// source's client options).
 var layers = map[string]int{
 	"kernels":        0,
 	"schemaregistry": 0,

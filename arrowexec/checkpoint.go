@@ -16,8 +16,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
-// Checkpoints (issue 6): every CheckpointConfig.Interval the coordinator
-// asks every source to send a barrier (Message.Barrier) after its next
+// Checkpoints (docs/design.md, "The checkpoint protocol"): every
+// CheckpointConfig.Interval the coordinator asks every source to send a barrier (Message.Barrier) after its next
 // message. A source records its position (Checkpointable) and its
 // watermark state as it sends the barrier; each Stateful operator saves its
 // state when the barrier passes it (operators with several inputs align

@@ -8,8 +8,7 @@ import (
 	"time"
 )
 
-// Settings are the engine settings of DESIGN.md ("the seed's StreamingConfig
-// fields in snake_case"). They come, lowest precedence first, from defaults,
+// Settings are the engine settings (docs/settings.md lists them). They come, lowest precedence first, from defaults,
 // a config file, FERRIS_* environment variables, SET statements and --set
 // flags; each layer calls Set.
 type Settings struct {

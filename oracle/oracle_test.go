@@ -23,8 +23,8 @@ var (
 // TestOracle runs random queries over random data in the engine, at batch
 // sizes 1, 3 and the default, and compares each result with DuckDB's
 // result of the same query translated to DuckDB's SQL with the engine's
-// documented semantics (README.md: watermarks and late rows, ROWS frames,
-// division by zero). A disagreement is shrunk to a minimal query and data.
+// documented semantics (docs/time-and-windows.md: watermarks and late rows;
+// docs/window-functions.md: ROWS frames; docs/sql.md: division by zero). A disagreement is shrunk to a minimal query and data.
 func TestOracle(t *testing.T) {
 	n := *numCases
 	if n == 0 {
@@ -40,7 +40,7 @@ func TestOracle(t *testing.T) {
 	defer db.Close()
 	db.SetMaxOpenConns(1)
 	// The engine's integer and DECIMAL division or modulo by zero is NULL
-	// (README.md, "The SQL dialect in brief").
+	// (docs/sql.md).
 	if _, err := db.Exec("SET error_on_division_by_zero = false"); err != nil {
 		t.Fatal(err)
 	}

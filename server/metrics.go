@@ -55,7 +55,8 @@ func load(c *atomic.Int64) float64 {
 
 // Collector exposes pipelines as Prometheus metrics, read at scrape time
 // from the engine's live counters (nothing is global: register it with the
-// registry you serve). Metric names are an interface (DESIGN.md):
+// registry you serve). Metric names are an interface (docs/design.md; the
+// table is in docs/observability.md):
 //
 //	ferris_sql_queries_total                  counter    pipelines registered
 //	ferris_sql_query_errors_total{phase}      counter    compile: registrations refused; run: pipelines failed

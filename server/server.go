@@ -15,7 +15,7 @@ import (
 )
 
 // Config configures a Server. Addresses default to 127.0.0.1 listeners
-// (DESIGN.md); port 0 picks a free port.
+// (docs/design.md, "Settings and listeners"); port 0 picks a free port.
 type Config struct {
 	HTTPAddr    string // API; default 127.0.0.1:8080
 	MetricsAddr string // /metrics and /debug/pprof; default 127.0.0.1:9091; "-" disables

@@ -10,8 +10,8 @@ import (
 	"github.com/ferrisstreams/ferris/kernels"
 )
 
-// Value renderings shared by the JSON and CSV encoders (DESIGN.md "Output
-// conventions"):
+// Value renderings shared by the JSON and CSV encoders (docs/design.md,
+// "Output conventions"):
 //
 //	BOOLEAN    true / false
 //	INT, BIGINT decimal integer

@@ -1,4 +1,4 @@
--- The seed's complex join (FR-058: ~10,000 records/s): the README's orders
+-- The reference complex join (target ~10,000 records/s): docs/joins.md's orders
 -- and payments, an interval join (payments within an hour of their order).
 -- Both streams are generated trades (different seeds); every order has one
 -- payment with the same id. Records counted: the rows of both inputs.

@@ -1,4 +1,4 @@
--- The seed's three-stage financial pipeline (FR-058), verbatim but for the
+-- The reference three-stage financial pipeline, verbatim but for the
 -- source: generated trades instead of kafka_source.
 CREATE STREAM kafka_source (
   ticker VARCHAR, price DECIMAL(18,4), volume BIGINT, trade_time TIMESTAMP,

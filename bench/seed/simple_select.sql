@@ -1,5 +1,5 @@
--- The seed's simple SELECT (FR-058: ~50,000 records/s): a filter and a
--- projection over generated trades (DESIGN.md's big_trades).
+-- The reference simple SELECT (target ~50,000 records/s): a filter and a
+-- projection over generated trades (big_trades of docs/sql.md).
 CREATE STREAM trades (
   ticker VARCHAR, sector VARCHAR, price DECIMAL(18,4), volume BIGINT, trade_time TIMESTAMP,
   WATERMARK FOR trade_time AS trade_time - INTERVAL '5' SECOND

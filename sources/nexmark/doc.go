@@ -1,8 +1,8 @@
 // Package nexmark is the Nexmark benchmark's event generator and the
 // `connector = 'nexmark'` source that streams its events as Arrow batches.
 //
-// DESIGN.md puts benchmark code under bench/, but a source connector must be
-// importable by cmd/ferris and server, which bench/ (a test-only package) is
+// Benchmark code lives under bench/ (docs/design.md), but a source
+// connector must be importable by cmd/ferris and server, which bench/ (a test-only package) is
 // not. So the generator lives here, and the queries, the reference
 // implementations and the runner's tests live in bench/nexmark.
 //

@@ -1,7 +1,7 @@
--- SQL examples copied verbatim from the seed (shared/seed/FR-058.md) and
--- shared/DESIGN.md. Statements are separated by ';'; each one must parse.
+-- Reference SQL examples, kept verbatim (odd spacing included), and the
+-- dialect's example of docs/sql.md. Statements are separated by ';'; each one must parse.
 
--- FR-058 "Key Features": window functions with partitioning
+-- Window functions with partitioning
 SELECT ticker, price, 
        ROW_NUMBER() OVER (PARTITION BY sector ORDER BY price DESC) as rank
 FROM stock_prices 
@@ -20,7 +20,7 @@ FROM orders o
 JOIN payments p ON o.order_id = p.order_id 
 WHERE p.timestamp BETWEEN o.timestamp AND o.timestamp + INTERVAL '1' HOUR;
 
--- FR-058 "Cross-Query Metadata Propagation"
+-- Cross-query metadata propagation
 CREATE STREAM raw_trades AS 
 SELECT ticker, price, volume, timestamp as trade_time
 FROM kafka_source 
@@ -37,7 +37,7 @@ SELECT ticker, price_change, trade_time
 FROM price_movements
 WHERE ABS(price_change) > 5.0;
 
--- FR-058 "Multi-Query Processing Pipeline" (SQL inside the Rust strings)
+-- The multi-query pipeline (bench/seed/pipeline.sql), in a program's strings
         CREATE STREAM raw_trades AS 
         SELECT ticker, price, volume, timestamp as trade_time
         FROM kafka_source 
@@ -60,7 +60,7 @@ WHERE ABS(price_change) > 5.0;
         WHERE signal != 'NORMAL'
     ;
 
--- DESIGN.md "SQL dialect"
+-- The dialect's example pipeline (docs/sql.md) with a windowed HAVING
 CREATE STREAM trades (
   ticker VARCHAR, sector VARCHAR, price DECIMAL(18,4), volume BIGINT,
   trade_time TIMESTAMP,
