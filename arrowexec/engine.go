@@ -250,6 +250,7 @@ func (t *Topology) Run(ctx context.Context) error {
 		interval = DefaultCommitInterval
 	}
 
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stopCh := t.stopChan()
@@ -297,7 +298,9 @@ func (t *Topology) Run(ctx context.Context) error {
 			if q.Output != "" {
 				t.endTaps(q.Output, err)
 			}
-			if err != nil {
+			// Cancelled while the caller's ctx is live: a failed source
+			// cancelled the run and reports the cause itself.
+			if err != nil && !(errors.Is(err, context.Canceled) && parent.Err() == nil) {
 				fail(t.queryError(q, err))
 			}
 		}()
