@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -260,6 +261,8 @@ func TestMemoryLimitReleasesEverything(t *testing.T) {
 		Specs: []agg.Spec{{Func: "count_star"}}, Args: []expr.Expr{nil}, TimeCol: -1, WMCol: -1, EmitChanges: true,
 		Schema: arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
 			{Name: "n", Type: arrow.PrimitiveTypes.Int64}}, nil)}
+	windowed := aggTestConfig(t, &WindowSpec{Kind: Tumbling, Size: 10, Advance: 10}, LateDataSpec{Strategy: "drop"}, true, nil)
+	rows := genAggRows(rand.New(rand.NewPCG(1, 9)), 400, 8)
 	for _, tc := range []struct {
 		name   string
 		source func(memory.Allocator) Operator
@@ -268,6 +271,7 @@ func TestMemoryLimitReleasesEverything(t *testing.T) {
 		step   int64
 	}{
 		{"grouped", func(mem memory.Allocator) Operator { return &countSource{alloc: mem, n: 3000, size: 1000} }, testSchema, grouped, 1 << 10},
+		{"windowed", func(mem memory.Allocator) Operator { return &rowSource{alloc: mem, rows: rows, size: 64} }, aggTestSchema, windowed, 64},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			failed := 0
