@@ -1147,26 +1147,29 @@ func (a *AggregateOp) emitTable(t *agg.Table, groups []uint32, win *windowState)
 	if groups == nil {
 		rows = t.Len()
 	}
+	// Deferred: an allocation past the memory limit panics (see
+	// resource.Allocator); the batch holds its own references.
+	defer releaseAll(keys)
+	defer releaseAll(results)
+	var winCols []arrow.Array
+	defer func() { releaseAll(winCols) }()
 	if rows == 0 {
-		releaseAll(keys)
-		releaseAll(results)
 		return
 	}
-	cols := append([]arrow.Array(nil), keys...)
 	if win != nil {
-		cols = append(cols, constTimestamp(a.alloc, win.start, rows), constTimestamp(a.alloc, win.end, rows))
+		winCols = append(winCols, constTimestamp(a.alloc, win.start, rows))
+		winCols = append(winCols, constTimestamp(a.alloc, win.end, rows))
 		if a.cfg.Late.Strategy == "update_previous" {
 			b := array.NewInt64Builder(a.alloc)
+			defer b.Release()
 			for range rows {
 				b.Append(win.revision)
 			}
-			cols = append(cols, b.NewArray())
-			b.Release()
+			winCols = append(winCols, b.NewArray())
 		}
 	}
-	cols = append(cols, results...)
+	cols := slices.Concat(keys, winCols, results)
 	a.queue = append(a.queue, Message{Batch: array.NewRecordBatch(a.cfg.Schema, cols, int64(rows)), Watermark: a.out})
-	releaseAll(cols)
 }
 
 // constTimestamp returns n copies of v as a TIMESTAMP(ms) array without

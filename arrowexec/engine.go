@@ -263,6 +263,7 @@ func (t *Topology) Run(ctx context.Context) error {
 		interval = DefaultCommitInterval
 	}
 
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stopCh := t.stopChan()
@@ -319,7 +320,9 @@ func (t *Topology) Run(ctx context.Context) error {
 			if q.Output != "" {
 				t.endTaps(q.Output, err)
 			}
-			if err != nil {
+			// Cancelled while the caller's ctx is live: a failed source
+			// cancelled the run and reports the cause itself.
+			if err != nil && !(errors.Is(err, context.Canceled) && parent.Err() == nil) {
 				err = t.queryError(q, err)
 				q.Stats.errMu.Lock()
 				q.Stats.err = err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/ferrisstreams/ferris/arrowexec/agg"
 	"github.com/ferrisstreams/ferris/arrowexec/expr"
 	"github.com/ferrisstreams/ferris/arrowexec/resource"
 )
@@ -247,4 +249,92 @@ func TestUnknownInputStream(t *testing.T) {
 	if err := topo.Run(context.Background()); err == nil {
 		t.Fatal("want error")
 	}
+}
+
+// TestMemoryLimitReleasesEverything: a query failing with the memory-limit
+// error, at whichever allocation it happens (while the aggregate builds an
+// output batch, column by column, included), releases every buffer it
+// holds. The query's limit is swept, in steps of step bytes, until the
+// query no longer fails.
+func TestMemoryLimitReleasesEverything(t *testing.T) {
+	grouped := AggregateConfig{Query: "q", Keys: []expr.Expr{expr.Col(0, "v", arrow.PrimitiveTypes.Int64)},
+		Specs: []agg.Spec{{Func: "count_star"}}, Args: []expr.Expr{nil}, TimeCol: -1, WMCol: -1, EmitChanges: true,
+		Schema: arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+			{Name: "n", Type: arrow.PrimitiveTypes.Int64}}, nil)}
+	windowed := aggTestConfig(t, &WindowSpec{Kind: Tumbling, Size: 10, Advance: 10}, LateDataSpec{Strategy: "drop"}, true, nil)
+	rows := genAggRows(rand.New(rand.NewPCG(1, 9)), 400, 8)
+	for _, tc := range []struct {
+		name   string
+		source func(memory.Allocator) Operator
+		schema *arrow.Schema
+		cfg    AggregateConfig
+		step   int64
+	}{
+		{"grouped", func(mem memory.Allocator) Operator { return &countSource{alloc: mem, n: 3000, size: 1000} }, testSchema, grouped, 1 << 10},
+		{"windowed", func(mem memory.Allocator) Operator { return &rowSource{alloc: mem, rows: rows, size: 64} }, aggTestSchema, windowed, 64},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			failed := 0
+			for limit := tc.step; ; limit += tc.step {
+				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+				rm := resource.NewManager(mem, 0)
+				alloc := rm.Query("q")
+				alloc.SetLimit(limit)
+				in := NewInlet(tc.schema, 1)
+				op, err := NewAggregate(alloc, in, tc.cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				topo := &Topology{
+					Resources: rm,
+					Sources:   []*SourceNode{{Stream: "src", Op: tc.source(mem)}},
+					Queries:   []*QueryNode{{Name: "q", Root: op, Inputs: []Subscription{{"src", in}}}},
+				}
+				err = topo.Run(context.Background())
+				if n := mem.CurrentAlloc(); n != 0 {
+					t.Fatalf("limit %d (%v): %d bytes still allocated", limit, err, n)
+				}
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, resource.ErrMemoryLimit) {
+					t.Fatalf("limit %d: %v, want the memory-limit error", limit, err)
+				}
+				failed++
+			}
+			if failed == 0 {
+				t.Fatal("the query never failed: the sweep tests nothing")
+			}
+		})
+	}
+}
+
+// TestSourceMemoryLimitIsTheRunError: a source failing with the
+// memory-limit error cancels the run; the queries it cancels do not add
+// context.Canceled to Run's error, which a caller reads as a clean stop.
+func TestSourceMemoryLimitIsTheRunError(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rm := resource.NewManager(mem, 0)
+	src := rm.Query("src")
+	src.SetLimit(1 << 10) // a batch of 1000 values needs 8000 bytes
+	in := NewInlet(testSchema, 1)
+	topo := &Topology{
+		Resources: rm,
+		Sources:   []*SourceNode{{Stream: "src", Op: &countSource{alloc: src, n: 3000, size: 1000}}},
+		// A query busy until the run is cancelled (e.g. writing to a sink).
+		Queries: []*QueryNode{{Name: "q", Root: untilCancelled{in}, Inputs: []Subscription{{"src", in}}}},
+	}
+	err := topo.Run(context.Background())
+	if !errors.Is(err, resource.ErrMemoryLimit) || errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v, want only the source's memory-limit error", err)
+	}
+}
+
+// untilCancelled returns ctx.Err() once ctx is cancelled.
+type untilCancelled struct{ Operator }
+
+func (u untilCancelled) Next(ctx context.Context) (Message, error) {
+	<-ctx.Done()
+	return Message{}, ctx.Err()
 }

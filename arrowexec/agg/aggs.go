@@ -253,6 +253,7 @@ func (a *sumFloat) combine(into, from uint32, _ *scratch) error {
 
 func (a *sumFloat) emit(alloc memory.Allocator, groups []uint32) (arrow.Array, error) {
 	vb, nulls := countValidity(alloc, groups, a.n)
+	defer releaseOnPanic(vb)
 	buf, o := newFixed[float64](alloc, len(groups))
 	for j, g := range groups {
 		o[j] = a.sums[g]
@@ -381,9 +382,31 @@ func (a *sumWide) combine(into, from uint32, _ *scratch) error {
 	return nil
 }
 
+// decimalSums returns the sums of groups as a DECIMAL array of type dt;
+// for SUM (not AVG) a sum must fit DECIMAL(38,s).
+func (a *sumWide) decimalSums(alloc memory.Allocator, groups []uint32, dt arrow.DataType) (arrow.Array, error) {
+	vb, nulls := countValidity(alloc, groups, a.n)
+	defer releaseOnPanic(vb)
+	buf, o := newFixed[decimal128.Num](alloc, len(groups))
+	for j, g := range groups {
+		o[j] = a.sums[g].num()
+		if !a.avg && a.n[g] > 0 {
+			if _, ok := kernels.RescaleDecimal(o[j], 0, 0, 38); !ok {
+				buf.Release()
+				if vb != nil {
+					vb.Release()
+				}
+				return nil, overflow("SUM", sqltypes.Name(a.out))
+			}
+		}
+	}
+	return makeArray(dt, len(groups), nulls, vb, buf), nil
+}
+
 func (a *sumWide) emit(alloc memory.Allocator, groups []uint32) (arrow.Array, error) {
 	if a.avg && a.in != kDecimal { // AVG of integers: DOUBLE
 		vb, nulls := countValidity(alloc, groups, a.n)
+		defer releaseOnPanic(vb)
 		buf, o := newFixed[float64](alloc, len(groups))
 		for j, g := range groups {
 			s, c := a.sums[g], a.n[g]
@@ -397,27 +420,15 @@ func (a *sumWide) emit(alloc memory.Allocator, groups []uint32) (arrow.Array, er
 		}
 		return makeArray(a.out, len(groups), nulls, vb, buf), nil
 	}
-	vb, nulls := countValidity(alloc, groups, a.n)
-	buf, o := newFixed[decimal128.Num](alloc, len(groups))
-	for j, g := range groups {
-		o[j] = a.sums[g].num()
-		if !a.avg && a.n[g] > 0 {
-			// SUM(DECIMAL): the sum must fit DECIMAL(38,s)
-			if _, ok := kernels.RescaleDecimal(o[j], 0, 0, 38); !ok {
-				buf.Release()
-				if vb != nil {
-					vb.Release()
-				}
-				return nil, overflow("SUM", sqltypes.Name(a.out))
-			}
-		}
-	}
 	if !a.avg {
-		return makeArray(a.out, len(groups), nulls, vb, buf), nil
+		return a.decimalSums(alloc, groups, a.out)
 	}
 	// AVG(DECIMAL): sum / count with the decimal kernel (exact, rounded
 	// half away from zero to the result scale).
-	sums := makeArray(sqltypes.Decimal(38, a.scale), len(groups), nulls, vb, buf)
+	sums, err := a.decimalSums(alloc, groups, sqltypes.Decimal(38, a.scale))
+	if err != nil {
+		return nil, err
+	}
 	defer sums.Release()
 	cb, cs := newFixed[decimal128.Num](alloc, len(groups))
 	for j, g := range groups {

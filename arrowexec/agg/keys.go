@@ -221,6 +221,7 @@ func (c *keyFloat) equal(a arrow.Array, rows []int32, gids []uint32, eq []bool) 
 
 func (c *keyFloat) emit(alloc memory.Allocator, groups []uint32) arrow.Array {
 	vb, nulls := validityOf(alloc, groups, c.validSet())
+	defer releaseOnPanic(vb)
 	buf, o := newFixed[float64](alloc, len(groups))
 	for j, g := range groups {
 		o[j] = math.Float64frombits(c.vals[g])

@@ -108,6 +108,7 @@ func (a *stats) emit(alloc memory.Allocator, groups []uint32) (arrow.Array, erro
 		}
 	}
 	vb, nulls := validityOf(alloc, groups, valid)
+	defer releaseOnPanic(vb)
 	buf, o := newFixed[float64](alloc, len(groups))
 	for j, g := range groups {
 		w := a.w[g]

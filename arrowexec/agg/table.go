@@ -373,28 +373,30 @@ func (t *Table) Emit(groups []uint32) (keys, results []arrow.Array, err error) {
 			return nil, nil, fmt.Errorf("agg: Emit of group %d, table has %d", g, t.n)
 		}
 	}
-	release := func() {
-		for _, a := range keys {
-			a.Release()
+	// The columns built so far are released on an error and also when an
+	// allocation panics (past a memory limit, see resource.Allocator).
+	var ks, rs []arrow.Array
+	done := false
+	defer func() {
+		if !done {
+			releaseAll(ks)
+			releaseAll(rs)
 		}
-		for _, a := range results {
-			a.Release()
-		}
-	}
+	}()
 	if t.groups != nil {
 		for _, c := range t.groups.cols {
-			keys = append(keys, c.emit(t.alloc, groups))
+			ks = append(ks, c.emit(t.alloc, groups))
 		}
 	}
 	for _, a := range t.aggs {
 		r, err := a.emit(t.alloc, groups)
 		if err != nil {
-			release()
 			return nil, nil, err
 		}
-		results = append(results, r)
+		rs = append(rs, r)
 	}
-	return keys, results, nil
+	done = true
+	return ks, rs, nil
 }
 
 // Touched returns the ids of the live groups updated (or combined into)

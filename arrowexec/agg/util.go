@@ -117,6 +117,20 @@ func newFixed[T kernels.Fixed](alloc memory.Allocator, n int) (*memory.Buffer, [
 	return buf, unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), n)
 }
 
+// releaseOnPanic, deferred right after a buffer is allocated, releases
+// the buffers (nil ones skipped) when a later allocation panics, as one
+// past the memory limit does (see resource.Allocator), and panics on.
+func releaseOnPanic(bufs ...*memory.Buffer) {
+	if r := recover(); r != nil {
+		for _, b := range bufs {
+			if b != nil {
+				b.Release()
+			}
+		}
+		panic(r)
+	}
+}
+
 // validityOf builds the validity buffer for groups from a per-group bitset
 // (nil: all valid); it returns nil when every row is valid.
 func validityOf(alloc memory.Allocator, groups []uint32, valid bitset) (*memory.Buffer, int) {
@@ -182,6 +196,7 @@ func makeArray(dt arrow.DataType, n, nulls int, bufs ...*memory.Buffer) arrow.Ar
 // (nil: all valid) marks non-NULL groups.
 func emitFixed[T kernels.Fixed](alloc memory.Allocator, dt arrow.DataType, groups []uint32, vals []T, valid bitset) arrow.Array {
 	vb, nulls := validityOf(alloc, groups, valid)
+	defer releaseOnPanic(vb)
 	buf, o := newFixed[T](alloc, len(groups))
 	for j, g := range groups {
 		o[j] = vals[g]
@@ -192,6 +207,7 @@ func emitFixed[T kernels.Fixed](alloc memory.Allocator, dt arrow.DataType, group
 // emitBools builds a BOOLEAN array from per-group value bits.
 func emitBools(alloc memory.Allocator, groups []uint32, vals, valid bitset) arrow.Array {
 	vb, nulls := validityOf(alloc, groups, valid)
+	defer releaseOnPanic(vb)
 	buf := newBitmap(alloc, len(groups))
 	o := buf.Bytes()
 	for j, g := range groups {
@@ -210,6 +226,7 @@ func emitStrings(alloc memory.Allocator, groups []uint32, valid bitset, get func
 		total += len(get(g))
 	}
 	obuf, offs := newFixed[int32](alloc, len(groups)+1)
+	defer releaseOnPanic(vb, obuf)
 	dbuf := memory.NewResizableBuffer(alloc)
 	dbuf.Resize(total)
 	data := dbuf.Bytes()
