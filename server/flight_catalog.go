@@ -49,7 +49,7 @@ func (s *Server) startFlight() error {
 	}
 	s.FlightAddr = l.Addr()
 	s.flightSrv = flight.NewServer(flightCatalog{s.Registry}, s.cfg.Token,
-		s.Registry.cfg.Resources.Query("flight"), flight.WithShutdownGrace(s.cfg.Grace))
+		s.Registry.cfg.Resources.Query("flight"), flight.WithShutdownGrace(s.cfg.Grace), flight.WithLogger(s.Registry.cfg.Logger))
 	go func() {
 		if err := s.flightSrv.Serve(l); err != nil {
 			s.errs <- fmt.Errorf("Arrow Flight: %w", err)

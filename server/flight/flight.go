@@ -10,7 +10,8 @@
 //	GetFlightInfo, GetSchema for a PATH descriptor [name]
 //	DoGet(ticket = name)     the stream's record batches from now on
 //
-// Every other method is Unimplemented. Errors carry gRPC codes: NotFound for
+// Every other method is Unimplemented. A panic while serving a call is that
+// call's Internal error (logged with its stack). Errors carry gRPC codes: NotFound for
 // an unknown stream, InvalidArgument for a CMD (or malformed) descriptor,
 // FailedPrecondition for a stream that has already ended, Unauthenticated
 // for a missing or wrong token, ResourceExhausted for a reader that fell
@@ -39,7 +40,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -99,6 +102,16 @@ type Catalog interface {
 // Option configures a Server.
 type Option func(*Server)
 
+// WithLogger sets where a call's panic is logged, with its stack
+// (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Server) {
+		if l != nil {
+			s.log = l
+		}
+	}
+}
+
 // WithTapDepth sets how many messages a reader may lag behind a stream
 // before it is cut off (default DefaultTapDepth; at least 1).
 func WithTapDepth(n int) Option {
@@ -127,6 +140,7 @@ type Server struct {
 	grace  time.Duration
 	grpc   *grpc.Server
 	active atomic.Int64 // DoGet calls in progress
+	log    *slog.Logger
 }
 
 var _ flight.FlightServer = (*Server)(nil)
@@ -139,14 +153,14 @@ func NewServer(cat Catalog, token string, alloc memory.Allocator, opts ...Option
 	if alloc == nil {
 		alloc = memory.DefaultAllocator
 	}
-	s := &Server{cat: cat, token: token, alloc: alloc, depth: DefaultTapDepth, grace: DefaultShutdownGrace}
+	s := &Server{cat: cat, token: token, alloc: alloc, depth: DefaultTapDepth, grace: DefaultShutdownGrace, log: slog.Default()}
 	for _, o := range opts {
 		o(s)
 	}
 	s.grpc = grpc.NewServer(
 		grpc.MaxSendMsgSize(MaxSendMsgSize),
-		grpc.ChainUnaryInterceptor(s.authUnary),
-		grpc.ChainStreamInterceptor(s.authStream),
+		grpc.ChainUnaryInterceptor(s.recoverUnary, s.authUnary),
+		grpc.ChainStreamInterceptor(s.recoverStream, s.authStream),
 	)
 	flight.RegisterFlightServiceServer(s.grpc, s)
 	return s
@@ -214,6 +228,26 @@ func (s *Server) authStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerI
 	if err := s.authorized(ss.Context()); err != nil {
 		return err
 	}
+	return h(srv, ss)
+}
+
+// recovered turns a panic of a call's handler into the call's Internal
+// error, with the stack in the log, so that one call never ends the
+// process; it is deferred by the recovering interceptors.
+func (s *Server) recovered(method string, err *error) {
+	if v := recover(); v != nil {
+		s.log.Error("flight: panic in a call", "method", method, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		*err = status.Errorf(codes.Internal, "internal error in %s: %v", method, v)
+	}
+}
+
+func (s *Server) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (_ any, err error) {
+	defer s.recovered(info.FullMethod, &err)
+	return h(ctx, req)
+}
+
+func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+	defer s.recovered(info.FullMethod, &err)
 	return h(srv, ss)
 }
 

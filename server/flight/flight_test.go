@@ -1,10 +1,12 @@
 package flight
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -438,4 +440,35 @@ func TestBigBatch(t *testing.T) {
 		t.Fatalf("after the big batch: %v", r.Err())
 	}
 	wg.Wait()
+}
+
+// panickyCatalog panics where it lists its streams, as a bug in a catalog
+// or a handler would.
+type panickyCatalog struct{ *fakeCatalog }
+
+func (panickyCatalog) Streams() []Stream { panic("catalog bug") }
+
+// TestPanicInACallIsItsError: a panic while serving a call (streaming or
+// unary) becomes that call's Internal error, logged with its stack; the
+// server goes on serving.
+func TestPanicInACallIsItsError(t *testing.T) {
+	var logged bytes.Buffer
+	_, c, _ := startFlight(t, panickyCatalog{newFakeCatalog()}, "", WithLogger(slog.New(slog.NewTextHandler(&logged, nil))))
+	ctx := context.Background()
+	for range 2 {
+		list, err := c.ListFlights(ctx, &flight.Criteria{})
+		if err == nil {
+			_, err = list.Recv()
+		}
+		if code(err) != codes.Internal || !strings.Contains(err.Error(), "catalog bug") {
+			t.Fatalf("ListFlights: %v, want Internal naming the panic", err)
+		}
+		_, err = c.GetFlightInfo(ctx, &flight.FlightDescriptor{Type: flight.DescriptorPATH, Path: []string{"trades"}})
+		if code(err) != codes.Internal {
+			t.Fatalf("GetFlightInfo: %v, want Internal", err)
+		}
+	}
+	if !strings.Contains(logged.String(), "panic in a call") || !strings.Contains(logged.String(), "stack=") {
+		t.Fatalf("log: %s", logged.String())
+	}
 }
