@@ -3,10 +3,14 @@
 # through cgo, which the engine's module never needs).
 GO ?= go
 PKGS := ./...
+# staticcheck, pinned (module version v0.8.2 is release 2026.2.2); `make lint`
+# installs it into GOPATH/bin when missing there (PATH need not include it).
+STATICCHECK_VERSION := 0.8.2
+STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 
 SHELL := /bin/bash
 
-.PHONY: build test fuzz-short race bench bench-e2e lint demo clean
+.PHONY: build test fuzz-short race bench bench-e2e lint staticcheck demo clean
 
 build:
 	$(GO) build -o bin/ferris ./cmd/ferris
@@ -42,10 +46,16 @@ bench-e2e: build
 	test -f bench/e2e/trades.jsonl || ./bin/ferris run bench/e2e/generate.sql
 	time GOMAXPROCS=1 ./bin/ferris run bench/e2e/filter_project.sql
 
-lint:
+lint: staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet $(PKGS)
 	cd oracle && $(GO) vet ./...
+	$(STATICCHECK) $(PKGS)
+	cd oracle && $(STATICCHECK) ./...
+
+staticcheck:
+	@$(STATICCHECK) -version 2>/dev/null | grep -qF '($(STATICCHECK_VERSION))' || \
+		$(GO) install honnef.co/go/tools/cmd/staticcheck@v$(STATICCHECK_VERSION)
 
 demo:
 	$(GO) run ./cmd/ferris run examples/quickstart.sql

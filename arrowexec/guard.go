@@ -239,10 +239,9 @@ type DataErrors struct {
 	Guard  *Guard       // retries of dead-letter writes; nil: none
 	Logger *slog.Logger // log_and_continue; nil: text to stderr
 
-	own    FaultStats
-	stats  atomic.Pointer[FaultStats]
-	logged atomic.Int64
-	once   sync.Once
+	own   FaultStats
+	stats atomic.Pointer[FaultStats]
+	once  sync.Once
 }
 
 var _ DeadLetter = (*DataErrors)(nil)

@@ -228,7 +228,6 @@ type JoinOp struct {
 	stashEnd bool
 	resv     int64
 	stats    JoinStats
-	ids      []uint32 // scratch
 
 	// watermark alignment
 	stalled   [2]bool      // input did not advance for AlignWait while the other was paused
@@ -1116,16 +1115,14 @@ func (j *JoinOp) upsert(batch arrow.RecordBatch) error {
 	}
 	b.live = n
 	sd.live += n
-	if pks != nil {
-		for r, pk := range pks {
-			for int(pk) >= len(sd.cur) {
-				sd.cur = append(sd.cur, noRow)
-			}
-			if old := sd.cur[pk]; old != noRow {
-				sd.kill(old)
-			}
-			sd.cur[pk] = b.ref(int32(r))
+	for r, pk := range pks {
+		for int(pk) >= len(sd.cur) {
+			sd.cur = append(sd.cur, noRow)
 		}
+		if old := sd.cur[pk]; old != noRow {
+			sd.kill(old)
+		}
+		sd.cur[pk] = b.ref(int32(r))
 	}
 	for k, r := range sel {
 		if b.state[r]&rowLive != 0 {

@@ -68,7 +68,6 @@ func withBarrier(msgs []Message, k int, b *Barrier) []Message {
 
 // stateCase is one operator configuration over materialised inputs.
 type stateCase struct {
-	name   string
 	schema [2]*arrow.Schema
 	in     [2][]Message
 	build  func(alloc memory.Allocator, left, right Operator) (Stateful, error)

@@ -174,7 +174,6 @@ type OverOp struct {
 	wm    Watermark // input watermark
 	outWm Watermark // last output watermark
 	outQueue
-	flushed bool
 	seq     uint64 // rows processed (LEAD ordering)
 	stats   AggregateStats
 	reserve int64

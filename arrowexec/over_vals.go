@@ -152,11 +152,9 @@ func overFixed[T kernels.Fixed](alloc memory.Allocator, dt arrow.DataType, vals 
 func overMakeArray(alloc memory.Allocator, dt arrow.DataType, n int, valid []bool, data *memory.Buffer) arrow.Array {
 	var vb *memory.Buffer
 	nulls := 0
-	if valid != nil {
-		for _, ok := range valid {
-			if !ok {
-				nulls++
-			}
+	for _, ok := range valid {
+		if !ok {
+			nulls++
 		}
 	}
 	if nulls > 0 {

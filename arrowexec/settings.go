@@ -51,10 +51,12 @@ var LateDataStrategies = []string{"drop", "dead_letter", "include_in_next_window
 type setting struct {
 	set func(s *Settings, v string) error
 	get func(s *Settings) string
+	doc string // one line for `ferris settings`
 }
 
-func intSetting(min int64, field func(*Settings) *int64) setting {
+func intSetting(min int64, field func(*Settings) *int64, doc string) setting {
 	return setting{
+		doc: doc,
 		set: func(s *Settings, v string) error {
 			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 			if err != nil || n < min {
@@ -68,15 +70,22 @@ func intSetting(min int64, field func(*Settings) *int64) setting {
 }
 
 var settingsTable = map[string]setting{
-	"max_memory_mb":          intSetting(0, func(s *Settings) *int64 { return &s.MaxMemoryMB }),
-	"checkpoint_interval_ms": intSetting(0, func(s *Settings) *int64 { return &s.CheckpointIntervalMS }),
-	"max_query_memory_mb":    intSetting(0, func(s *Settings) *int64 { return &s.MaxQueryMemoryMB }),
-	"memory_wait_ms":         intSetting(0, func(s *Settings) *int64 { return &s.MemoryWaitMS }),
+	"max_memory_mb": intSetting(0, func(s *Settings) *int64 { return &s.MaxMemoryMB },
+		"memory limit of the whole engine in MiB (0: unlimited)"),
+	"checkpoint_interval_ms": intSetting(0, func(s *Settings) *int64 { return &s.CheckpointIntervalMS },
+		"milliseconds between checkpoints when state_dir is set (0: none)"),
+	"max_query_memory_mb": intSetting(0, func(s *Settings) *int64 { return &s.MaxQueryMemoryMB },
+		"memory limit of each query in MiB (0: none)"),
+	"memory_wait_ms": intSetting(0, func(s *Settings) *int64 { return &s.MemoryWaitMS },
+		"how long an allocation past a memory limit waits for memory before its query fails"),
 	"dead_letter_topic": {
+		doc: "a Kafka topic dead letters go to instead of the dead-letter file",
 		set: func(s *Settings, v string) error { s.DeadLetterTopic = strings.TrimSpace(v); return nil },
 		get: func(s *Settings) string { return s.DeadLetterTopic },
 	},
 	"failure_strategy": {
+		doc: "what a failing row or query does: " + strings.Join(FailureStrategies, ", ") +
+			" (empty: dead_letter when the pipeline has a dead-letter sink, else fail)",
 		set: func(s *Settings, v string) error {
 			if v = strings.TrimSpace(v); v != "" {
 				if err := CheckOneOf("failure_strategy", v, FailureStrategies...); err != nil {
@@ -89,18 +98,22 @@ var settingsTable = map[string]setting{
 		get: func(s *Settings) string { return s.FailureStrategy },
 	},
 	"max_connections": {
+		doc: "concurrent connections the HTTP API and Arrow Flight accept",
 		set: func(s *Settings, v string) error { return setInt(&s.MaxConnections, v, 1) },
 		get: func(s *Settings) string { return strconv.Itoa(s.MaxConnections) },
 	},
 	"batch_size": {
+		doc: "rows per batch read from sources",
 		set: func(s *Settings, v string) error { return setInt(&s.BatchSize, v, 1) },
 		get: func(s *Settings) string { return strconv.Itoa(s.BatchSize) },
 	},
 	"channel_depth": {
+		doc: "batches buffered between stages",
 		set: func(s *Settings, v string) error { return setInt(&s.ChannelDepth, v, 0) },
 		get: func(s *Settings) string { return strconv.Itoa(s.ChannelDepth) },
 	},
 	"linger_ms": {
+		doc: "milliseconds after which a source flushes a partial batch",
 		set: func(s *Settings, v string) error {
 			var ms int
 			if err := setInt(&ms, v, 0); err != nil {
@@ -112,14 +125,17 @@ var settingsTable = map[string]setting{
 		get: func(s *Settings) string { return strconv.FormatInt(s.Linger.Milliseconds(), 10) },
 	},
 	"state_dir": {
+		doc: "folder checkpoints are written to (empty: no checkpoints)",
 		set: func(s *Settings, v string) error { s.StateDir = v; return nil },
 		get: func(s *Settings) string { return s.StateDir },
 	},
 	"dead_letter_path": {
+		doc: "the default dead-letter file (empty: PIPELINE.dead_letter.jsonl beside the pipeline)",
 		set: func(s *Settings, v string) error { s.DeadLetterPath = v; return nil },
 		get: func(s *Settings) string { return s.DeadLetterPath },
 	},
 	"late_data": {
+		doc: "the default late-data strategy: " + strings.Join(LateDataStrategies, ", "),
 		set: func(s *Settings, v string) error {
 			if err := CheckOneOf("late_data", v, LateDataStrategies...); err != nil {
 				return err
@@ -170,6 +186,9 @@ func (s *Settings) Get(name string) (string, bool) {
 	}
 	return st.get(s), true
 }
+
+// SettingDoc describes a setting in one line ("" for an unknown name).
+func SettingDoc(name string) string { return settingsTable[strings.ToLower(name)].doc }
 
 // SettingNames lists every setting name, sorted.
 func SettingNames() []string { return sortedKeys(settingsTable) }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
@@ -177,13 +176,4 @@ func cmpOrdered[T int32 | int64 | float64](tbl [3]byte, n int, a, b []T, ma, mb 
 		}
 		out[i>>3] |= tbl[c+1] << (i & 7)
 	}
-}
-
-// setBits writes a boolean array's value bits into a fresh bitmap.
-func copyBits(alloc memory.Allocator, a arrow.Array) *memory.Buffer {
-	n := a.Len()
-	buf := allocBitmap(alloc, n)
-	vals, off := boolBitmapOf(a)
-	bitutil.CopyBitmap(vals, off, n, buf.Bytes(), 0)
-	return buf
 }

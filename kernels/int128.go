@@ -143,12 +143,6 @@ func (u u128) scaleDown(k int32) u128 {
 	return q
 }
 
-func (u u128) big() *big.Int {
-	b := new(big.Int).SetUint64(u.hi)
-	b.Lsh(b, 64)
-	return b.Or(b, new(big.Int).SetUint64(u.lo))
-}
-
 // fromBig converts a non-negative big.Int to u128; ok is false if it does
 // not fit.
 func fromBig(b *big.Int) (u128, bool) {

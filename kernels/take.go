@@ -275,6 +275,7 @@ func copyBytes(dst, src []byte) {
 		return
 	}
 	dst = dst[:len(src)]
+	//lint:ignore S1001 deliberate: for a few bytes the loop is cheaper than copy's call to memmove
 	for i, c := range src {
 		dst[i] = c
 	}

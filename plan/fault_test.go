@@ -41,17 +41,6 @@ func TestFaultOptionsValidated(t *testing.T) {
 	}
 }
 
-func itoa(n int) string {
-	return strings.TrimSpace(strings.Repeat(" ", 0) + func() string { return fmtInt(n) }())
-}
-
-func fmtInt(n int) string {
-	if n < 10 {
-		return string(rune('0' + n))
-	}
-	return fmtInt(n/10) + string(rune('0'+n%10))
-}
-
 // TestQueryFaultOptionsWithoutSink: a bare SELECT or an internal stream
 // takes fault-tolerance options without a connector; other options still
 // need one.

@@ -45,6 +45,7 @@ func (c flightCatalog) Tap(stream string, depth int) (*arrowexec.Inlet, error) {
 func (s *Server) startFlight() error {
 	l, err := net.Listen("tcp", s.cfg.FlightAddr)
 	if err != nil {
+		//lint:ignore ST1005 Arrow Flight is a proper name
 		return fmt.Errorf("Arrow Flight listener: %w", err)
 	}
 	s.FlightAddr = l.Addr()
@@ -52,6 +53,7 @@ func (s *Server) startFlight() error {
 		s.Registry.cfg.Resources.Query("flight"), flight.WithShutdownGrace(s.cfg.Grace), flight.WithLogger(s.Registry.cfg.Logger))
 	go func() {
 		if err := s.flightSrv.Serve(l); err != nil {
+			//lint:ignore ST1005 Arrow Flight is a proper name
 			s.errs <- fmt.Errorf("Arrow Flight: %w", err)
 		}
 	}()

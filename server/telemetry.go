@@ -9,7 +9,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -316,6 +315,3 @@ func errorPosition(err error) (PositionedError, bool) {
 	}
 	return PositionedError{}, false
 }
-
-// shutdownTimeout bounds flushing spans at exit.
-const shutdownTimeout = 5 * time.Second

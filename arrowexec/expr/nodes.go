@@ -408,8 +408,3 @@ func releaseAll(arrs []arrow.Array) {
 func typeName(t arrow.DataType) string { return sqltypes.Name(t) }
 
 func isNullType(t arrow.DataType) bool { return t.ID() == arrow.NULL }
-
-func isNullLit(e Expr) bool {
-	l, ok := e.(*litExpr)
-	return ok && l.val == nil
-}

@@ -236,8 +236,6 @@ func checkQ5(t *testing.T, w *world, got []row, _ string) {
 	sameRows(t, "q5", got, refQ5(w))
 }
 
-func mustTime(t *testing.T, v ts) time.Time { return time.UnixMilli(int64(v)).UTC() }
-
 func refQ7(w *world) []row {
 	top := map[int64]int64{}
 	for _, b := range w.bids {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -84,6 +85,10 @@ type benchFlags struct {
 // runBench is `ferris bench SUITE [flags]`; it returns the exit code.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if len(args) > 0 && isHelp(args[0]) {
+			fmt.Fprint(stdout, benchUsage)
+			return 0
+		}
 		fmt.Fprint(stderr, benchUsage)
 		return 2
 	}
@@ -102,7 +107,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&f.batchSize, "batch-size", 0, "rows per source batch (0: the batch_size setting)")
 	fs.Var(f.sets, "set", "override an engine setting: name=value (repeatable)")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to this file")
+	fs.Usage = func() {}
 	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, benchUsage)
+			return 0
+		}
+		fmt.Fprint(stderr, benchUsage)
 		return 2
 	}
 	if fs.NArg() > 0 {

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,7 +56,7 @@ usage:
                                      events/s, events per CPU-second, peak RSS and latency
                                      ('ferris bench' lists its flags)
 
-flags:
+flags ('ferris COMMAND --help' lists a command's own; they may also follow FILE.sql):
   --set name=value   override an engine setting (repeatable); see 'ferris settings'
   --config FILE      read settings from FILE (lines of name = value)
   FERRIS_TOKEN=T     ferris server and dev: the bearer token the API, metrics and Flight require
@@ -72,7 +73,8 @@ flags:
 Tracing (OpenTelemetry) is off unless OTEL_TRACES_EXPORTER=otlp (endpoint and protocol from the
 standard OTEL_EXPORTER_OTLP_* variables) or console; OTEL_TRACES_SAMPLER[_ARG] pick the sampler.
 
-  ferris settings    list the engine settings and their current values
+  ferris settings    list the engine settings, their current values and what each does
+  ferris version     print the module version, VCS revision and Go version
 `
 
 func main() {
@@ -94,7 +96,7 @@ func (s setFlags) Set(v string) error {
 
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 || isHelp(args[0]) || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
 		if len(args) == 0 {
 			return 2
@@ -102,36 +104,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	cmd := args[0]
-	if cmd == "bench" {
+	switch cmd {
+	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprint(stdout, versionText(debug.ReadBuildInfo()))
+		return 0
 	}
-	fs := flag.NewFlagSet("ferris "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	sets := setFlags{}
-	fs.Var(sets, "set", "override an engine setting: name=value (repeatable)")
-	configFile := fs.String("config", "", "settings file (name = value lines)")
-	var svc serviceFlags
-	fs.StringVar(&svc.httpAddr, "http-addr", "127.0.0.1:8080", "server: HTTP API address (port 0: any free port)")
-	fs.StringVar(&svc.metricsAddr, "metrics-addr", "127.0.0.1:9091", "server: /metrics and /debug/pprof address; - disables")
-	fs.StringVar(&svc.flightAddr, "flight-addr", "127.0.0.1:8815", "server: Arrow Flight (gRPC) export of streams; - disables")
-	fs.StringVar(&svc.token, "token", "", "server: bearer token the API and metrics require; prefer $FERRIS_TOKEN, as a flag shows in ps (empty: none)")
-	fs.StringVar(&svc.kafkaAddr, "kafka-addr", "127.0.0.1:9092", "dev: address of the in-process Kafka-compatible broker")
-	fs.StringVar(&svc.registryAddr, "registry-addr", "127.0.0.1:8081", "dev: address of the in-process schema registry; - disables")
-	fs.StringVar(&svc.dataDir, "data-dir", ".", "server: folder relative paths of pipelines resolve against; SQL may not name paths outside it")
-	fs.Var(&svc.allowPaths, "allow-path", "server: another folder SQL may name paths under (repeatable)")
-	fs.StringVar(&svc.allowBrokers, "allow-brokers", "", "server: the only Kafka brokers SQL may name (host:port,...); empty: any")
-	analyze := fs.Bool("analyze", false, "explain: run the pipeline and report where time and memory went")
-	var ro runOptions
-	fs.StringVar(&ro.progress, "progress", "auto", "run: progress line on stderr: auto (when a terminal), always, never")
-	fs.DurationVar(&ro.duration, "duration", 0, "run, explain --analyze: stop (draining) after this long; 0: at the end of input")
-	if err := fs.Parse(args[1:]); err != nil {
+	fs, f := commandFlags(cmd, stderr)
+	if fs == nil {
+		fmt.Fprintf(stderr, "ferris: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "metrics-addr" {
-			ro.metricsAddr = svc.metricsAddr // ferris run opens no listener unless asked
-		}
-	})
+	files, err := parseInterspersed(fs, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		printCommandUsage(stdout, fs)
+		return 0
+	}
+	if err != nil { // the flag package printed the error
+		printCommandUsage(stderr, fs)
+		return 2
+	}
+	sets, svc, ro := f.sets, f.svc, f.ro
 	switch ro.progress {
 	case "auto", "always", "never":
 	default:
@@ -143,8 +137,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// Pipelines posted by clients are bounded by default.
 		settings.MaxMemoryMB = server.DefaultMemoryLimitMB()
 	}
-	if *configFile != "" {
-		if err := loadConfig(&settings, *configFile); err != nil {
+	if f.configFile != "" {
+		if err := loadConfig(&settings, f.configFile); err != nil {
 			fmt.Fprintf(stderr, "ferris: %v\n", err)
 			return 2
 		}
@@ -160,36 +154,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				return 2
 			}
 		}
-		fmt.Fprint(stdout, settings.String())
+		printSettings(stdout, &settings)
 		fmt.Fprintf(stdout, "# ferris server and dev: max_memory_mb defaults to %.0f%% of memory (%d here); a pipeline's SET max_memory_mb bounds it within that\n",
 			server.DefaultMemoryShare*100, server.DefaultMemoryLimitMB())
 		return 0
 	}
-	switch cmd {
-	case "run", "explain", "validate":
-	case "server", "dev":
+	if cmd == "server" || cmd == "dev" {
 		for k, v := range sets {
 			if err := settings.Set(k, v); err != nil {
 				fmt.Fprintf(stderr, "ferris: --set %s: %v\n", k, err)
 				return 2
 			}
 		}
-		return serve(ctx, cmd, svc, settings, fs.Args(), stdout, stderr)
-	default:
-		fmt.Fprintf(stderr, "ferris: unknown command %q\n\n%s", cmd, usage)
-		return 2
+		return serve(ctx, cmd, svc, settings, files, stdout, stderr)
 	}
-	if fs.NArg() != 1 {
+	if len(files) != 1 {
 		fmt.Fprintf(stderr, "ferris %s: want exactly one FILE.sql\n", cmd)
 		return 2
 	}
-	path := fs.Arg(0)
+	path := files[0]
 	src, err := os.ReadFile(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferris: %v\n", err)
 		return 1
 	}
-	executes := cmd == "run" || cmd == "explain" && *analyze
+	executes := cmd == "run" || cmd == "explain" && f.analyze
 	var tel *server.Telemetry
 	if executes {
 		t, stopTelemetry, err := startTelemetry(ctx, stderr)
@@ -201,7 +190,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		tel = t
 	}
 	ro.token = os.Getenv("FERRIS_TOKEN")
-	ro.analyze = *analyze
+	ro.analyze = f.analyze
 	ro.correlationID = newRunID()
 	_, endPlan := startSpan(ctx, tel, "ferris.plan.compile", []arrowexec.Attr{
 		{Key: "ferris.pipeline", Value: pipelineName(path)}, {Key: "ferris.correlation_id", Value: ro.correlationID}})
@@ -218,7 +207,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "explain":
-		if *analyze {
+		if f.analyze {
 			return runPipeline(ctx, p, path, stdout, stderr, ro, tel)
 		}
 		fmt.Fprint(stdout, p.Explain())

@@ -303,6 +303,7 @@ func (c *compiler) convert(col int, t hamba.Schema) (op, error) {
 			return o, nil
 		}
 	}
+	//lint:ignore ST1005 Avro is a proper name
 	return o, fmt.Errorf("Avro %s cannot be read as %s", describeType(t), s.sqlName)
 }
 

@@ -124,26 +124,27 @@ type boss struct {
 }
 
 type allTypes struct {
-	B      bool                `avro:"b"`
-	I      int32               `avro:"i"`
-	L      int64               `avro:"l"`
-	F      float32             `avro:"f"`
-	D      float64             `avro:"d"`
-	S      string              `avro:"s"`
-	Raw    []byte              `avro:"raw"`
-	Arr    []leg               `avro:"skipped_array"`
-	Map    map[string]*float64 `avro:"skipped_map"`
-	Fixed  [3]byte             `avro:"skipped_fixed"`
-	Dec    *big.Rat            `avro:"dec"`
-	DecF   *big.Rat            `avro:"decf"`
-	TMs    time.Time           `avro:"tms"`
-	TUs    time.Time           `avro:"tus"`
-	Day    time.Time           `avro:"day"`
-	ID     string              `avro:"id"`
-	Color  string              `avro:"color"`
-	Opt    *string             `avro:"opt"`
-	Addr   addr                `avro:"addr"`
-	Boss   *boss               `avro:"boss"`
+	B     bool                `avro:"b"`
+	I     int32               `avro:"i"`
+	L     int64               `avro:"l"`
+	F     float32             `avro:"f"`
+	D     float64             `avro:"d"`
+	S     string              `avro:"s"`
+	Raw   []byte              `avro:"raw"`
+	Arr   []leg               `avro:"skipped_array"`
+	Map   map[string]*float64 `avro:"skipped_map"`
+	Fixed [3]byte             `avro:"skipped_fixed"`
+	Dec   *big.Rat            `avro:"dec"`
+	DecF  *big.Rat            `avro:"decf"`
+	TMs   time.Time           `avro:"tms"`
+	TUs   time.Time           `avro:"tus"`
+	Day   time.Time           `avro:"day"`
+	ID    string              `avro:"id"`
+	Color string              `avro:"color"`
+	Opt   *string             `avro:"opt"`
+	Addr  addr                `avro:"addr"`
+	Boss  *boss               `avro:"boss"`
+	//lint:ignore U1000 an unexported field the encoder must skip
 	unused int
 }
 
