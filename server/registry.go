@@ -198,8 +198,7 @@ func (r *Registry) RegisterContext(ctx context.Context, name, text, correlationI
 			r.rejected.Add(1)
 			r.cfg.Logger.Warn("pipeline refused", "pipeline", name, "correlation_id", correlationID, "error", err)
 		} else {
-			r.registered.Add(1)
-			r.cfg.Logger.Info("pipeline registered", "pipeline", name, "correlation_id", correlationID)
+			r.registered.Add(1) // logged by register, before the pipeline starts
 		}
 		end(err)
 	}()
@@ -305,6 +304,9 @@ func (r *Registry) register(ctx context.Context, name, text, correlationID strin
 		pl.streams[s] = true
 	}
 	r.pipelines[name] = pl
+	// Logged before it starts: a pipeline that fails at once logs its
+	// failure after its registration.
+	r.cfg.Logger.Info("pipeline registered", "pipeline", name, "correlation_id", correlationID)
 	r.start(pl)
 	return pl, nil
 }
