@@ -47,7 +47,7 @@ func (v *observedView) MemoryManager() *resource.Manager { return v.mgr }
 // instrumentation or tracing; "on" instruments every operator, traces with
 // the default sampler (1% of batches, spans exported to a discarding
 // exporter) and scrapes /metrics every 100 ms meanwhile. Compare the rows/s
-// of the two in one run (issue 7: under 5%):
+// of the two in one run (the target: under 5%):
 //
 //	go test -run '^$' -bench Observability -count 5 ./bench/
 func BenchmarkObservability(b *testing.B) {
