@@ -40,7 +40,7 @@ race:
 bench:
 	GOMAXPROCS=1 $(GO) test -run '^$$' -bench . -benchmem ./bench/ ./arrowexec/... ./sources/... ./kernels/...
 	$(GO) run ./cmd/ferris bench nexmark --cores 1 --events $${NEXMARK_EVENTS:-10000000}
-	$(GO) run ./cmd/ferris bench seed --cores 1 --events $${SEED_ROWS:-1000000}
+	$(GO) run ./cmd/ferris bench workloads --cores 1 --events $${WORKLOAD_ROWS:-1000000}
 
 # End to end through the binary on a 10-million-row JSON-lines file (made
 # once by the generator): prints rows/s and user+system CPU seconds.

@@ -51,14 +51,14 @@ func BenchmarkNexmark(b *testing.B) {
 	}
 }
 
-// BenchmarkSeed runs the seed's workloads (seed/*.sql) over
-// FERRIS_SEED_ROWS generated rows per input (default 1,000,000) and
+// BenchmarkWorkloads runs the reference workloads (workloads/*.sql) over
+// FERRIS_WORKLOAD_ROWS generated rows per input (default 1,000,000) and
 // reports input records/s (both inputs for the join).
-func BenchmarkSeed(b *testing.B) {
-	rows := envInt("FERRIS_SEED_ROWS", 1_000_000)
+func BenchmarkWorkloads(b *testing.B) {
+	rows := envInt("FERRIS_WORKLOAD_ROWS", 1_000_000)
 	for _, w := range []string{"simple_select", "window_aggregation", "join", "pipeline"} {
 		b.Run(w, func(b *testing.B) {
-			src, err := os.ReadFile(filepath.Join("seed", w+".sql"))
+			src, err := os.ReadFile(filepath.Join("workloads", w+".sql"))
 			if err != nil {
 				b.Fatal(err)
 			}

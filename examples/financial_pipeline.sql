@@ -1,4 +1,4 @@
--- The seed's three-stage financial pipeline (raw_trades → moving_averages →
+-- The three-stage financial pipeline (raw_trades → moving_averages →
 -- price_alerts) over generated trades, so it runs anywhere:
 --
 --   go run ./cmd/ferris run examples/financial_pipeline.sql

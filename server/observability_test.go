@@ -156,7 +156,7 @@ func TestMetricsExpositionIsCompleteAndPassesPromtool(t *testing.T) {
 	}
 	text := scrape(t, s)
 	for _, want := range []string{
-		// The seed's names.
+		// The reference names.
 		"ferris_sql_queries_total 3",
 		`ferris_sql_query_errors_total{phase="compile"} 1`,
 		`ferris_sql_query_errors_total{phase="run"} 0`,

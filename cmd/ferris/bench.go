@@ -35,7 +35,7 @@ import (
 
 const benchUsage = `usage:
   ferris bench nexmark [flags]   run Nexmark queries over the in-process generator
-  ferris bench seed    [flags]   run the seed's workloads (simple SELECT, window
+  ferris bench workloads    [flags]   run the reference workloads (simple SELECT, window
                                  aggregation, join, three-stage pipeline)
 
 flags:
@@ -61,7 +61,7 @@ type benchResult struct {
 	PeakRSSBytes       int64   `json:"peak_rss_bytes"`
 	P50LatencyMS       float64 `json:"p50_latency_ms"`
 	P99LatencyMS       float64 `json:"p99_latency_ms"`
-	// P95 is reported for the seed's workloads (their target is a P95).
+	// P95 is reported for the reference workloads (their target is a P95).
 	P95LatencyMS float64 `json:"p95_latency_ms,omitempty"`
 	Cores        int     `json:"cores"`
 	// RowsOut counts the rows written to sinks.
@@ -141,8 +141,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	switch suite {
 	case "nexmark":
 		jobs, err = nexmarkJobs(f, stderr)
-	case "seed":
-		jobs, err = seedJobs(f)
+	case "workloads":
+		jobs, err = workloadJobs(f)
 	default:
 		fmt.Fprintf(stderr, "ferris bench: unknown suite %q\n\n%s", suite, benchUsage)
 		return 2
@@ -183,7 +183,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 	if f.format == "table" && len(results) > 0 {
-		printBenchTable(stdout, results, suite == "seed")
+		printBenchTable(stdout, results, suite == "workloads")
 	}
 	return code
 }
@@ -612,12 +612,12 @@ func (discardSink) Write(context.Context, arrowexec.Message) error { return nil 
 func (discardSink) Flush(context.Context) error                    { return nil }
 func (discardSink) Close() error                                   { return nil }
 
-// seedJobs lists the seed's workloads: bench/seed/*.sql (or --queries),
+// workloadJobs lists the reference workloads: bench/workloads/*.sql (or --queries),
 // their generator sources set to --events rows each.
-func seedJobs(f benchFlags) ([]benchJob, error) {
+func workloadJobs(f benchFlags) ([]benchJob, error) {
 	dir := f.queries
 	if dir == filepath.Join("bench", "nexmark", "queries") {
-		dir = filepath.Join("bench", "seed")
+		dir = filepath.Join("bench", "workloads")
 	}
 	order := []string{"simple_select", "window_aggregation", "join", "pipeline"}
 	names := order

@@ -46,7 +46,7 @@ func TestBenchNexmarkJSON(t *testing.T) {
 	}
 }
 
-func TestBenchTableAllAndSeed(t *testing.T) {
+func TestBenchTableAllAndWorkloads(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs every query")
 	}
@@ -58,7 +58,7 @@ func TestBenchTableAllAndSeed(t *testing.T) {
 	if !strings.Contains(out, "q19") || !strings.Contains(out, "q22") || !strings.Contains(out, "events/CPU-s") {
 		t.Errorf("out:\n%s\nerr:\n%s", out, errOut)
 	}
-	code, out, errOut = runBenchCmd(t, "seed", "--queries", filepath.Join("..", "..", "bench", "seed"), "--events", "5000")
+	code, out, errOut = runBenchCmd(t, "workloads", "--queries", filepath.Join("..", "..", "bench", "workloads"), "--events", "5000")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}

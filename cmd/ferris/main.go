@@ -52,7 +52,7 @@ usage:
                                      inputs, for D, or until Ctrl-C) and print per-operator rows,
                                      batches, time share, memory and the bottleneck
   ferris validate [flags] FILE.sql   check a pipeline; exit 1 listing every error with line and column
-  ferris bench nexmark|seed [flags] run the Nexmark queries or the seed's workloads and print
+  ferris bench nexmark|workloads [flags] run the Nexmark queries or the reference workloads and print
                                      events/s, events per CPU-second, peak RSS and latency
                                      ('ferris bench' lists its flags)
 

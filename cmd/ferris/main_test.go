@@ -262,7 +262,7 @@ func TestWindowsExample(t *testing.T) {
 	}
 }
 
-// TestFinancialPipelineExample runs the seed's three-stage pipeline: every
+// TestFinancialPipelineExample runs the three-stage pipeline: every
 // alert written must carry the signal its price and moving average imply,
 // the per-signal counts on stdout must match the file, and the output must
 // not depend on batch size.

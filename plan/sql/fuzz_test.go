@@ -8,7 +8,7 @@ import (
 	"github.com/ferrisstreams/ferris/plan/ast"
 )
 
-// fuzzSeeds are the seed examples (whole and one statement at a time), the
+// fuzzSeeds are the reference examples (whole and one statement at a time), the
 // expression cases and a few malformed inputs.
 func fuzzSeeds(f *testing.F) []string {
 	seed := readSeed(f)

@@ -11,7 +11,7 @@ import (
 
 func readSeed(t testing.TB) string {
 	t.Helper()
-	b, err := os.ReadFile("testdata/seed_examples.sql")
+	b, err := os.ReadFile("testdata/reference_examples.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func interval(t *testing.T, e ast.Expr, value, unit string) {
 	}
 }
 
-func TestSeedExamples(t *testing.T) {
+func TestReferenceExamples(t *testing.T) {
 	stmts := mustParse(t, readSeed(t))
 	if len(stmts) != 12 {
 		t.Fatalf("got %d statements, want 12", len(stmts))

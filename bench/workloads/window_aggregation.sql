@@ -1,5 +1,5 @@
 -- The reference window aggregation (target ~25,000 records/s): the
--- dialect's example (plan/sql/testdata/seed_examples.sql), per sector and one-minute tumbling window (6,000 trades a
+-- dialect's example (plan/sql/testdata/reference_examples.sql), per sector and one-minute tumbling window (6,000 trades a
 -- minute at step_ms 10).
 CREATE STREAM trades (
   ticker VARCHAR, sector VARCHAR, price DECIMAL(18,4), volume BIGINT, trade_time TIMESTAMP,

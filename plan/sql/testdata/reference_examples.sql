@@ -37,7 +37,7 @@ SELECT ticker, price_change, trade_time
 FROM price_movements
 WHERE ABS(price_change) > 5.0;
 
--- The multi-query pipeline (bench/seed/pipeline.sql), in a program's strings
+-- The multi-query pipeline (bench/workloads/pipeline.sql), in a program's strings
         CREATE STREAM raw_trades AS 
         SELECT ticker, price, volume, timestamp as trade_time
         FROM kafka_source 
